@@ -1,0 +1,380 @@
+//! The copy engine: turns any image's extent map into output through a writer, a window of
+//! guest data at a time, so memory stays bounded whatever the image size.
+
+use crate::codec::{Codec, Pool};
+use crate::error::{Error, Result};
+use crate::extent::{Extent, FileId, Mapping};
+use crate::image::{Backing, Image};
+use crate::sink::Sink;
+use crate::source::{ImageSet, check_range};
+use crate::writer::Writer;
+
+/// Guest bytes handled per step: large reads for throughput, bounded buffers for memory.
+pub const WINDOW: u64 = 16 << 20;
+
+/// Compressed reads closer than this are fetched in one read (few large reads beat many small
+/// ones, above all through `Blob.slice`).
+const READ_GAP: u64 = 64 << 10;
+
+/// An extent after following the backing chain: `depth` is the layer it was found in
+/// (0 = the image itself); `Unallocated` at depth d means no layer down to d stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub extent: Extent,
+    pub depth: usize,
+}
+
+/// The extents of `[start, start + len)` with backing layers flattened in.
+pub async fn resolved_map(image: &dyn Image, start: u64, len: u64) -> Result<Vec<Resolved>> {
+    let mut out = vec![];
+    resolve_into(image, start, len, 0, &mut out).await?;
+    Ok(out)
+}
+
+async fn resolve_into(
+    image: &dyn Image,
+    start: u64,
+    len: u64,
+    depth: usize,
+    out: &mut Vec<Resolved>,
+) -> Result<()> {
+    let extents = image.map(start, len).await?;
+    check_cover(&extents, start, len)?;
+    for extent in extents {
+        if extent.mapping != Mapping::Unallocated {
+            out.push(Resolved { extent, depth });
+            continue;
+        }
+        match image.backing() {
+            Backing::None => out.push(Resolved { extent, depth }),
+            Backing::Missing(name) => {
+                return Err(Error::Missing(format!(
+                    "backing file {name} was not supplied with the image"
+                )));
+            }
+            Backing::Present(backing) => {
+                // The part past the backing image's end reads as zeros of this layer.
+                let inside = backing
+                    .virtual_size()
+                    .saturating_sub(extent.start)
+                    .min(extent.len);
+                if inside > 0 {
+                    Box::pin(resolve_into(backing, extent.start, inside, depth + 1, out)).await?;
+                }
+                if inside < extent.len {
+                    let rest = Extent {
+                        start: extent.start + inside,
+                        len: extent.len - inside,
+                        mapping: Mapping::Unallocated,
+                    };
+                    out.push(Resolved {
+                        extent: rest,
+                        depth,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A driver bug must not turn into wrong output: the map must tile the range exactly.
+fn check_cover(extents: &[Extent], start: u64, len: u64) -> Result<()> {
+    let mut pos = start;
+    for e in extents {
+        if e.start != pos || e.len == 0 {
+            return Err(Error::Corrupt(format!(
+                "extent map has a gap or overlap at guest offset {pos}"
+            )));
+        }
+        pos = e.end();
+    }
+    if pos != start + len {
+        return Err(Error::Corrupt(format!(
+            "extent map ends at {pos}, expected {}",
+            start + len
+        )));
+    }
+    Ok(())
+}
+
+/// Copy the whole guest disk of `image` into `writer`. `progress(done, total)` is called after
+/// each window; returning false cancels with [`Error::Cancelled`].
+pub async fn convert(
+    set: &ImageSet,
+    image: &dyn Image,
+    writer: &mut dyn Writer,
+    sink: &mut dyn Sink,
+    pool: &dyn Pool,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<()> {
+    check_readable(image)?;
+    let size = image.virtual_size();
+    let gran = writer.granularity();
+    let mut buf = vec![];
+    let mut start = 0;
+    while start < size {
+        let len = WINDOW.min(size - start);
+        let extents = resolved_map(image, start, len).await?;
+        for (run_start, run_end) in stored_runs(&extents, gran, start, start + len) {
+            let run_len = (run_end - run_start) as usize;
+            buf.resize(run_len, 0);
+            fill(set, pool, &extents, run_start, &mut buf[..run_len]).await?;
+            writer.write(sink, pool, run_start, &buf[..run_len]).await?;
+        }
+        start += len;
+        if !progress(start, size) {
+            return Err(Error::Cancelled);
+        }
+    }
+    writer.finish(sink).await
+}
+
+/// Fails before anything is written when some layer cannot be read.
+pub fn check_readable(image: &dyn Image) -> Result<()> {
+    let mut layer = image;
+    loop {
+        layer.readable()?;
+        match layer.backing() {
+            Backing::None => return Ok(()),
+            Backing::Missing(name) => {
+                return Err(Error::Missing(format!(
+                    "backing file {name} was not supplied with the image"
+                )));
+            }
+            Backing::Present(b) => layer = b,
+        }
+    }
+}
+
+/// The guest ranges that hold stored data, widened to `gran` boundaries (clamped to the
+/// window) and merged where they touch.
+fn stored_runs(extents: &[Resolved], gran: u64, lo: u64, hi: u64) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = vec![];
+    for r in extents {
+        if matches!(r.extent.mapping, Mapping::Zero | Mapping::Unallocated) {
+            continue;
+        }
+        let s = (r.extent.start / gran * gran).max(lo);
+        let e = r.extent.end().div_ceil(gran).saturating_mul(gran).min(hi);
+        match runs.last_mut() {
+            Some(last) if last.1 >= s => last.1 = last.1.max(e),
+            _ => runs.push((s, e)),
+        }
+    }
+    runs
+}
+
+/// One compressed unit to inflate into `buf[dest..dest + len]`.
+struct Inflate {
+    file: FileId,
+    offset: u64,
+    clen: u64,
+    codec: Codec,
+    unit: u64,
+    skip: u64,
+    dest: usize,
+    len: usize,
+}
+
+/// Materialise guest bytes `[run_start, run_start + buf.len())` into `buf`.
+async fn fill(
+    set: &ImageSet,
+    pool: &dyn Pool,
+    extents: &[Resolved],
+    run_start: u64,
+    buf: &mut [u8],
+) -> Result<()> {
+    let run_end = run_start + buf.len() as u64;
+    let mut inflates = vec![];
+    for r in extents {
+        let e = &r.extent;
+        let (s, t) = (e.start.max(run_start), e.end().min(run_end));
+        if s >= t {
+            continue;
+        }
+        let dest = (s - run_start) as usize..(t - run_start) as usize;
+        match e.mapping {
+            Mapping::Zero | Mapping::Unallocated => buf[dest].fill(0),
+            Mapping::Data { file, offset } => {
+                let src = &**set.file(file);
+                let at = offset + (s - e.start);
+                check_range(src, at, t - s, "data")?;
+                src.read_at(at, &mut buf[dest]).await?;
+            }
+            Mapping::Compressed {
+                file,
+                offset,
+                len,
+                codec,
+                unit,
+                skip,
+            } => inflates.push(Inflate {
+                file,
+                offset,
+                clen: len,
+                codec,
+                unit,
+                skip: skip + (s - e.start),
+                dest: dest.start,
+                len: dest.len(),
+            }),
+        }
+    }
+    if !inflates.is_empty() {
+        inflate_all(set, pool, &inflates, buf).await?;
+    }
+    Ok(())
+}
+
+async fn inflate_all(
+    set: &ImageSet,
+    pool: &dyn Pool,
+    jobs: &[Inflate],
+    buf: &mut [u8],
+) -> Result<()> {
+    // Read the compressed bytes in as few reads as possible: jobs are in guest order, which
+    // for every known writer is also file order; merge what is close in the same file.
+    let mut spans: Vec<(FileId, u64, u64)> = vec![];
+    for j in jobs {
+        let src = &**set.file(j.file);
+        check_range(src, j.offset, j.clen, "compressed data")?;
+        if j.unit > WINDOW * 4 {
+            return Err(Error::Corrupt(format!(
+                "compressed unit of {} bytes is too large",
+                j.unit
+            )));
+        }
+        match spans.last_mut() {
+            Some((f, s, e)) if *f == j.file && j.offset >= *s && j.offset <= *e + READ_GAP => {
+                *e = (*e).max(j.offset + j.clen);
+            }
+            _ => spans.push((j.file, j.offset, j.offset + j.clen)),
+        }
+    }
+    let mut data = Vec::with_capacity(spans.len());
+    for &(file, s, e) in &spans {
+        let mut v = vec![0; (e - s) as usize];
+        set.file(file).read_at(s, &mut v).await?;
+        data.push((file, s, v));
+    }
+    let input = |j: &Inflate| -> &[u8] {
+        let (_, s, v) = data
+            .iter()
+            .find(|(f, s, v)| {
+                *f == j.file && j.offset >= *s && j.offset + j.clen <= *s + v.len() as u64
+            })
+            .expect("every job lies in a span");
+        &v[(j.offset - s) as usize..(j.offset - s + j.clen) as usize]
+    };
+    let mut units: Vec<Vec<u8>> = jobs.iter().map(|j| vec![0; j.unit as usize]).collect();
+    let mut batch: Vec<(Codec, &[u8], &mut [u8])> = jobs
+        .iter()
+        .zip(units.iter_mut())
+        .map(|(j, u)| (j.codec, input(j), u.as_mut_slice()))
+        .collect();
+    pool.decompress_all(&mut batch).await?;
+    for (j, u) in jobs.iter().zip(&units) {
+        let skip = j.skip as usize;
+        let part = u
+            .get(skip..skip + j.len)
+            .ok_or_else(|| Error::Corrupt("compressed extent lies outside its unit".into()))?;
+        buf[j.dest..j.dest + j.len].copy_from_slice(part);
+    }
+    Ok(())
+}
+
+/// One row of `vmdisk map --json`, shaped like `qemu-img map --output=json`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MapEntry {
+    pub start: u64,
+    pub length: u64,
+    pub depth: usize,
+    pub present: bool,
+    pub zero: bool,
+    pub data: bool,
+    pub compressed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Which file `offset` is in (qemu-img leaves this implicit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl MapEntry {
+    fn from_resolved(set: &ImageSet, r: &Resolved) -> MapEntry {
+        let e = &r.extent;
+        let (present, zero, data, compressed, offset, file) = match e.mapping {
+            Mapping::Zero => (true, true, false, false, None, None),
+            Mapping::Unallocated => (false, true, false, false, None, None),
+            Mapping::Data { file, offset } => (true, false, true, false, Some(offset), Some(file)),
+            Mapping::Compressed { .. } => (true, false, true, true, None, None),
+        };
+        MapEntry {
+            start: e.start,
+            length: e.len,
+            depth: r.depth,
+            present,
+            zero,
+            data,
+            compressed,
+            offset,
+            file: file.map(|f| set.file(f).name().to_string()),
+        }
+    }
+
+    /// Extend `self` by `next` when qemu-img would print them as one row.
+    fn absorb(&mut self, next: &MapEntry) -> bool {
+        let same = (
+            self.depth,
+            self.present,
+            self.zero,
+            self.data,
+            self.compressed,
+            &self.file,
+        ) == (
+            next.depth,
+            next.present,
+            next.zero,
+            next.data,
+            next.compressed,
+            &next.file,
+        );
+        let contiguous = match (self.offset, next.offset) {
+            (Some(a), Some(b)) => a + self.length == b,
+            (None, None) => true,
+            _ => false,
+        };
+        if same && contiguous && self.start + self.length == next.start {
+            self.length += next.length;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The whole map, a window at a time, with rows merged across windows. `emit` receives each
+/// finished row, so a huge fragmented image never holds its whole map in memory.
+pub async fn map(set: &ImageSet, image: &dyn Image, emit: &mut dyn FnMut(MapEntry)) -> Result<()> {
+    let size = image.virtual_size();
+    let mut pending: Option<MapEntry> = None;
+    let mut start = 0;
+    while start < size {
+        let len = (WINDOW * 64).min(size - start);
+        for r in resolved_map(image, start, len).await? {
+            let row = MapEntry::from_resolved(set, &r);
+            if pending.as_mut().is_some_and(|p| p.absorb(&row)) {
+                continue;
+            }
+            if let Some(p) = pending.replace(row) {
+                emit(p);
+            }
+        }
+        start += len;
+    }
+    if let Some(p) = pending {
+        emit(p);
+    }
+    Ok(())
+}

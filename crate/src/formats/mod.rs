@@ -1,0 +1,5 @@
+//! One module per format driver. Each parses and validates its metadata and implements
+//! [`crate::Image`]: it maps guest ranges to file ranges and never does bulk I/O itself.
+
+pub mod qcow2;
+pub mod raw;

@@ -1,0 +1,32 @@
+//! vmdisk: inspect, validate and convert virtual machine disk images.
+//!
+//! One core for three hosts (native CLI, browser worker, node). Format code reads through
+//! [`Source`] and writes through [`Sink`]; it never touches files, threads or clocks itself.
+//!
+//! The flow: [`probe`] names what a file is, a format driver ([`formats`]) parses and validates
+//! it into an [`Image`] that maps guest ranges to file ranges ([`Extent`]), [`inspect`] turns that
+//! into a [`Report`], and [`engine::convert`] copies any image through a [`writer`].
+
+pub mod codec;
+pub mod engine;
+pub mod error;
+pub mod extent;
+pub mod formats;
+pub mod image;
+pub mod probe;
+pub mod report;
+pub mod sink;
+pub mod source;
+pub mod writer;
+pub mod zero;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+
+pub use error::{Error, Result};
+pub use extent::{Extent, FileId, Mapping};
+pub use image::{Image, OpenedImage, inspect, open};
+pub use probe::Format;
+pub use report::{Finding, Report, Severity};
+pub use sink::Sink;
+pub use source::{ImageSet, Source};

@@ -1,0 +1,159 @@
+//! The native host: files on disk and a thread pool for (de)compression.
+
+use crate::codec::{self, Codec, Pool};
+use crate::error::{Error, Result};
+use crate::sink::Sink;
+use crate::source::Source;
+use async_trait::async_trait;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+pub struct FileSource {
+    name: String,
+    file: File,
+    len: u64,
+    allocated: u64,
+}
+
+impl FileSource {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(Error::Invalid(format!("{} is a directory", path.display())));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Block devices report length 0 in metadata; seek to the end instead.
+        let len = if meta.is_file() {
+            meta.len()
+        } else {
+            std::io::Seek::seek(&mut &file, std::io::SeekFrom::End(0))?
+        };
+        Ok(FileSource {
+            name,
+            file,
+            len,
+            allocated: meta.blocks() * 512,
+        })
+    }
+}
+
+#[async_trait(?Send)]
+impl Source for FileSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::Io(format!("reading {}: {e}", self.name)))
+    }
+    fn allocated_size(&self) -> Option<u64> {
+        Some(self.allocated)
+    }
+}
+
+pub struct FileSink {
+    file: File,
+}
+
+impl FileSink {
+    pub fn new(file: File) -> Self {
+        FileSink { file }
+    }
+}
+
+#[async_trait(?Send)]
+impl Sink for FileSink {
+    async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        Ok(self.file.write_all_at(data, offset)?)
+    }
+    async fn set_len(&mut self, len: u64) -> Result<()> {
+        Ok(self.file.set_len(len)?)
+    }
+    async fn finish(&mut self) -> Result<()> {
+        Ok(self.file.sync_all()?)
+    }
+}
+
+/// Spreads each batch over every core with scoped threads.
+pub struct ThreadPool {
+    threads: usize,
+}
+
+impl ThreadPool {
+    pub fn new() -> Self {
+        ThreadPool {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl Default for ThreadPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait(?Send)]
+impl Pool for ThreadPool {
+    async fn compress_all(
+        &self,
+        codec: Codec,
+        inputs: &[&[u8]],
+        limit: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let per = inputs.len().div_ceil(self.threads).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = inputs
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|i| codec::compress(codec, i, limit))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(inputs.len());
+            for h in handles {
+                out.extend(
+                    h.join()
+                        .map_err(|_| Error::Io("compression thread panicked".into()))??,
+                );
+            }
+            Ok(out)
+        })
+    }
+
+    async fn decompress_all(&self, jobs: &mut [(Codec, &[u8], &mut [u8])]) -> Result<()> {
+        let per = jobs.len().div_ceil(self.threads).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .chunks_mut(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter_mut()
+                            .try_for_each(|(c, i, o)| codec::decompress(*c, i, o))
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .map_err(|_| Error::Io("decompression thread panicked".into()))?
+            })
+        })
+    }
+}
+
+/// Run a core future to completion on this thread: native sources never pend.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}

@@ -1,0 +1,130 @@
+//! Random-access input: the only way format code sees bytes.
+
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use std::rc::Rc;
+
+/// One file of an image set. `read_at` is async so the browser's `Blob.slice().arrayBuffer()`
+/// fits; native hosts complete it immediately.
+#[async_trait(?Send)]
+pub trait Source {
+    /// The plain file name (no directory), used to resolve companions.
+    fn name(&self) -> &str;
+    fn len(&self) -> u64;
+    /// Fill `buf` from `offset`. Callers check bounds first (see [`read_exact`]); a short read is an error.
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Bytes the file occupies on its storage, when the host knows (sparse files).
+    fn allocated_size(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Read `buf.len()` bytes at `offset`, failing with a `Truncated` error naming `what` when the range
+/// is not inside the file. Every read of image metadata goes through here.
+pub async fn read_exact(src: &dyn Source, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
+    check_range(src, offset, buf.len() as u64, what)?;
+    src.read_at(offset, buf).await
+}
+
+/// Like [`read_exact`] into a new buffer. `len` must already be bounded by the caller's logic
+/// (it is also bounded by the file length here, so an absurd size fails before allocating).
+pub async fn read_vec(src: &dyn Source, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+    check_range(src, offset, len, what)?;
+    let mut buf = vec![0; len as usize];
+    src.read_at(offset, &mut buf).await?;
+    Ok(buf)
+}
+
+/// Fails unless `[offset, offset + len)` lies inside the file, without overflow.
+pub fn check_range(src: &dyn Source, offset: u64, len: u64, what: &str) -> Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= src.len() => Ok(()),
+        _ => Err(Error::Truncated(format!(
+            "{what} at offset {offset} (+{len} bytes) lies past the end of {} ({} bytes)",
+            src.name(),
+            src.len()
+        ))),
+    }
+}
+
+/// An in-memory source, for tests and small inputs.
+pub struct MemSource {
+    name: String,
+    data: Vec<u8>,
+}
+
+impl MemSource {
+    pub fn new(name: impl Into<String>, data: Vec<u8>) -> Self {
+        MemSource {
+            name: name.into(),
+            data,
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl Source for MemSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let start = usize::try_from(offset).map_err(|_| Error::Io("offset too large".into()))?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.data.get(start..end))
+            .ok_or_else(|| Error::Io(format!("short read from {}", self.name)))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// All files the user supplied together. Companions (backing files, extents, OVA members) are
+/// found here by plain file name only: a path written inside an image never opens anything.
+#[derive(Clone)]
+pub struct ImageSet {
+    files: Vec<Rc<dyn Source>>,
+}
+
+impl ImageSet {
+    pub fn new(files: Vec<Rc<dyn Source>>) -> Self {
+        ImageSet { files }
+    }
+
+    pub fn files(&self) -> &[Rc<dyn Source>] {
+        &self.files
+    }
+
+    pub fn file(&self, id: crate::FileId) -> &Rc<dyn Source> {
+        &self.files[id.0]
+    }
+
+    /// Resolve a reference written inside an image (backing file name, extent name) among the
+    /// supplied files by its base name. Returns the file's id, or None when it was not supplied.
+    pub fn find(&self, reference: &str) -> Option<crate::FileId> {
+        let base = base_name(reference);
+        if base.is_empty() || base == "." || base == ".." {
+            return None;
+        }
+        self.files
+            .iter()
+            .position(|f| f.name() == base)
+            .map(crate::FileId)
+    }
+}
+
+/// The last component of a path written by any OS (`/` or `\` separators).
+pub fn base_name(reference: &str) -> &str {
+    reference.rsplit(['/', '\\']).next().unwrap_or(reference)
+}
+
+/// True when a reference is a bare file name: no directory, not absolute, no `..`, no drive
+/// letter, no URL. Anything else is a safety finding even when we resolve its base name.
+pub fn is_plain_name(reference: &str) -> bool {
+    !reference.is_empty()
+        && !reference.contains(['/', '\\', ':'])
+        && reference != "."
+        && reference != ".."
+}

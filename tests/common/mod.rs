@@ -1,0 +1,163 @@
+//! Shared helpers for the end-to-end tests: run `vmdisk` and `qemu-img` on images made at test time.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn vmdisk_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vmdisk")
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Run a command, returning its output whatever the exit status.
+pub fn run(cmd: &str, args: &[&str], dir: &Path) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+}
+
+/// Run a command that must succeed; returns stdout.
+pub fn ok(cmd: &str, args: &[&str], dir: &Path) -> String {
+    let out = run(cmd, args, dir);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+pub fn qemu_img(args: &[&str], dir: &Path) -> String {
+    ok("qemu-img", args, dir)
+}
+
+/// `qemu-io -c CMD ...` on an image (e.g. `write -P 0xab 0 64k`).
+pub fn qemu_io(image: &str, cmds: &[&str], dir: &Path) {
+    let mut args = vec![];
+    for c in cmds {
+        args.push("-c");
+        args.push(*c);
+    }
+    args.push(image);
+    ok("qemu-io", &args, dir);
+}
+
+pub fn vmdisk(args: &[&str], dir: &Path) -> String {
+    ok(vmdisk_bin(), args, dir)
+}
+
+/// `vmdisk` expected to fail: returns stderr, asserting a non-zero exit and a one-line message.
+pub fn vmdisk_fails(args: &[&str], dir: &Path) -> String {
+    let out = run(vmdisk_bin(), args, dir);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "vmdisk {args:?} should fail but succeeded"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "error must be one line: {err:?}"
+    );
+    assert!(!err.contains("panicked"), "vmdisk panicked: {err}");
+    err
+}
+
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
+}
+
+pub fn info_json(files: &[&str], dir: &Path) -> serde_json::Value {
+    let mut args = vec!["info", "--json"];
+    args.extend(files);
+    json(&vmdisk(&args, dir))
+}
+
+pub fn qemu_info(file: &str, dir: &Path) -> serde_json::Value {
+    json(&qemu_img(&["info", "--output=json", file], dir))
+}
+
+/// Assert `qemu-img compare` finds the two images identical in content.
+pub fn assert_same(a: &str, b: &str, dir: &Path) {
+    let out = run("qemu-img", &["compare", a, b], dir);
+    assert!(
+        out.status.success(),
+        "qemu-img compare {a} {b}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Assert `qemu-img check` finds no errors and no leaks in a qcow2 image.
+pub fn assert_check_clean(image: &str, dir: &Path) {
+    let out = run("qemu-img", &["check", "--output=json", image], dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "qemu-img check {image} failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&text);
+    for key in ["corruptions", "leaks", "check-errors"] {
+        assert_eq!(
+            v.get(key).and_then(|x| x.as_u64()).unwrap_or(0),
+            0,
+            "{key} in {image}: {text}"
+        );
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so tests need no RNG crate.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Text-like, compressible bytes.
+pub fn text(len: usize, seed: u64) -> Vec<u8> {
+    let words = [
+        "disk ", "image ", "qcow2 ", "cluster ", "sector ", "the ", "of ", "zero\n", "data ",
+        "vmdisk ",
+    ];
+    let mut out = Vec::with_capacity(len + 16);
+    let mut i = seed as usize;
+    while out.len() < len {
+        i = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out.extend_from_slice(words[(i >> 33) % words.len()].as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// Write `data` at `offset` of an existing or new file (sparse elsewhere).
+pub fn write_at(file: &Path, offset: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(file)
+        .expect("open");
+    f.write_all_at(data, offset).expect("write");
+}
