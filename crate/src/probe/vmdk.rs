@@ -1,0 +1,383 @@
+//! VMware VMDK: hosted sparse extents (`KDMV`), ESX sparse extents (`COWD`) and text descriptors.
+//!
+//! Spec: VMware "Virtual Disk Format 5.0" (sparse header layout in section "Hosted Sparse Extent
+//! Header", descriptor grammar in "The Descriptor File"); qemu `block/vmdk.c` for what readers do.
+
+use super::bytes::{has, le16, le32, le64};
+use super::{Ctx, Detection, Format, Scan};
+use crate::error::Result;
+use crate::report::Severity;
+use crate::source::is_plain_name;
+use serde_json::json;
+
+/// A descriptor larger than this is not a descriptor (qemu refuses far smaller ones).
+const MAX_DESCRIPTOR: u64 = 1 << 20;
+/// How many extent lines a descriptor may list before we stop reading them.
+const MAX_EXTENTS: usize = 16384;
+/// How many extents `details` lists.
+const LISTED_EXTENTS: usize = 64;
+
+pub async fn detect(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
+    let h = &cx.head;
+    if has(h, 0, b"KDMV") {
+        scan.add(0, sparse(cx).await?);
+    } else if has(h, 0, b"COWD") && le32(h, 4) == 1 {
+        scan.add(0, cowd(cx));
+    } else if let Some(d) = descriptor_file(cx) {
+        scan.add(0, d);
+    }
+    Ok(())
+}
+
+/// A hosted sparse extent: monolithicSparse, streamOptimized, or one extent of a split disk.
+async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
+    let h = &cx.head;
+    let mut d = Detection::new(Format::Vmdk);
+    if h.len() < 79 {
+        d.truncated("VMDK sparse header");
+        if h.len() < 20 {
+            return Ok(d);
+        }
+    }
+    let version = le32(h, 4);
+    let flags = le32(h, 8);
+    let capacity = le64(h, 12);
+    let grain = le64(h, 20);
+    let desc_offset = le64(h, 28);
+    let desc_size = le64(h, 36);
+    let gd_offset = le64(h, 56);
+    d.set("version", version);
+    if !(1..=3).contains(&version) {
+        d.finding(
+            "corrupt",
+            Severity::Critical,
+            format!("unknown VMDK sparse version {version} (1-3 exist)"),
+        );
+    }
+    d.virtual_size = capacity.checked_mul(512);
+    if grain.is_power_of_two() && (1..=1 << 16).contains(&grain) {
+        d.set("grain-size", grain * 512);
+    } else if h.len() >= 28 {
+        d.finding(
+            "corrupt",
+            Severity::Critical,
+            format!("VMDK grain size {grain} sectors is not a power of two up to 65536"),
+        );
+    }
+    // Bytes 73..77 are "\n \r\n": a file sent through a text-mode transfer has them rewritten.
+    if flags & 1 != 0 && h.len() >= 77 && &h[73..77] != b"\n \r\n" {
+        d.finding(
+            "corrupt",
+            Severity::Critical,
+            "the VMDK newline check bytes are altered: the file went through a text-mode transfer",
+        );
+    }
+    if flags & (1 << 16) != 0 {
+        d.set(
+            "compression",
+            if le16(h, 77) == 1 {
+                "deflate"
+            } else {
+                "unknown"
+            },
+        );
+    }
+    if gd_offset == u64::MAX {
+        // streamOptimized written in one pass: the real grain directory offset is in the footer
+        // (a copy of the header 1024 bytes before the end).
+        d.set("footer", true);
+        if let Some(f) = cx.footer(1024, 0).filter(|f| has(f, 0, b"KDMV")) {
+            let c = le64(f, 12);
+            if c != 0 && d.virtual_size == Some(0) {
+                d.virtual_size = c.checked_mul(512);
+            }
+        }
+    }
+    if desc_offset == 0 || desc_size == 0 {
+        // One extent of a split (twoGbMaxExtentSparse) disk: its descriptor is another file.
+        d.set("embedded-descriptor", false);
+        return Ok(d);
+    }
+    let len = desc_size.saturating_mul(512);
+    if len > MAX_DESCRIPTOR {
+        d.finding(
+            "corrupt",
+            Severity::Critical,
+            format!("the embedded VMDK descriptor claims {len} bytes (at most {MAX_DESCRIPTOR})"),
+        );
+        return Ok(d);
+    }
+    let Some(at) = desc_offset.checked_mul(512) else {
+        d.truncated("embedded VMDK descriptor");
+        return Ok(d);
+    };
+    let Some(buf) = cx.bytes(at, len, "VMDK descriptor").await? else {
+        d.truncated("embedded VMDK descriptor");
+        return Ok(d);
+    };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let desc = parse_descriptor(&String::from_utf8_lossy(&buf[..end]));
+    if desc.create_type.is_none() && desc.extents.is_empty() {
+        // An empty descriptor area: an extent of a split disk (qemu reserves the space).
+        d.set("embedded-descriptor", false);
+    } else {
+        describe(&mut d, &desc, true);
+    }
+    Ok(d)
+}
+
+/// An ESX sparse extent (vmfsSparse, "COWD"): all fields 32-bit.
+fn cowd(cx: &Ctx<'_>) -> Detection {
+    let h = &cx.head;
+    let mut d = Detection::new(Format::Vmdk);
+    d.set("create-type", "vmfsSparse");
+    d.set("version", 1);
+    if h.len() < 32 {
+        d.truncated("VMDK COWD header");
+        if h.len() < 16 {
+            return d;
+        }
+    }
+    d.virtual_size = Some(u64::from(le32(h, 12)) * 512);
+    let grain = le32(h, 16);
+    if grain.is_power_of_two() {
+        d.set("grain-size", u64::from(grain) * 512);
+    } else {
+        d.finding(
+            "corrupt",
+            Severity::Critical,
+            format!("COWD grain size {grain} sectors is not a power of two"),
+        );
+    }
+    d
+}
+
+/// A stand-alone descriptor: a small text file starting with `# Disk DescriptorFile` or holding
+/// a `createType=` line.
+fn descriptor_file(cx: &Ctx<'_>) -> Option<Detection> {
+    if cx.len > super::HEAD_LEN {
+        return None;
+    }
+    let t = &cx.head;
+    let starts = t.starts_with(b"# Disk DescriptorFile");
+    if !starts && (t.contains(&0) || super::bytes::find(t, b"createType=").is_none()) {
+        return None;
+    }
+    let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
+    let text = String::from_utf8_lossy(&t[..end]);
+    let desc = parse_descriptor(&text);
+    if !starts && desc.create_type.is_none() {
+        return None;
+    }
+    let mut d = Detection::new(Format::Vmdk);
+    d.set("descriptor-file", true);
+    d.virtual_size = desc
+        .extents
+        .iter()
+        .try_fold(0u64, |acc, e| acc.checked_add(e.sectors.checked_mul(512)?));
+    describe(&mut d, &desc, false);
+    Some(d)
+}
+
+/// One extent line of a descriptor: `RW 204800 SPARSE "disk-s001.vmdk" [offset]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DescriptorExtent {
+    /// `RW`, `RDONLY` or `NOACCESS`.
+    pub access: String,
+    pub sectors: u64,
+    /// `FLAT`, `SPARSE`, `ZERO`, `VMFS`, `VMFSSPARSE`, `VMFSRDM`, `VMFSRAW`, `SESPARSE`.
+    pub kind: String,
+    /// The file name as written (may be a path: never opened as such).
+    pub file: Option<String>,
+    /// For FLAT extents, the start of the data in the file, in sectors.
+    pub offset: u64,
+}
+
+/// The parts of a VMDK text descriptor vmdisk uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Descriptor {
+    pub version: Option<String>,
+    pub create_type: Option<String>,
+    pub cid: Option<String>,
+    pub parent_cid: Option<String>,
+    pub parent_hint: Option<String>,
+    pub adapter_type: Option<String>,
+    pub extents: Vec<DescriptorExtent>,
+    /// Lines that are neither comments, `key = value` pairs nor extent lines.
+    pub bad_lines: usize,
+    /// Extent lines past [`MAX_EXTENTS`], not kept.
+    pub dropped_extents: usize,
+}
+
+/// Parse descriptor text leniently: unknown lines are counted, never fatal.
+pub fn parse_descriptor(text: &str) -> Descriptor {
+    let mut d = Descriptor::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(e) = parse_extent(line) {
+            if d.extents.len() < MAX_EXTENTS {
+                d.extents.push(e);
+            } else {
+                d.dropped_extents += 1;
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            d.bad_lines += 1;
+            continue;
+        };
+        let key = key.trim();
+        let value = unquote(value.trim()).to_string();
+        match key {
+            "version" => d.version = Some(value),
+            "createType" => d.create_type = Some(value),
+            "CID" => d.cid = Some(value),
+            "parentCID" => d.parent_cid = Some(value),
+            "parentFileNameHint" => d.parent_hint = Some(value),
+            "ddb.adapterType" => d.adapter_type = Some(value),
+            k if k.contains(char::is_whitespace) => d.bad_lines += 1,
+            _ => {}
+        }
+    }
+    d
+}
+
+fn unquote(s: &str) -> &str {
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
+}
+
+fn parse_extent(line: &str) -> Option<DescriptorExtent> {
+    let (access, rest) = line.split_once(char::is_whitespace)?;
+    if !["RW", "RDONLY", "NOACCESS"].contains(&access.to_ascii_uppercase().as_str()) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (sectors, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let sectors: u64 = sectors.parse().ok()?;
+    let rest = rest.trim_start();
+    let (kind, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let rest = rest.trim_start();
+    let (file, rest) = if let Some(r) = rest.strip_prefix('"') {
+        let end = r.find('"')?;
+        (Some(r[..end].to_string()), &r[end + 1..])
+    } else {
+        (None, rest)
+    };
+    let offset = rest.trim().parse().unwrap_or(0);
+    Some(DescriptorExtent {
+        access: access.to_ascii_uppercase(),
+        sectors,
+        kind: kind.to_ascii_uppercase(),
+        file,
+        offset,
+    })
+}
+
+/// Put a descriptor's facts and safety findings on the detection. `embedded`: the descriptor
+/// lives inside a monolithic sparse file, whose data is that file itself (extent names unused).
+fn describe(d: &mut Detection, desc: &Descriptor, embedded: bool) {
+    if let Some(t) = &desc.create_type {
+        d.set("create-type", t.as_str());
+    }
+    if let Some(a) = &desc.adapter_type {
+        d.set("adapter-type", a.as_str());
+    }
+    if let Some(c) = &desc.cid {
+        d.set("cid", c.as_str());
+    }
+    let listed: Vec<_> = desc
+        .extents
+        .iter()
+        .take(LISTED_EXTENTS)
+        .map(|e| {
+            json!({
+                "access": e.access, "type": e.kind, "sectors": e.sectors,
+                "file": e.file, "offset": e.offset,
+            })
+        })
+        .collect();
+    d.set("extent-count", desc.extents.len() + desc.dropped_extents);
+    d.set("extents", listed);
+    if let Some(p) = desc
+        .parent_hint
+        .as_ref()
+        .filter(|_| desc.parent_cid.as_deref() != Some("ffffffff"))
+    {
+        d.set("parent", p.as_str());
+        d.finding(
+            "backing-file",
+            Severity::Critical,
+            format!("this VMDK is a delta disk: it depends on its parent {p:?}"),
+        );
+    }
+    if desc.bad_lines > 0 {
+        d.finding(
+            "corrupt",
+            Severity::Warning,
+            format!(
+                "the VMDK descriptor has {} line(s) that are not VMDK descriptor syntax",
+                desc.bad_lines
+            ),
+        );
+    }
+    let device = matches!(
+        desc.create_type.as_deref(),
+        Some("fullDevice" | "partitionedDevice" | "vmfsRaw" | "vmfsRDM" | "vmfsRDMP")
+    );
+    for e in &desc.extents {
+        let rdm = matches!(e.kind.as_str(), "VMFSRDM" | "VMFSRAW");
+        let Some(file) = &e.file else { continue };
+        if device || rdm {
+            d.finding(
+                "external-extent",
+                Severity::Critical,
+                format!("the VMDK maps the host device {file:?} (raw device mapping)"),
+            );
+        } else if !is_plain_name(file) {
+            let severity = if embedded {
+                // qemu ignores the extent lines of a monolithic sparse file; still suspicious.
+                Severity::Warning
+            } else {
+                Severity::Critical
+            };
+            d.finding(
+                "external-extent",
+                severity,
+                format!(
+                    "the VMDK extent {file:?} is a path: a hypervisor would read that host file"
+                ),
+            );
+        }
+    }
+    if !embedded && desc.extents.is_empty() {
+        d.finding(
+            "corrupt",
+            Severity::Critical,
+            "the VMDK descriptor lists no extents",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_qemu_descriptors() {
+        let d = parse_descriptor(
+            "# Disk DescriptorFile\nversion=1\nCID=48e8fede\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n# Extent description\nRW 204800 FLAT \"a-flat.vmdk\" 0\nRDONLY 10 SPARSE \"../x y.vmdk\"\nRW 5 ZERO\n\nddb.adapterType = \"ide\"\nthis is junk\n",
+        );
+        assert_eq!(d.create_type.as_deref(), Some("monolithicFlat"));
+        assert_eq!(d.adapter_type.as_deref(), Some("ide"));
+        assert_eq!(d.extents.len(), 3);
+        assert_eq!(d.extents[0].file.as_deref(), Some("a-flat.vmdk"));
+        assert_eq!(d.extents[1].file.as_deref(), Some("../x y.vmdk"));
+        assert_eq!(d.extents[2].kind, "ZERO");
+        assert_eq!(d.bad_lines, 1);
+    }
+}
