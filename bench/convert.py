@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Conversion benchmark: vmdisk against qemu-img, in the same run, on the same files.
+
+Builds (once, cached in bench-data/) a dense 4 GiB raw disk holding 1.5 GiB of mixed data (half
+random, half text-like, in runs of 1-8 MiB) and times each conversion with both tools: median
+wall time of --runs runs with a warm page cache, peak RSS of each process (wait4), output size.
+Every vmdisk output is checked with `qemu-img compare` (outside the timing).
+Run by hand: ./dev bench [--runs N] [--only NAME]
+"""
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "bench-data")
+VMDISK = os.path.join(ROOT, "target", "release", "vmdisk")
+GiB, MiB = 1 << 30, 1 << 20
+DISK_SIZE, DATA_SIZE = 4 * GiB, 3 * GiB // 2
+
+
+def text_pool(rng, size):
+    words = ("the of and to in is was for on that with as by at from his her which disk image cluster "
+             "sector kernel boot root user file data block table header offset length virtual").split()
+    out, n = [], 0
+    while n < size:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(4, 14))) + (".\n" if rng.random() < .3 else ", ")
+        out.append(line)
+        n += len(line)
+    return "".join(out).encode()[:size]
+
+
+def make_disk(path):
+    """Dense raw disk: every byte written (zeros too), data runs placed at random 4 KiB-aligned spots."""
+    rng = random.Random(42)
+    runs, total = [], 0
+    while total < DATA_SIZE:
+        n = min(rng.randint(1, 8) * MiB, DATA_SIZE - total)
+        runs.append(n)
+        total += n
+    gaps = sorted(rng.randrange(0, (DISK_SIZE - DATA_SIZE) // 4096) * 4096 for _ in runs)
+    pool = text_pool(rng, 64 * MiB)
+    tmp = path + ".tmp"
+    zeros = bytes(8 * MiB)
+    with open(tmp, "wb") as f:
+        pos, prev_gap = 0, 0
+        for i, (gap, n) in enumerate(zip(gaps, runs)):
+            z = gap - prev_gap
+            prev_gap = gap
+            while z > 0:
+                f.write(zeros[:min(z, len(zeros))])
+                z -= min(z, len(zeros))
+            if i % 2 == 0:
+                f.write(os.urandom(n))
+            else:
+                start = rng.randrange(0, len(pool) - n) if n < len(pool) else 0
+                f.write(pool[start:start + n])
+        rest = DISK_SIZE - f.tell()
+        while rest > 0:
+            f.write(zeros[:min(rest, len(zeros))])
+            rest -= min(rest, len(zeros))
+    os.rename(tmp, path)
+
+
+def timed(cmd):
+    """Run cmd; return (wall seconds, peak RSS MiB)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def warm(path):
+    with open(path, "rb") as f:
+        while f.read(16 * MiB):
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", help="run only conversions whose name contains this")
+    args = ap.parse_args()
+    os.makedirs(DATA, exist_ok=True)
+    raw = os.path.join(DATA, "disk.raw")
+    if not os.path.exists(raw):
+        print("building the 4 GiB test disk (once) ...", file=sys.stderr)
+        make_disk(raw)
+    qcow2 = os.path.join(DATA, "disk.qcow2")
+    if not os.path.exists(qcow2):
+        subprocess.run(["qemu-img", "convert", "-O", "qcow2", raw, qcow2], check=True)
+
+    out = os.path.join(DATA, "out")
+    # name, input, qemu-img args, vmdisk args (output appended)
+    cases = [
+        ("dense raw -> qcow2", raw, ["-O", "qcow2"], ["-O", "qcow2"]),
+        ("qcow2 -> raw", qcow2, ["-O", "raw"], ["-O", "raw"]),
+        ("raw -> qcow2 -c zlib", raw, ["-O", "qcow2", "-c"], ["-O", "qcow2", "-c"]),
+        ("raw -> qcow2 -c zstd", raw, ["-O", "qcow2", "-c", "-o", "compression_type=zstd"],
+         ["-O", "qcow2", "-c", "--compression-type", "zstd"]),
+    ]
+    rows = []
+    for name, src, qargs, vargs in cases:
+        if args.only and args.only not in name:
+            continue
+        warm(src)
+        q, v = [], []
+        for _ in range(args.runs):
+            for f in (out + ".q", out + ".v"):
+                if os.path.exists(f):
+                    os.remove(f)
+            q.append(timed(["qemu-img", "convert", *qargs, src, out + ".q"]))
+            v.append(timed([VMDISK, "convert", *vargs, "--output", out + ".v", src]))
+        check = subprocess.run(["qemu-img", "compare", "-q", src, out + ".v"])
+        if check.returncode != 0:
+            sys.exit(f"{name}: vmdisk output differs from the source")
+        qs, vs = statistics.median(t for t, _ in q), statistics.median(t for t, _ in v)
+        qsize, vsize = os.stat(out + ".q").st_blocks * 512, os.stat(out + ".v").st_blocks * 512
+        rows.append((name, qs, vs, vs / qs, qsize / MiB, vsize / MiB, vsize / qsize,
+                     max(m for _, m in q), max(m for _, m in v)))
+        print(f"{name}: qemu-img {qs:.2f}s vmdisk {vs:.2f}s", file=sys.stderr)
+    for f in (out + ".q", out + ".v"):
+        if os.path.exists(f):
+            os.remove(f)
+
+    print(f"\n4 GiB disk, 1.5 GiB data, {os.cpu_count()} cores, median of {args.runs} runs, page cache warm\n")
+    print("| conversion | qemu-img | vmdisk | time ratio | qemu-img output | vmdisk output | size ratio "
+          "| qemu-img peak RSS | vmdisk peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, qs, vs, r, qm, vm, sr, qr, vr in rows:
+        print(f"| {name} | {qs:.2f} s | {vs:.2f} s | **{r:.2f}x** | {qm:.0f} MiB | {vm:.0f} MiB | {sr:.2f}x "
+              f"| {qr:.0f} MiB | {vr:.0f} MiB |")
+
+
+if __name__ == "__main__":
+    main()
