@@ -12,11 +12,12 @@ const BLOCK: usize = 4096;
 
 pub struct RawWriter {
     size: u64,
+    sized: bool,
 }
 
 impl RawWriter {
     pub fn new(size: u64) -> Self {
-        RawWriter { size }
+        RawWriter { size, sized: false }
     }
 }
 
