@@ -29,3 +29,80 @@ fn empty_file_is_a_clean_error() {
     let err = vmdisk_fails(&["info", "empty"], d.path());
     assert!(err.contains("empty"), "{err}");
 }
+
+/// No file in `dir` other than the listed ones (no output, no partial temporary file).
+fn assert_only_files(dir: &std::path::Path, expected: &[&str]) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(names, want, "unexpected files left behind");
+}
+
+#[test]
+fn interrupted_conversion_leaves_nothing_behind() {
+    let d = tmp();
+    let dir = d.path();
+    // A large sparse disk: reading it takes seconds, so the signal lands mid-copy.
+    let f = std::fs::File::create(path(dir, "big.raw")).unwrap();
+    f.set_len(64 << 30).unwrap();
+    write_at(&path(dir, "big.raw"), 0, &noise(1 << 20, 7));
+    let child = std::process::Command::new(vmdisk_bin())
+        .args(["convert", "-O", "raw", "--output", "out.raw", "big.raw"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id().to_string();
+    ok("kill", &["-INT", &pid], dir);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "vmdisk: cancelled"
+    );
+    assert_only_files(dir, &["big.raw"]);
+}
+
+#[test]
+fn bad_options_are_refused_before_writing() {
+    let d = tmp();
+    let dir = d.path();
+    write_at(&path(dir, "in.raw"), 0, &noise(4096, 3));
+    vmdisk_fails(
+        &["convert", "-O", "raw", "-c", "--output", "o", "in.raw"],
+        dir,
+    );
+    vmdisk_fails(
+        &[
+            "convert",
+            "-O",
+            "qcow2",
+            "--cluster-size",
+            "1000",
+            "--output",
+            "o",
+            "in.raw",
+        ],
+        dir,
+    );
+    vmdisk_fails(
+        &["convert", "-O", "qcow2", "--output", "o", "missing.raw"],
+        dir,
+    );
+    vmdisk_fails(
+        &["convert", "-O", "raw", "--output", "in.raw", "in.raw"],
+        dir,
+    );
+    assert_only_files(dir, &["in.raw"]);
+    assert_eq!(std::fs::read(path(dir, "in.raw")).unwrap(), noise(4096, 3));
+}
