@@ -25,7 +25,7 @@ const PROBED_MEMBERS: usize = 8;
 /// A GNU long name or pax header larger than this is not believed.
 const MAX_META: u64 = 64 << 10;
 /// Decompressed bytes examined at most inside a gzip file (the compressed input is the head).
-const INFLATE_BUDGET: u64 = 16 << 20;
+const INFLATE_BUDGET: u64 = 32 << 20;
 /// Decompressed prefix kept for sniffing (cpio listing, what a compressed file holds).
 const PREFIX: usize = 256 << 10;
 /// Bytes kept from the start of each of the first tar members in a gzip (Btrfs needs 68 KiB).

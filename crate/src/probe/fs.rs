@@ -210,8 +210,11 @@ fn fat(b: &[u8]) -> Option<Fs> {
         return None;
     }
     let clusters = (total - meta) / spc;
-    // The FAT type follows from the cluster count alone (FAT spec 3.5).
-    let kind = if clusters < 4085 {
+    // The FAT spec (3.5) decides by cluster count; Linux takes the FAT32 BPB layout (a zero
+    // 16-bit FAT size) as FAT32 whatever the count, and small FAT32 volumes exist. Do the same.
+    let kind = if le16(b, 22) == 0 {
+        "fat32"
+    } else if clusters < 4085 {
         "fat12"
     } else if clusters < 65525 {
         "fat16"
