@@ -329,7 +329,11 @@ impl Qcow2 {
         };
 
         // The active L1 table: only the entries covering the virtual size are kept.
-        let l1_bytes = read_vec(&*src, h.l1_table_offset, needed * 8, "qcow2 L1 table").await?;
+        let l1_bytes = if needed == 0 {
+            vec![]
+        } else {
+            read_vec(&*src, h.l1_table_offset, needed * 8, "qcow2 L1 table").await?
+        };
         let l1: Vec<u64> = l1_bytes
             .chunks_exact(8)
             .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
@@ -607,7 +611,8 @@ fn backing_file_name(h: &Header, head: &[u8]) -> Result<Option<String>> {
             header::MAX_NAME
         )));
     }
-    if off < u64::from(h.header_length) || off + len > h.cluster_size() {
+    if off < u64::from(h.header_length) || off.checked_add(len).is_none_or(|e| e > h.cluster_size())
+    {
         return Err(Error::Corrupt(format!(
             "qcow2 backing file name at offset {off} (+{len} bytes) is not inside the header cluster"
         )));
@@ -871,3 +876,6 @@ impl Image for Qcow2 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
