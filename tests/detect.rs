@@ -690,10 +690,12 @@ fn xfs_and_btrfs_superblocks() {
     assert!(probe_codes(&p).contains(&"bare-filesystem"));
 }
 
-/// Write a GPT (protective MBR, primary and backup headers and entries) on a file of `size`.
-fn write_gpt(file: &Path, size: u64, parts: &[(&str, u64, u64, &str)]) {
-    let lbas = size / 512;
+/// Write a GPT (protective MBR, primary and backup headers and entries) on a file of `size`
+/// with sectors of `ss` bytes; partitions are (type GUID, first LBA, last LBA, name).
+fn write_gpt(file: &Path, size: u64, ss: u64, parts: &[(&str, u64, u64, &str)]) {
+    let lbas = size / ss;
     let mut entries = vec![0u8; 128 * 128];
+    let es = (entries.len() as u64).div_ceil(ss);
     for (i, (ty, first, last, name)) in parts.iter().enumerate() {
         let e = &mut entries[i * 128..(i + 1) * 128];
         put(e, 0, &guid_bytes(ty));
@@ -711,8 +713,8 @@ fn write_gpt(file: &Path, size: u64, parts: &[(&str, u64, u64, &str)]) {
         put(&mut h, 12, &92u32.to_le_bytes());
         put(&mut h, 24, &my.to_le_bytes());
         put(&mut h, 32, &alt.to_le_bytes());
-        put(&mut h, 40, &34u64.to_le_bytes());
-        put(&mut h, 48, &(lbas - 34).to_le_bytes());
+        put(&mut h, 40, &(2 + es).to_le_bytes());
+        put(&mut h, 48, &(lbas - 2 - es).to_le_bytes());
         put(
             &mut h,
             56,
@@ -729,17 +731,14 @@ fn write_gpt(file: &Path, size: u64, parts: &[(&str, u64, u64, &str)]) {
     let mut mbr = vec![0u8; 512];
     put(&mut mbr, 446, &[0, 0, 2, 0, 0xee, 0xff, 0xff, 0xff]);
     put(&mut mbr, 454, &1u32.to_le_bytes());
-    put(
-        &mut mbr,
-        458,
-        &((lbas - 1).min(u64::from(u32::MAX)) as u32).to_le_bytes(),
-    );
+    let sectors = (lbas - 1).min(u64::from(u32::MAX)) as u32;
+    put(&mut mbr, 458, &sectors.to_le_bytes());
     put(&mut mbr, 510, &[0x55, 0xaa]);
     write_at(file, 0, &mbr);
-    write_at(file, 512, &header(1, lbas - 1, 2));
-    write_at(file, 1024, &entries);
-    write_at(file, (lbas - 33) * 512, &entries);
-    write_at(file, (lbas - 1) * 512, &header(lbas - 1, 1, lbas - 33));
+    write_at(file, ss, &header(1, lbas - 1, 2));
+    write_at(file, 2 * ss, &entries);
+    write_at(file, (lbas - 1 - es) * ss, &entries);
+    write_at(file, (lbas - 1) * ss, &header(lbas - 1, 1, lbas - 1 - es));
 }
 
 #[test]
@@ -778,6 +777,7 @@ fn gpt_disk_lists_partitions_and_their_filesystems() {
     write_gpt(
         &file,
         size,
+        512,
         &[
             (esp, 2048, 4095, "EFI"),
             (linux, 4096, 4096 + 16383, "root"),
@@ -1135,4 +1135,56 @@ fn hand_built_ext4_superblock_is_an_ami() {
     assert_eq!(p.primary().format, Format::Ami);
     assert_eq!(p.primary().details["filesystem"], "ext4");
     assert_eq!(p.primary().details["fs-size"], 16 * MIB);
+}
+
+#[test]
+fn gpt_with_4k_sectors() {
+    let d = tmp();
+    let dir = d.path();
+    let file = path(dir, "4kn.raw");
+    write_at(&file, 0, &[0]);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(8 * MIB)
+        .unwrap();
+    let linux = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+    write_gpt(&file, 8 * MIB, 4096, &[(linux, 256, 1279, "data")]);
+    let info = info_json(&["4kn.raw"], dir);
+    let fs = &info["format-specific"];
+    assert_eq!(fs["partition-table"], "gpt", "{info}");
+    assert_eq!(fs["sector-size"], 4096);
+    assert_eq!(fs["partitions"][0]["start"], MIB);
+    assert_eq!(fs["partitions"][0]["size"], 4 * MIB);
+    assert!(codes(&info).is_empty(), "{info}");
+}
+
+/// With util-linux and dosfstools installed, the real tools' output is checked too.
+#[test]
+fn sfdisk_and_mkfs_vfat_when_installed() {
+    let d = tmp();
+    let dir = d.path();
+    if has_tool("sfdisk") {
+        for (label, table) in [("gpt", "gpt"), ("dos", "mbr")] {
+            let f = format!("{label}.raw");
+            write_at(&path(dir, &f), 16 * MIB - 1, &[0]);
+            sh(
+                dir,
+                &format!("printf 'label: {label}\\n,4M\\n,,\\n' | sfdisk -q {f}"),
+            );
+            let info = info_json(&[&f], dir);
+            assert_eq!(info["format"], "raw");
+            assert_eq!(info["format-specific"]["partition-table"], table, "{info}");
+            assert_eq!(info["format-specific"]["partitions"][0]["size"], 4 * MIB);
+        }
+    }
+    if has_tool("mkfs.vfat") {
+        write_at(&path(dir, "fat.img"), 32 * MIB - 1, &[0]);
+        ok("mkfs.vfat", &["-F", "32", "-n", "EFI", "fat.img"], dir);
+        let info = info_json(&["fat.img"], dir);
+        assert_eq!(info["format"], "raw");
+        assert_eq!(info["format-specific"]["filesystem"], "fat32");
+        assert_eq!(info["format-specific"]["label"], "EFI");
+    }
 }

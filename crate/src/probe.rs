@@ -36,6 +36,15 @@
 //! - bzip2, zip => not an image.
 //!
 //! An unverified `ari` only stands when nothing else matched.
+//!
+//! ## Finding codes raised here
+//! `format-mismatch` (polyglot), `truncated` (a header or volume cut off by the end of the file),
+//! `corrupt` (fields out of range, bad checksums), `unaligned-size` (raw size not a multiple of
+//! 512), `bare-filesystem` (AMI), `backing-file` (qcow, QED, VHD/VHDX differencing, VDI diff, VMDK
+//! delta), `external-extent` (VMDK extents that are paths or devices), `encrypted` (LUKS, qcow
+//! AES), `unknown-feature`, `dirty` (VHDX log, Parallels in use), `partition-past-end`,
+//! `unverified-content` (xz/lz4 initrds), `ova-layout`, `unsafe-member-name`, `size-ambiguous`
+//! (VHD footer size vs CHS geometry). qcow2's own findings come from its driver, not from here.
 
 mod archive;
 mod bytes;
@@ -358,8 +367,8 @@ fn decide(cx: &Ctx<'_>, scan: Scan, content: disk::Content) -> Result<Probe> {
         return Err(Error::NotAnImage(r.message));
     }
 
-    // Containers first (by offset; a header at 0 before a footer that also claims 0), then the
-    // raw content descriptors from the most to the least specific.
+    // Containers first, by the offset of their structure (what a hypervisor probing from the
+    // start meets first), then the raw content descriptors from the most to the least specific.
     let rank = |d: &Detection| match d.format {
         Format::Iso if fixed_vhd => 1,
         f if f.is_container() => 0,
