@@ -102,7 +102,7 @@ fn ext(b: &[u8]) -> Option<Fs> {
     }
     Some(Fs {
         kind,
-        size: Some(blocks << (10 + log_block)),
+        size: blocks.checked_mul(1024 << log_block),
         label: text(slice(sb, 120, 16)),
         uuid: Some(uuid(arr(sb, 104))),
         extra,
@@ -195,17 +195,18 @@ fn fat(b: &[u8]) -> Option<Fs> {
     {
         return None;
     }
-    let root_entries = u32::from(le16(b, 17));
-    let total = match le16(b, 19) {
+    let root_entries = u64::from(le16(b, 17));
+    let total = u64::from(match le16(b, 19) {
         0 => le32(b, 32),
         n => u32::from(n),
-    };
-    let fat_size = match le16(b, 22) {
+    });
+    let fat_size = u64::from(match le16(b, 22) {
         0 => le32(b, 36),
         n => u32::from(n),
-    };
+    });
+    let (bps, spc) = (u64::from(bps), u64::from(spc));
     let root_sectors = (root_entries * 32).div_ceil(bps);
-    let meta = reserved + fats * fat_size + root_sectors;
+    let meta = u64::from(reserved) + u64::from(fats) * fat_size + root_sectors;
     if total == 0 || fat_size == 0 || meta >= total {
         return None;
     }
@@ -226,7 +227,7 @@ fn fat(b: &[u8]) -> Option<Fs> {
     let serial = le32(b, serial_at);
     Some(Fs {
         kind,
-        size: Some(u64::from(total) * u64::from(bps)),
+        size: Some(total * bps),
         label,
         uuid: Some(format!("{:04X}-{:04X}", serial >> 16, serial & 0xffff)),
         extra: Map::new(),

@@ -340,10 +340,8 @@ async fn metadata(
             );
             continue;
         }
-        let item = async |n: u64| {
-            cx.bytes(base + u64::from(off), n, "VHDX metadata item")
-                .await
-        };
+        let at = base.saturating_add(u64::from(off));
+        let item = async |n: u64| cx.bytes(at, n, "VHDX metadata item").await;
         match id.as_str() {
             GUID_VIRTUAL_DISK_SIZE => match item(8).await? {
                 Some(b) => d.virtual_size = Some(le64(&b, 0)),
