@@ -569,6 +569,9 @@ fn hybrid_iso_is_one_iso() {
     let info = info_json(&["plain.iso"], dir);
     assert_eq!(info["format"], "iso");
     assert_eq!(info["format-specific"]["filesystem"], "iso9660");
+    let p = probed(iso(64)[..0x8010].to_vec());
+    assert_eq!(p.primary().format, Format::Iso);
+    assert!(probe_codes(&p).contains(&"truncated"));
     write(dir, "short.iso", &iso(64)[..40 * 2048]);
     let info = info_json(&["short.iso"], dir);
     assert_eq!(info["format"], "iso");

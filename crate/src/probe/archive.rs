@@ -573,16 +573,12 @@ fn gzip(cx: &Ctx<'_>, scan: &mut Scan) {
     let mut buf = vec![0u8; 32 << 10];
     let mut prefix: Vec<u8> = vec![];
     let mut tar: Option<TarStream> = None;
-    let (mut out, mut decided, mut corrupt) = (0u64, false, false);
+    let (mut out, mut decided) = (0u64, false);
     loop {
+        // An error is the end of the input (only the head is inflated) or damaged data.
         let n = match dec.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) | Err(_) => break,
             Ok(n) => n,
-            Err(_) => {
-                // The input ends (we inflate only the head) or the data is damaged.
-                corrupt = out == 0 && cx.len <= super::HEAD_LEN;
-                break;
-            }
         };
         out += n as u64;
         if let Some(t) = tar.as_mut() {
@@ -618,7 +614,7 @@ fn gzip(cx: &Ctx<'_>, scan: &mut Scan) {
         d.set("archive", c.kind);
         d.set("members", c.members);
         scan.add(0, d);
-    } else if corrupt || prefix.is_empty() {
+    } else if prefix.is_empty() {
         scan.reject(
             "gzip",
             "a corrupt gzip-compressed file: it does not inflate",

@@ -25,7 +25,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     for i in 0..MAX_DESCRIPTORS {
         let at = START + i * SECTOR;
         let desc = slice(h, at, SECTOR);
-        if desc.len() < 7 {
+        if desc.len() < 6 {
             break;
         }
         match &desc[1..6] {
