@@ -138,15 +138,12 @@ mod cli {
             Command::Info { json, files } => {
                 let opened = open(&files)?;
                 let report = vmdisk::inspect(&opened);
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&report).expect("report serialises")
-                    );
+                let text = if json {
+                    serde_json::to_string_pretty(&report).expect("report serialises") + "\n"
                 } else {
-                    print!("{}", human(&report));
-                }
-                Ok(())
+                    human(&report)
+                };
+                print_out(&text)
             }
             Command::Map { json, files } => {
                 let opened = open(&files)?;
@@ -187,10 +184,10 @@ mod cli {
                 if json {
                     let _ = writeln!(out, "]");
                 }
-                if let Some(e) = io_err {
-                    return Err(e.into());
+                match io_err.map_or_else(|| out.flush(), Err) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                    _ => Ok(()),
                 }
-                Ok(out.flush()?)
             }
             Command::Convert {
                 output_format,
@@ -225,6 +222,14 @@ mod cli {
                 let image = readable(&opened)?;
                 convert_to(&opened, image, &opts, &output, progress)
             }
+        }
+    }
+
+    /// Write to stdout; a closed pipe (`vmdisk info | head`) is not an error worth a message.
+    fn print_out(text: &str) -> Result<()> {
+        match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+            _ => Ok(()),
         }
     }
 
