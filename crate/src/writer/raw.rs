@@ -34,6 +34,11 @@ impl Writer for RawWriter {
         offset: u64,
         data: &[u8],
     ) -> Result<()> {
+        if !self.sized {
+            // Writes inside the file's length are cheaper than writes that extend it.
+            sink.set_len(self.size).await?;
+            self.sized = true;
+        }
         // Write maximal runs of non-zero blocks in one call each.
         let mut run: Option<usize> = None;
         for (i, block) in data.chunks(BLOCK).enumerate() {
