@@ -46,17 +46,26 @@ fn assert_only_files(dir: &std::path::Path, expected: &[&str]) {
 fn interrupted_conversion_leaves_nothing_behind() {
     let d = tmp();
     let dir = d.path();
-    // A large sparse disk: reading it takes seconds, so the signal lands mid-copy.
-    let f = std::fs::File::create(path(dir, "big.raw")).unwrap();
-    f.set_len(64 << 30).unwrap();
-    write_at(&path(dir, "big.raw"), 0, &noise(1 << 20, 7));
+    // Compressing 512 MiB of random data takes seconds, so the signal lands mid-copy.
+    let block = noise(16 << 20, 7);
+    for i in 0..32u64 {
+        write_at(&path(dir, "big.raw"), i << 24, &block);
+    }
     let child = std::process::Command::new(vmdisk_bin())
-        .args(["convert", "-O", "raw", "--output", "out.raw", "big.raw"])
+        .args([
+            "convert",
+            "-O",
+            "qcow2",
+            "-c",
+            "--output",
+            "out.qcow2",
+            "big.raw",
+        ])
         .current_dir(dir)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = child.id().to_string();
     ok("kill", &["-INT", &pid], dir);
     let out = child.wait_with_output().unwrap();
@@ -71,6 +80,34 @@ fn interrupted_conversion_leaves_nothing_behind() {
         "vmdisk: cancelled"
     );
     assert_only_files(dir, &["big.raw"]);
+}
+
+#[test]
+fn sparse_raw_holes_map_as_zero_like_qemu() {
+    let d = tmp();
+    let dir = d.path();
+    let f = std::fs::File::create(path(dir, "s.raw")).unwrap();
+    f.set_len(10 << 20).unwrap();
+    write_at(&path(dir, "s.raw"), 5 << 20, &noise(8192, 2));
+    let ours = vmdisk(&["map", "--json", "s.raw"], dir);
+    let theirs = qemu_img(&["map", "--output=json", "-f", "raw", "s.raw"], dir);
+    let strip = |v: serde_json::Value| -> Vec<(u64, u64, bool, bool)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["start"].as_u64().unwrap(),
+                    r["length"].as_u64().unwrap(),
+                    r["zero"] == true,
+                    r["data"] == true,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(json(&ours)), strip(json(&theirs)));
+    vmdisk(&["convert", "-O", "raw", "--output", "o.raw", "s.raw"], dir);
+    assert_same("s.raw", "o.raw", dir);
 }
 
 #[test]

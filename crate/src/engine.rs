@@ -361,7 +361,7 @@ pub async fn map(set: &ImageSet, image: &dyn Image, emit: &mut dyn FnMut(MapEntr
     let mut pending: Option<MapEntry> = None;
     let mut start = 0;
     while start < size {
-        let len = (WINDOW * 64).min(size - start);
+        let len = WINDOW.min(size - start);
         for r in resolved_map(image, start, len).await? {
             let row = MapEntry::from_resolved(set, &r);
             if pending.as_mut().is_some_and(|p| p.absorb(&row)) {

@@ -47,27 +47,28 @@ impl Extent {
         if next.len == 0 {
             return;
         }
-        if let Some(last) = list.last_mut() {
-            if last.end() == next.start {
-                let joined = match (&last.mapping, &next.mapping) {
-                    (Mapping::Zero, Mapping::Zero)
-                    | (Mapping::Unallocated, Mapping::Unallocated) => true,
-                    (
-                        Mapping::Data {
-                            file: a,
-                            offset: oa,
-                        },
-                        Mapping::Data {
-                            file: b,
-                            offset: ob,
-                        },
-                    ) => a == b && oa + last.len == *ob,
-                    _ => false,
-                };
-                if joined {
-                    last.len += next.len;
-                    return;
+        if let Some(last) = list.last_mut()
+            && last.end() == next.start
+        {
+            let joined = match (&last.mapping, &next.mapping) {
+                (Mapping::Zero, Mapping::Zero) | (Mapping::Unallocated, Mapping::Unallocated) => {
+                    true
                 }
+                (
+                    Mapping::Data {
+                        file: a,
+                        offset: oa,
+                    },
+                    Mapping::Data {
+                        file: b,
+                        offset: ob,
+                    },
+                ) => a == b && oa + last.len == *ob,
+                _ => false,
+            };
+            if joined {
+                last.len += next.len;
+                return;
             }
         }
         list.push(next);

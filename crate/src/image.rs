@@ -62,7 +62,7 @@ pub async fn open_file(
     let format = probe.primary().format;
     let image: Option<Box<dyn Image>> = match format {
         Format::Qcow2 => Some(Box::new(formats::qcow2::Qcow2::open(set, id, depth).await?)),
-        f if f.is_raw_content() => Some(Box::new(formats::raw::RawImage::new(f, id, src.len()))),
+        f if f.is_raw_content() => Some(Box::new(formats::raw::RawImage::new(f, id, src.clone()))),
         _ => None,
     };
     Ok((probe, image))

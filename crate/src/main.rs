@@ -247,13 +247,13 @@ mod cli {
             return Ok(());
         };
         for input in inputs {
-            if let Ok(m) = std::fs::metadata(input) {
-                if (m.dev(), m.ino()) == (out.dev(), out.ino()) {
-                    return Err(Error::Invalid(format!(
-                        "output {} is one of the inputs",
-                        output.display()
-                    )));
-                }
+            if let Ok(m) = std::fs::metadata(input)
+                && (m.dev(), m.ino()) == (out.dev(), out.ino())
+            {
+                return Err(Error::Invalid(format!(
+                    "output {} is one of the inputs",
+                    output.display()
+                )));
             }
         }
         Ok(())
@@ -352,16 +352,16 @@ mod cli {
             r.virtual_size
         );
         let _ = writeln!(s, "disk size: {}", size(r.actual_size));
-        if let serde_json::Value::Object(m) = &r.format_specific {
-            if !m.is_empty() {
-                let _ = writeln!(s, "format specific information:");
-                for (k, v) in m {
-                    let v = match v {
-                        serde_json::Value::String(t) => t.clone(),
-                        other => other.to_string(),
-                    };
-                    let _ = writeln!(s, "    {k}: {v}");
-                }
+        if let serde_json::Value::Object(m) = &r.format_specific
+            && !m.is_empty()
+        {
+            let _ = writeln!(s, "format specific information:");
+            for (k, v) in m {
+                let v = match v {
+                    serde_json::Value::String(t) => t.clone(),
+                    other => other.to_string(),
+                };
+                let _ = writeln!(s, "    {k}: {v}");
             }
         }
         for f in &r.files {

@@ -58,6 +58,41 @@ impl Source for FileSource {
     fn allocated_size(&self) -> Option<u64> {
         Some(self.allocated)
     }
+
+    async fn data_ranges(&self, start: u64, len: u64) -> Option<Vec<(u64, u64)>> {
+        use std::os::fd::AsRawFd;
+        // Only a regular file with fewer allocated blocks than its length can have holes.
+        if self.allocated >= self.len {
+            return None;
+        }
+        let fd = self.file.as_raw_fd();
+        let end = start + len;
+        let mut ranges = vec![];
+        let mut pos = start;
+        while pos < end {
+            // SAFETY: lseek on a file descriptor we own; reads use pread, so moving the
+            // shared file position is harmless.
+            let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+            if data < 0 {
+                // ENXIO: no data after pos. Anything else: the file system cannot tell.
+                return (std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO))
+                    .then_some(ranges);
+            }
+            let data = data as u64;
+            if data >= end {
+                break;
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
+            if hole < 0 {
+                return None;
+            }
+            let hole = (hole as u64).min(end);
+            ranges.push((data, hole));
+            pos = hole;
+        }
+        Some(ranges)
+    }
 }
 
 pub struct FileSink {

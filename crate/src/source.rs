@@ -11,10 +11,19 @@ pub trait Source {
     /// The plain file name (no directory), used to resolve companions.
     fn name(&self) -> &str;
     fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Fill `buf` from `offset`. Callers check bounds first (see [`read_exact`]); a short read is an error.
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
     /// Bytes the file occupies on its storage, when the host knows (sparse files).
     fn allocated_size(&self) -> Option<u64> {
+        None
+    }
+    /// The ranges of `[start, start + len)` that hold data, when the host can tell a sparse
+    /// file's holes (which read as zeros); None when it cannot, and everything counts as data.
+    async fn data_ranges(&self, start: u64, len: u64) -> Option<Vec<(u64, u64)>> {
+        let _ = (start, len);
         None
     }
 }

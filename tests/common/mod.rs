@@ -84,9 +84,18 @@ pub fn qemu_info(file: &str, dir: &Path) -> serde_json::Value {
     json(&qemu_img(&["info", "--output=json", file], dir))
 }
 
-/// Assert `qemu-img compare` finds the two images identical in content.
+/// Assert `qemu-img compare` finds the two images identical in content. Files named `*.raw` are
+/// opened as raw: a converted disk may itself begin with another format's header.
 pub fn assert_same(a: &str, b: &str, dir: &Path) {
-    let out = run("qemu-img", &["compare", a, b], dir);
+    let mut args = vec!["compare"];
+    if a.ends_with(".raw") {
+        args.extend(["-f", "raw"]);
+    }
+    if b.ends_with(".raw") {
+        args.extend(["-F", "raw"]);
+    }
+    args.extend([a, b]);
+    let out = run("qemu-img", &args, dir);
     assert!(
         out.status.success(),
         "qemu-img compare {a} {b}: {}{}",

@@ -726,8 +726,7 @@ async fn open_backing(
         shown(declared)
     );
     if declared == "raw" {
-        let len = set.file(id).len();
-        let raw = crate::formats::raw::RawImage::new(Format::Raw, id, len);
+        let raw = crate::formats::raw::RawImage::new(Format::Raw, id, set.file(id).clone());
         return Ok((
             Some(Box::new(raw)),
             Some(msg + "; read as raw, as qemu would"),

@@ -4,17 +4,23 @@ use crate::error::Result;
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::Image;
 use crate::probe::Format;
+use crate::source::Source;
 use async_trait::async_trait;
+use std::rc::Rc;
 
 pub struct RawImage {
     format: Format,
     file: FileId,
-    size: u64,
+    source: Rc<dyn Source>,
 }
 
 impl RawImage {
-    pub fn new(format: Format, file: FileId, size: u64) -> Self {
-        RawImage { format, file, size }
+    pub fn new(format: Format, file: FileId, source: Rc<dyn Source>) -> Self {
+        RawImage {
+            format,
+            file,
+            source,
+        }
     }
 }
 
@@ -24,18 +30,50 @@ impl Image for RawImage {
         self.format
     }
     fn virtual_size(&self) -> u64 {
-        self.size
+        self.source.len()
     }
     async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        Ok(vec![Extent {
-            start,
-            len,
+        let data = |from: u64, to: u64| Extent {
+            start: from,
+            len: to - from,
             mapping: Mapping::Data {
                 file: self.file,
-                offset: start,
+                offset: from,
             },
-        }])
+        };
+        let Some(ranges) = self.source.data_ranges(start, len).await else {
+            return Ok(vec![data(start, start + len)]);
+        };
+        // Sparse holes read as zeros: map them so (like qemu-img map).
+        let mut out = vec![];
+        let mut pos = start;
+        for (s, e) in ranges {
+            let (s, e) = (s.clamp(pos, start + len), e.clamp(pos, start + len));
+            if s >= e {
+                continue;
+            }
+            Extent::push_merged(
+                &mut out,
+                Extent {
+                    start: pos,
+                    len: s - pos,
+                    mapping: Mapping::Zero,
+                },
+            );
+            Extent::push_merged(&mut out, data(s, e));
+            pos = e;
+        }
+        Extent::push_merged(
+            &mut out,
+            Extent {
+                start: pos,
+                len: start + len - pos,
+                mapping: Mapping::Zero,
+            },
+        );
+        Ok(out)
     }
+
     fn details(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
