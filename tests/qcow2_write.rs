@@ -103,6 +103,26 @@ fn every_cluster_size_with_an_unaligned_end() {
     assert_eq!(info["cluster-size"], 65536);
 }
 
+/// qemu sees disks in whole sectors: a raw file of 1000 bytes is a 1024-byte disk to it, and
+/// the qcow2 output says 1024 like `qemu-img convert`'s.
+#[test]
+fn a_partial_last_sector_is_rounded_up() {
+    let d = tmp();
+    let dir = d.path();
+    let size = 3 * M + 1000;
+    raw(
+        dir,
+        "in.raw",
+        size,
+        &[(0, text(5000, 1)), (size - 700, noise(700, 2))],
+    );
+    for extra in [&[][..], &["-c"]] {
+        let info = convert_ok(dir, "in.raw", "out.qcow2", extra);
+        assert_eq!(info["virtual-size"], 3 * M + 1024);
+        std::fs::remove_file(path(dir, "out.qcow2")).unwrap();
+    }
+}
+
 #[test]
 fn compat_0_10_writes_version_2() {
     let d = tmp();

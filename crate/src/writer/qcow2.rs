@@ -62,6 +62,7 @@ const FLUSH_AT: usize = 4 << 20;
 pub struct Qcow2Writer {
     cluster_bits: u32,
     cs: u64,
+    /// The guest size the engine copies (the header says it rounded up to whole sectors).
     size: u64,
     compat: Qcow2Compat,
     codec: Option<Codec>,
@@ -288,7 +289,9 @@ impl Qcow2Writer {
         h.extend_from_slice(&0u64.to_be_bytes()); // backing_file_offset
         h.extend_from_slice(&0u32.to_be_bytes()); // backing_file_size
         h.extend_from_slice(&self.cluster_bits.to_be_bytes());
-        h.extend_from_slice(&self.size.to_be_bytes());
+        // qemu drops a partial last sector of a qcow2 disk (and reads a raw file's as a whole
+        // sector, zero-padded): round up like `qemu-img convert`.
+        h.extend_from_slice(&self.size.next_multiple_of(512).to_be_bytes());
         h.extend_from_slice(&0u32.to_be_bytes()); // crypt_method
         h.extend_from_slice(&(self.l1.len() as u32).to_be_bytes());
         h.extend_from_slice(&l1_at.to_be_bytes());
@@ -640,7 +643,10 @@ mod tests {
                 disk.extend_from_slice(&vec![0; 300_000]);
                 disk.extend_from_slice(&pattern(100_001, 9));
                 let file = convert(&disk, &opts);
-                assert_eq!(read_back(&file), disk, "{cs} {compression:?} {compat:?}");
+                // The header rounds the size up to whole sectors.
+                let mut want = disk.clone();
+                want.resize(disk.len().next_multiple_of(512), 0);
+                assert_eq!(read_back(&file), want, "{cs} {compression:?} {compat:?}");
             }
         }
     }
