@@ -56,6 +56,8 @@ const MAX_REFTABLE_BYTES: u64 = 8 << 20;
 /// Header length of version 3 with the compression type byte, padded to 8 (spec: "Header").
 const V3_HEADER_LEN: usize = 112;
 const V2_HEADER_LEN: usize = 72;
+/// Uncompressed data is zero-checked and written this much at a time (about a core's L2 cache).
+const PIECE: usize = 1 << 20;
 /// The write buffer is flushed when it reaches this size.
 const FLUSH_AT: usize = 4 << 20;
 
@@ -280,6 +282,80 @@ impl Qcow2Writer {
         Ok(())
     }
 
+    /// Lay out `data` (whole clusters from guest `offset`, or the disk's tail).
+    async fn store(
+        &mut self,
+        sink: &mut dyn Sink,
+        pool: &dyn Pool,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        let cs = self.cs as usize;
+        let first = offset / self.cs;
+        let clusters: Vec<(usize, &[u8])> = data
+            .chunks(cs)
+            .enumerate()
+            .filter(|(_, c)| !is_zero(c))
+            .collect();
+        if clusters.is_empty() {
+            return Ok(());
+        }
+        // Compress the whole batch at once so the host can spread it over every core. A short
+        // last cluster (the disk ends inside it) is compressed padded: readers inflate whole
+        // clusters.
+        let mut packed: Vec<Option<Vec<u8>>> = vec![];
+        if let Some(codec) = self.codec {
+            let padded: Vec<u8> = match clusters.last() {
+                Some((_, c)) if c.len() < cs => {
+                    let mut p = c.to_vec();
+                    p.resize(cs, 0);
+                    p
+                }
+                _ => vec![],
+            };
+            let inputs: Vec<&[u8]> = clusters
+                .iter()
+                .map(|&(_, c)| if c.len() < cs { &padded[..] } else { c })
+                .collect();
+            packed = pool.compress_all(codec, &inputs, cs).await?;
+            if packed.len() != inputs.len() {
+                return Err(Error::Io("compression pool lost results".into()));
+            }
+        }
+        // Standard clusters that follow each other in guest and host go out in one write.
+        let mut run: Option<(usize, u64, usize)> = None; // (data index, host offset, length)
+        for (j, &(i, chunk)) in clusters.iter().enumerate() {
+            let g = first + i as u64;
+            self.enter_l2(sink, g).await?;
+            let entry = match packed.get(j).and_then(|p| p.as_deref()) {
+                Some(bytes) if !bytes.is_empty() && bytes.len() < cs => {
+                    self.place_compressed(sink, bytes).await?
+                }
+                _ => {
+                    let host = self.alloc(sink).await?;
+                    let d = i * cs;
+                    match &mut run {
+                        Some((rd, rh, len)) if *rd + *len == d && *rh + *len as u64 == host => {
+                            *len += chunk.len();
+                        }
+                        _ => {
+                            if let Some((rd, rh, len)) = run.take() {
+                                sink.write_at(rh, &data[rd..rd + len]).await?;
+                            }
+                            run = Some((d, host, chunk.len()));
+                        }
+                    }
+                    host | COPIED
+                }
+            };
+            self.l2[(g % (self.cs / 8)) as usize] = entry;
+        }
+        if let Some((rd, rh, len)) = run {
+            sink.write_at(rh, &data[rd..rd + len]).await?;
+        }
+        Ok(())
+    }
+
     fn header(&self, l1_at: u64, reftable_at: u64, reftable_clusters: u64) -> Vec<u8> {
         let v3 = self.compat == Qcow2Compat::V1_1;
         let zstd = self.codec == Some(Codec::Zstd);
@@ -342,67 +418,16 @@ impl Writer for Qcow2Writer {
             )));
         }
         self.guest_pos = end;
-        let first = offset / self.cs;
-        let clusters: Vec<(usize, &[u8])> = data
-            .chunks(cs)
-            .enumerate()
-            .filter(|(_, c)| !is_zero(c))
-            .collect();
-        if clusters.is_empty() {
-            return Ok(());
-        }
-        // Compress the whole batch at once so the host can spread it over every core. A short
-        // last cluster (the disk ends inside it) is compressed padded: readers inflate whole
-        // clusters.
-        let mut packed: Vec<Option<Vec<u8>>> = vec![];
-        if let Some(codec) = self.codec {
-            let padded: Vec<u8> = match clusters.last() {
-                Some((_, c)) if c.len() < cs => {
-                    let mut p = c.to_vec();
-                    p.resize(cs, 0);
-                    p
-                }
-                _ => vec![],
-            };
-            let inputs: Vec<&[u8]> = clusters
-                .iter()
-                .map(|&(_, c)| if c.len() < cs { &padded[..] } else { c })
-                .collect();
-            packed = pool.compress_all(codec, &inputs, cs).await?;
-            if packed.len() != inputs.len() {
-                return Err(Error::Io("compression pool lost results".into()));
-            }
-        }
-        // Standard clusters that follow each other in guest and host go out in one write.
-        let mut run: Option<(usize, u64, usize)> = None; // (data index, host offset, length)
-        for (j, &(i, chunk)) in clusters.iter().enumerate() {
-            let g = first + i as u64;
-            self.enter_l2(sink, g).await?;
-            let entry = match packed.get(j).and_then(|p| p.as_deref()) {
-                Some(bytes) if !bytes.is_empty() && bytes.len() < cs => {
-                    self.place_compressed(sink, bytes).await?
-                }
-                _ => {
-                    let host = self.alloc(sink).await?;
-                    let d = i * cs;
-                    match &mut run {
-                        Some((rd, rh, len)) if *rd + *len == d && *rh + *len as u64 == host => {
-                            *len += chunk.len();
-                        }
-                        _ => {
-                            if let Some((rd, rh, len)) = run.take() {
-                                sink.write_at(rh, &data[rd..rd + len]).await?;
-                            }
-                            run = Some((d, host, chunk.len()));
-                        }
-                    }
-                    host | COPIED
-                }
-            };
-            self.l2[(g % (self.cs / 8)) as usize] = entry;
-        }
-        if let Some((rd, rh, len)) = run {
-            sink.write_at(rh, &data[rd..rd + len]).await?;
+        // Without compression, go a piece at a time: the zero check and the copy into the
+        // sink then find the bytes still in the CPU cache, which a 16 MiB window is not.
+        let cs = self.cs as usize;
+        let piece = match self.codec {
+            Some(_) => data.len().max(1),
+            None => (PIECE / cs).max(1) * cs,
+        };
+        for (k, part) in data.chunks(piece).enumerate() {
+            self.store(sink, pool, offset + (k * piece) as u64, part)
+                .await?;
         }
         Ok(())
     }
