@@ -120,22 +120,14 @@ impl Sink for FileSink {
     }
 }
 
-/// Spreads each batch over every core with scoped threads.
-pub struct ThreadPool {
-    threads: usize,
-}
+/// Spreads each batch over every core. rayon's threads persist across batches, so each keeps
+/// its (de)compressor state; its work stealing balances batches that mix random and text data.
+#[derive(Default)]
+pub struct ThreadPool;
 
 impl ThreadPool {
     pub fn new() -> Self {
-        ThreadPool {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
-    }
-}
-
-impl Default for ThreadPool {
-    fn default() -> Self {
-        Self::new()
+        ThreadPool
     }
 }
 
@@ -147,46 +139,17 @@ impl Pool for ThreadPool {
         inputs: &[&[u8]],
         limit: usize,
     ) -> Result<Vec<Option<Vec<u8>>>> {
-        let per = inputs.len().div_ceil(self.threads).max(1);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = inputs
-                .chunks(per)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|i| codec::compress(codec, i, limit))
-                            .collect::<Result<Vec<_>>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(inputs.len());
-            for h in handles {
-                out.extend(
-                    h.join()
-                        .map_err(|_| Error::Io("compression thread panicked".into()))??,
-                );
-            }
-            Ok(out)
-        })
+        use rayon::prelude::*;
+        inputs
+            .par_iter()
+            .map(|i| codec::compress(codec, i, limit))
+            .collect()
     }
 
     async fn decompress_all(&self, jobs: &mut [(Codec, &[u8], &mut [u8])]) -> Result<()> {
-        let per = jobs.len().div_ceil(self.threads).max(1);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = jobs
-                .chunks_mut(per)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter_mut()
-                            .try_for_each(|(c, i, o)| codec::decompress(*c, i, o))
-                    })
-                })
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .map_err(|_| Error::Io("decompression thread panicked".into()))?
-            })
-        })
+        use rayon::prelude::*;
+        jobs.par_iter_mut()
+            .try_for_each(|(c, i, o)| codec::decompress(*c, i, o))
     }
 }
 
