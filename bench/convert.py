@@ -134,6 +134,24 @@ def main():
         if os.path.exists(f):
             os.remove(f)
 
+    # Memory as the disk grows: overlays of the test disk with 64 MiB more data at their far end.
+    growth = []
+    if not args.only or "memory" in args.only:
+        for size in ("4G", "64G", "1T"):
+            top = os.path.join(DATA, f"grow-{size}.qcow2")
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", qcow2, "-F", "qcow2", top, size],
+                           check=True)
+            end = {"4G": 4 * GiB, "64G": 64 * GiB, "1T": 1024 * GiB}[size]
+            subprocess.run(["qemu-io", "-c", f"write -P 0x5a {end - 64 * MiB} 64M", top],
+                           check=True, stdout=subprocess.DEVNULL)
+            for fmt in ("qcow2", "raw"):
+                if os.path.exists(out + ".v"):
+                    os.remove(out + ".v")
+                wall, rss = timed([VMDISK, "convert", "-O", fmt, "--output", out + ".v", top, qcow2])
+                growth.append((size, fmt, wall, rss))
+            os.remove(top)
+        os.remove(out + ".v")
+
     print(f"\n4 GiB disk, 1.5 GiB data, {os.cpu_count()} cores, median of {args.runs} runs, page cache warm\n")
     print("| conversion | qemu-img | vmdisk | time ratio | qemu-img output | vmdisk output | size ratio "
           "| qemu-img peak RSS | vmdisk peak RSS |")
@@ -141,6 +159,12 @@ def main():
     for name, qs, vs, r, qm, vm, sr, qr, vr in rows:
         print(f"| {name} | {qs:.2f} s | {vs:.2f} s | **{r:.2f}x** | {qm:.0f} MiB | {vm:.0f} MiB | {sr:.2f}x "
               f"| {qr:.0f} MiB | {vr:.0f} MiB |")
+    if growth:
+        print("\nvmdisk peak RSS as the virtual disk grows (overlay on the test disk + 64 MiB at its end, flattened)\n")
+        print("| virtual size | output | wall | vmdisk peak RSS |")
+        print("|---|---|---|---|")
+        for size, fmt, wall, rss in growth:
+            print(f"| {size} | {fmt} | {wall:.2f} s | {rss:.0f} MiB |")
 
 
 if __name__ == "__main__":
