@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// Browser benchmark: the page's engine (wasm in a Web Worker, output in OPFS) in headless Chromium,
+// against the browser's own read ceiling and native qemu-img, in the same run on the same files.
+//
+// On the 4 GiB test disk of bench/convert.py (bench-data/disk.raw, 1.5 GiB of data; built once
+// when missing) it measures, medians of --runs runs with a warm page cache:
+//   - the read ceiling: Blob.slice(16 MiB).arrayBuffer() over the whole input file, JS alone;
+//   - window.vmdisk.convert() for raw -> qcow2, qcow2 -> raw, raw -> qcow2 zlib (and zstd);
+//   - `qemu-img convert` with the same options;
+// and prints a markdown table: rate against the read ceiling, time against qemu-img, the worker's
+// wasm memory. Targets: uncompressed >= 85% of the read ceiling, compressed faster than qemu-img -c.
+//
+// Run by hand (needs www/pkg built: ./dev serve builds it):
+//   ./dev bench-browser [--runs N] [--only NAME] [--verify]
+// --verify downloads each browser output once and checks it with qemu-img compare (outside the timing).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, WWW } from '../tests/browser/lib.mjs';
+import { serve } from '../tests/browser/server.mjs';
+
+const MiB = 1 << 20;
+const { values: opts } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    only: { type: 'string' },
+    verify: { type: 'boolean', default: false },
+  },
+});
+const RUNS = Math.max(1, Number(opts.runs) || 3);
+const DATA = join(ROOT, 'bench-data');
+const RAW = join(DATA, 'disk.raw');
+const QCOW2 = join(DATA, 'disk.qcow2');
+
+const log = (...a) => console.error(...a);
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const run = (cmd, args, o = {}) => {
+  const p = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', ...o });
+  if (p.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${p.stderr}`);
+  return p;
+};
+const warm = (path) => run('dd', [`if=${path}`, 'of=/dev/null', 'bs=16M', 'status=none']);
+
+// The test disk: the same one bench/convert.py builds.
+mkdirSync(DATA, { recursive: true });
+if (!existsSync(RAW)) {
+  log('building the 4 GiB test disk (once) ...');
+  run('python3', ['-c', 'import sys; sys.path.insert(0, "bench"); import convert; convert.make_disk(sys.argv[1])', RAW], { cwd: ROOT });
+}
+if (!existsSync(QCOW2)) run('qemu-img', ['convert', '-O', 'qcow2', RAW, QCOW2]);
+
+const cases = [
+  { name: 'raw -> qcow2', input: RAW, inFmt: 'raw', format: 'qcow2', compression: null, qemu: ['-O', 'qcow2'] },
+  { name: 'qcow2 -> raw', input: QCOW2, inFmt: 'qcow2', format: 'raw', compression: null, qemu: ['-O', 'raw'] },
+  { name: 'raw -> qcow2 -c zlib', input: RAW, inFmt: 'raw', format: 'qcow2', compression: 'zlib', qemu: ['-O', 'qcow2', '-c'] },
+  { name: 'raw -> qcow2 -c zstd', input: RAW, inFmt: 'raw', format: 'qcow2', compression: 'zstd', qemu: ['-O', 'qcow2', '-c', '-o', 'compression_type=zstd'] },
+].filter((c) => !opts.only || c.name.includes(opts.only));
+
+// A persistent profile: OPFS of an incognito-like context lives in memory, a real user's on disk.
+const profile = mkdtempSync(join(DATA, 'chromium-profile-'));
+const server = await serve(WWW);
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, acceptDownloads: true,
+});
+const cleanup = async () => {
+  await context.close().catch(() => {});
+  await server.close();
+  rmSync(profile, { recursive: true, force: true });
+  rmSync(join(DATA, 'out.q'), { force: true });
+  rmSync(join(DATA, 'out.b'), { force: true });
+};
+
+try {
+  const page = context.pages()[0] || await context.newPage();
+  page.on('pageerror', (e) => log('page error:', e.message));
+  await page.goto(server.url);
+  await page.waitForFunction(() => window.vmdisk && window.vmdisk.convert, null, { timeout: 60_000 });
+  await page.evaluate(() => {
+    const input = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'bench-files', hidden: true });
+    document.body.append(input);
+  });
+  await page.setInputFiles('#bench-files', [RAW, QCOW2]);
+  await page.evaluate(async () => {
+    window.benchFiles = Object.fromEntries(Array.from(document.getElementById('bench-files').files).map((f) => [f.name, f]));
+    window.clearOpfs = async () => {
+      const root = await navigator.storage.getDirectory();
+      for await (const name of root.keys()) await root.removeEntry(name, { recursive: true });
+    };
+    await window.clearOpfs();
+    // Start the worker and compile the module before anything is timed.
+    for (const f of Object.values(window.benchFiles)) await window.vmdisk.inspect([f]);
+  });
+
+  const nameOf = (p) => p.split('/').pop();
+  const ceilingOf = async (path) => {
+    warm(path);
+    const secs = [];
+    for (let i = 0; i < RUNS; i++) {
+      secs.push(await page.evaluate(async (name) => {
+        const f = window.benchFiles[name];
+        const S = 16 << 20;
+        const t0 = performance.now();
+        for (let o = 0; o < f.size; o += S) await f.slice(o, Math.min(o + S, f.size)).arrayBuffer();
+        return (performance.now() - t0) / 1000;
+      }, nameOf(path)));
+    }
+    const s = median(secs);
+    return { secs: s, rate: statSync(path).size / MiB / s };
+  };
+
+  const ceilings = {};
+  for (const path of new Set(cases.map((c) => c.input))) {
+    ceilings[path] = await ceilingOf(path);
+    log(`read ceiling ${nameOf(path)}: ${ceilings[path].rate.toFixed(0)} MiB/s`);
+  }
+
+  const browserRun = (c) => page.evaluate(async ({ name, format, compression }) => {
+    await window.clearOpfs();
+    const t0 = performance.now();
+    const r = await window.vmdisk.convert([window.benchFiles[name]], { format, compression, onProgress: () => {} });
+    const secs = (performance.now() - t0) / 1000;
+    return { secs, size: r.size ?? r.file.size, mem: r.wasmMemoryBytes ?? null };
+  }, { name: nameOf(c.input), format: c.format, compression: c.compression });
+
+  const qemuRun = (c) => {
+    rmSync(join(DATA, 'out.q'), { force: true });
+    spawnSync('sync');
+    const t0 = process.hrtime.bigint();
+    run('qemu-img', ['convert', ...c.qemu, c.input, join(DATA, 'out.q')]);
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  };
+
+  const rows = [];
+  for (const c of cases) {
+    warm(c.input);
+    const b = [];
+    const q = [];
+    for (let i = 0; i < RUNS; i++) {
+      // Alternate who goes first: the second of a pair meets a warmer machine.
+      const pair = [() => browserRun(c).then((r) => b.push(r)), async () => q.push(qemuRun(c))];
+      for (const f of i % 2 ? pair.reverse() : pair) await f();
+    }
+    if (opts.verify) await verify(page, c);
+    await page.evaluate(() => window.clearOpfs());
+    const bs = median(b.map((r) => r.secs));
+    const qs = median(q);
+    const inSize = statSync(c.input).size;
+    const row = {
+      name: c.name, bs, qs,
+      rate: inSize / MiB / bs,
+      virtRate: statSync(RAW).size / MiB / bs,
+      ceiling: ceilings[c.input].rate,
+      mem: Math.max(...b.map((r) => r.mem ?? 0)),
+      size: b[0].size,
+    };
+    rows.push(row);
+    log(`${c.name}: browser ${bs.toFixed(2)} s, qemu-img ${qs.toFixed(2)} s`);
+  }
+
+  const f2 = (x) => x.toFixed(2);
+  const version = (await page.evaluate(() => navigator.userAgent)).match(/Chrome\/([\d.]+)/)?.[1] ?? '';
+  console.log(`\n4 GiB disk (1.5 GiB data), headless Chromium ${version} on ${cpus().length} cores, median of ${RUNS} runs, page cache warm`);
+  console.log('Rate: input file bytes per second. Read ceiling: Blob.slice(16 MiB).arrayBuffer() over the same file, JS alone.\n');
+  console.log('| conversion | browser | input rate | read ceiling | rate / ceiling | qemu-img | time vs qemu-img | output | wasm memory |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.name} | ${f2(r.bs)} s | ${r.rate.toFixed(0)} MiB/s | ${r.ceiling.toFixed(0)} MiB/s | **${(100 * r.rate / r.ceiling).toFixed(0)}%** `
+      + `| ${f2(r.qs)} s | **${f2(r.bs / r.qs)}x** | ${(r.size / MiB).toFixed(0)} MiB | ${r.mem ? `${(r.mem / MiB).toFixed(0)} MiB` : 'n/a'} |`);
+  }
+  console.log('\nTargets: uncompressed conversions >= 85% of the read ceiling; compressed qcow2 faster than qemu-img -c (time ratio < 1).');
+} finally {
+  await cleanup();
+}
+
+/** Download the last browser output and compare it with the input (outside the timing). */
+async function verify(page, c) {
+  const out = join(DATA, 'out.b');
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 600_000 }),
+    page.evaluate(async ({ name, format, compression }) => {
+      await window.clearOpfs();
+      const r = await window.vmdisk.convert([window.benchFiles[name]], { format, compression });
+      const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(r.file), download: 'out.b' });
+      document.body.append(a);
+      a.click();
+    }, { name: c.input.split('/').pop(), format: c.format, compression: c.compression }),
+  ]);
+  await download.saveAs(out);
+  const p = spawnSync('qemu-img', ['compare', '-q', '-f', c.inFmt, '-F', c.format, c.input, out]);
+  rmSync(out, { force: true });
+  if (p.status !== 0) throw new Error(`${c.name}: the browser's output differs from the input`);
+  log(`${c.name}: verified with qemu-img compare`);
+}
