@@ -30,18 +30,6 @@ fn empty_file_is_a_clean_error() {
     assert!(err.contains("empty"), "{err}");
 }
 
-/// No file in `dir` other than the listed ones (no output, no partial temporary file).
-fn assert_only_files(dir: &std::path::Path, expected: &[&str]) {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(names, want, "unexpected files left behind");
-}
-
 #[test]
 fn interrupted_conversion_leaves_nothing_behind() {
     let d = tmp();

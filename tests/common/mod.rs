@@ -170,3 +170,16 @@ pub fn write_at(file: &Path, offset: u64, data: &[u8]) {
         .expect("open");
     f.write_all_at(data, offset).expect("write");
 }
+
+/// Assert `dir` holds exactly the `expected` files: no output and no partial temporary file
+/// left behind by a failed conversion.
+pub fn assert_only_files(dir: &Path, expected: &[&str]) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(names, want, "unexpected files in {}", dir.display());
+}
