@@ -22,6 +22,8 @@ pub mod zero;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use error::{Error, Result};
 pub use extent::{Extent, FileId, Mapping};

@@ -1,0 +1,189 @@
+//! Browser I/O: a [`Source`] over a `Blob`/`File`, and [`Sink`]s over the File System Access API.
+
+use crate::error::{Error, Result};
+use crate::sink::Sink;
+use crate::source::Source;
+use async_trait::async_trait;
+use js_sys::Uint8Array;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Blob, File, FileSystemReadWriteOptions, FileSystemSyncAccessHandle,
+    FileSystemWritableFileStream, WriteCommandType, WriteParams,
+};
+
+/// The message of a JS exception (an `Error`/`DOMException`, or whatever was thrown).
+pub fn js_message(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return String::from(err.message());
+    }
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    js_sys::Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// A `File` (or plain `Blob`) the user picked. Every `read_at` is one
+/// `blob.slice(a, b).arrayBuffer()`: the copy engine reads 16 MiB at a time, the size at which
+/// Blob reads reach their full speed.
+pub struct BlobSource {
+    name: String,
+    blob: Blob,
+    len: u64,
+}
+
+impl BlobSource {
+    /// A `File` keeps its name (companions are matched by it); a bare `Blob` is called "blob".
+    pub fn new(blob: Blob) -> Self {
+        let name = blob
+            .dyn_ref::<File>()
+            .map(|f| f.name())
+            .unwrap_or_else(|| "blob".into());
+        Self::with_name(name, blob)
+    }
+
+    pub fn with_name(name: impl Into<String>, blob: Blob) -> Self {
+        let len = blob.size() as u64;
+        BlobSource {
+            name: name.into(),
+            blob,
+            len,
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl Source for BlobSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= self.len)
+            .ok_or_else(|| {
+                Error::Io(format!(
+                    "short read from {}: {} bytes at offset {offset} of {}",
+                    self.name,
+                    buf.len(),
+                    self.len
+                ))
+            })?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let io = |e: JsValue| Error::Io(format!("reading {}: {}", self.name, js_message(&e)));
+        let slice = self
+            .blob
+            .slice_with_f64_and_f64(offset as f64, end as f64)
+            .map_err(io)?;
+        let bytes = JsFuture::from(slice.array_buffer()).await.map_err(io)?;
+        let view = Uint8Array::new(&bytes);
+        if view.length() as usize != buf.len() {
+            // The file changed on disk after it was picked.
+            return Err(Error::Io(format!(
+                "short read from {}: got {} of {} bytes at offset {offset}",
+                self.name,
+                view.length(),
+                buf.len()
+            )));
+        }
+        view.copy_to(buf);
+        Ok(())
+    }
+}
+
+/// Output into an Origin Private File System file through its synchronous access handle
+/// (dedicated workers only): seekable, and no copy of the data on the JS side. `finish` flushes;
+/// whoever created the handle closes it.
+pub struct SyncHandleSink {
+    handle: FileSystemSyncAccessHandle,
+}
+
+impl SyncHandleSink {
+    pub fn new(handle: FileSystemSyncAccessHandle) -> Self {
+        SyncHandleSink { handle }
+    }
+}
+
+fn write_error(e: JsValue) -> Error {
+    Error::Io(format!("writing the output: {}", js_message(&e)))
+}
+
+#[async_trait(?Send)]
+impl Sink for SyncHandleSink {
+    async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let opts = FileSystemReadWriteOptions::new();
+        opts.set_at(offset as f64);
+        let written = self
+            .handle
+            .write_with_u8_array_and_options(data, &opts)
+            .map_err(write_error)?;
+        if written as usize != data.len() {
+            return Err(Error::Io(format!(
+                "writing the output: only {written} of {} bytes written at offset {offset} (storage full?)",
+                data.len()
+            )));
+        }
+        Ok(())
+    }
+    async fn set_len(&mut self, len: u64) -> Result<()> {
+        self.handle
+            .truncate_with_f64(len as f64)
+            .map_err(write_error)
+    }
+    async fn finish(&mut self) -> Result<()> {
+        self.handle.flush().map_err(write_error)
+    }
+}
+
+/// Output into a `FileSystemWritableFileStream` (from `showSaveFilePicker` or
+/// `FileSystemFileHandle.createWritable`): positioned writes, each handed over as a copy since
+/// the stream consumes it later. `finish` closes the stream, which is what makes the file appear;
+/// on failure the caller aborts it instead.
+pub struct WritableSink {
+    stream: FileSystemWritableFileStream,
+}
+
+impl WritableSink {
+    pub fn new(stream: FileSystemWritableFileStream) -> Self {
+        WritableSink { stream }
+    }
+}
+
+#[async_trait(?Send)]
+impl Sink for WritableSink {
+    async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let chunk = Uint8Array::new_with_length(data.len() as u32);
+        chunk.copy_from(data);
+        let params = WriteParams::new(WriteCommandType::Write);
+        params.set_position(Some(offset as f64));
+        params.set_data(&chunk);
+        let done = self
+            .stream
+            .write_with_write_params(&params)
+            .map_err(write_error)?;
+        JsFuture::from(done).await.map_err(write_error)?;
+        Ok(())
+    }
+    async fn set_len(&mut self, len: u64) -> Result<()> {
+        let done = self
+            .stream
+            .truncate_with_f64(len as f64)
+            .map_err(write_error)?;
+        JsFuture::from(done).await.map_err(write_error)?;
+        Ok(())
+    }
+    async fn finish(&mut self) -> Result<()> {
+        JsFuture::from(self.stream.close())
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! The browser host: the core's entry points for JS (`www/worker.js` drives them in a Web
+//! Worker), Blob input, OPFS / writable-stream output and a pool of compression sub-workers.
+//!
+//! Values cross as plain JS objects: the report is the object `vmdisk info --json` prints,
+//! map rows are those of `vmdisk map --json`. A failure is a JS `Error` whose message is the
+//! CLI's one-line message, with `kind` ("io", "corrupt", "cancelled", ...) and `detail` (the
+//! message without the kind's prefix) added for programs.
+
+pub mod io;
+pub mod pool;
+
+pub use io::{BlobSource, SyncHandleSink, WritableSink};
+pub use pool::{WorkerPool, compress_batch, decompress_batch};
+
+use crate::codec::{Codec, Pool, Serial};
+use crate::error::{Error, Result};
+use crate::sink::Sink;
+use crate::source::{ImageSet, Source};
+use crate::writer::{OutputFormat, Qcow2Compat, WriteOptions};
+use crate::{Image, OpenedImage};
+use async_trait::async_trait;
+use js_sys::{Array, Function, Object, Reflect, Uint8Array};
+use serde::Serialize;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, FileSystemSyncAccessHandle, FileSystemWritableFileStream};
+
+/// Panics print their message to the console instead of "unreachable executed".
+fn hook() {
+    console_error_panic_hook::set_once();
+}
+
+fn set(obj: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(obj, &key.into(), value);
+}
+
+/// The stable name of an error's kind, and its message without the kind's prefix.
+pub fn error_parts(e: &Error) -> (&'static str, String) {
+    match e {
+        Error::Io(s) => ("io", s.clone()),
+        Error::Truncated(s) => ("truncated", s.clone()),
+        Error::Corrupt(s) => ("corrupt", s.clone()),
+        Error::Unsupported(s) => ("unsupported", s.clone()),
+        Error::NotAnImage(s) => ("not-an-image", s.clone()),
+        Error::Missing(s) => ("missing", s.clone()),
+        Error::Invalid(s) => ("invalid", s.clone()),
+        Error::Cancelled => ("cancelled", String::new()),
+    }
+}
+
+fn error_from_parts(kind: &str, detail: String) -> Error {
+    match kind {
+        "truncated" => Error::Truncated(detail),
+        "corrupt" => Error::Corrupt(detail),
+        "unsupported" => Error::Unsupported(detail),
+        "not-an-image" => Error::NotAnImage(detail),
+        "missing" => Error::Missing(detail),
+        "invalid" => Error::Invalid(detail),
+        "cancelled" => Error::Cancelled,
+        _ => Error::Io(detail),
+    }
+}
+
+/// A JS `Error` with the CLI's message, plus `kind` and `detail`; cancellation is an `AbortError`.
+pub fn to_js_error(e: &Error) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    let (kind, detail) = error_parts(e);
+    if let Error::Cancelled = e {
+        err.set_name("AbortError");
+    }
+    set(&err, "kind", &kind.into());
+    set(&err, "detail", &detail.into());
+    err.into()
+}
+
+/// The reverse of [`to_js_error`]; anything else thrown becomes an I/O error.
+pub fn error_from_js(e: &JsValue) -> Error {
+    let get = |k: &str| Reflect::get(e, &k.into()).ok().and_then(|v| v.as_string());
+    match (get("kind"), get("detail")) {
+        (Some(kind), Some(detail)) => error_from_parts(&kind, detail),
+        _ => Error::Io(io::js_message(e)),
+    }
+}
+
+/// A plain JS value for `v`, shaped like its JSON: objects for maps, null for None, numbers
+/// for u64. A number beyond 2^53 (only a hostile image has one) goes through JSON instead,
+/// which rounds it rather than failing the whole report.
+pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue> {
+    let ser = serde_wasm_bindgen::Serializer::new()
+        .serialize_maps_as_objects(true)
+        .serialize_missing_as_null(true);
+    if let Ok(value) = v.serialize(&ser) {
+        return Ok(value);
+    }
+    let json = serde_json::to_string(v).map_err(|e| Error::Io(e.to_string()))?;
+    js_sys::JSON::parse(&json).map_err(|e| Error::Io(io::js_message(&e)))
+}
+
+/// The picked files as sources: an array (or FileList, or any iterable) of `File`s, or one.
+pub fn sources(files: &JsValue) -> Result<Vec<Rc<dyn Source>>> {
+    let list: Vec<JsValue> = if files.is_instance_of::<Blob>() {
+        vec![files.clone()]
+    } else {
+        Array::from(files).iter().collect()
+    };
+    let mut out: Vec<Rc<dyn Source>> = vec![];
+    for f in list {
+        let blob = f
+            .dyn_into::<Blob>()
+            .map_err(|_| Error::Invalid("expected File objects".into()))?;
+        let src = BlobSource::new(blob);
+        if out.iter().any(|s| s.name() == src.name()) {
+            return Err(Error::Invalid(format!(
+                "two files are named {}: companions are matched by name",
+                src.name()
+            )));
+        }
+        out.push(Rc::new(src));
+    }
+    Ok(out)
+}
+
+/// The image the conversion reads, or why it cannot be read (the CLI's messages).
+pub fn readable(opened: &OpenedImage) -> Result<&dyn Image> {
+    let format = opened.probe.primary().format;
+    let image = opened.image.as_deref().ok_or_else(|| {
+        Error::Unsupported(format!("reading {format} images is not supported yet"))
+    })?;
+    crate::engine::check_readable(image)?;
+    Ok(image)
+}
+
+/// `inspect(files) -> Promise<Report>`: what `vmdisk info --json` prints, as a JS object.
+#[wasm_bindgen]
+pub async fn inspect(files: JsValue) -> std::result::Result<JsValue, JsValue> {
+    hook();
+    let run = async {
+        let opened = crate::open(ImageSet::new(sources(&files)?)).await?;
+        to_js(&crate::inspect(&opened))
+    };
+    run.await.map_err(|e| to_js_error(&e))
+}
+
+/// `map(files) -> Promise<MapEntry[]>`: the rows of `vmdisk map --json`.
+#[wasm_bindgen]
+pub async fn map(files: JsValue) -> std::result::Result<JsValue, JsValue> {
+    hook();
+    let run = async {
+        let opened = crate::open(ImageSet::new(sources(&files)?)).await?;
+        let image = readable(&opened)?;
+        let rows = Array::new();
+        let mut failed = None;
+        crate::engine::map(&opened.set, image, &mut |row| match to_js(&row) {
+            Ok(v) => {
+                rows.push(&v);
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        })
+        .await?;
+        failed.map_or(Ok(rows.into()), Err)
+    };
+    run.await.map_err(|e| to_js_error(&e))
+}
+
+/// Conversion options as JS passes them: `{format, compression, clusterSize, compat}`.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct JsOptions {
+    format: Option<String>,
+    compression: Option<String>,
+    cluster_size: Option<f64>,
+    compat: Option<String>,
+}
+
+/// Parse and validate `{format: "qcow2"|"raw", compression: null|"zlib"|"zstd", clusterSize?,
+/// compat?: "0.10"|"1.1"}` (format defaults to qcow2).
+pub fn write_options(options: &JsValue) -> Result<WriteOptions> {
+    let o: JsOptions = if options.is_null() || options.is_undefined() {
+        JsOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options.clone())
+            .map_err(|e| Error::Invalid(format!("bad conversion options: {e}")))?
+    };
+    let defaults = WriteOptions::default();
+    let opts = WriteOptions {
+        format: match o.format.as_deref() {
+            None | Some("qcow2") => OutputFormat::Qcow2,
+            Some("raw") => OutputFormat::Raw,
+            Some(f) => {
+                return Err(Error::Invalid(format!(
+                    "unknown output format {f:?} (raw or qcow2)"
+                )));
+            }
+        },
+        compression: match o.compression.as_deref() {
+            None | Some("none") => None,
+            Some("zlib" | "deflate") => Some(Codec::Deflate),
+            Some("zstd") => Some(Codec::Zstd),
+            Some(c) => {
+                return Err(Error::Invalid(format!(
+                    "unknown compression {c:?} (zlib or zstd)"
+                )));
+            }
+        },
+        cluster_size: match o.cluster_size {
+            None => defaults.cluster_size,
+            Some(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => n as u32,
+            Some(n) => return Err(Error::Invalid(format!("bad cluster size {n}"))),
+        },
+        compat: match o.compat.as_deref() {
+            None | Some("1.1") => Qcow2Compat::V1_1,
+            Some("0.10") => Qcow2Compat::V0_10,
+            Some(c) => {
+                return Err(Error::Invalid(format!(
+                    "unknown qcow2 compat {c:?} (0.10 or 1.1)"
+                )));
+            }
+        },
+    };
+    opts.validate()?;
+    Ok(opts)
+}
+
+/// What a finished conversion tells its caller.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Converted {
+    /// The main input file's name (the image the user means, not a companion).
+    pub input: String,
+    pub format: &'static str,
+    pub virtual_size: u64,
+}
+
+/// Open `files`, convert the image to `opts` into `sink` and finish the sink: the host-neutral
+/// part of the JS `convert`, which tests drive with in-memory sinks.
+pub async fn convert_sources(
+    files: Vec<Rc<dyn Source>>,
+    opts: &WriteOptions,
+    sink: &mut dyn Sink,
+    pool: &dyn Pool,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<Converted> {
+    opts.validate()?;
+    let opened = crate::open(ImageSet::new(files)).await?;
+    let image = readable(&opened)?;
+    let mut writer = crate::writer::new_writer(opts, image.virtual_size())?;
+    crate::engine::convert(&opened.set, image, &mut *writer, sink, pool, progress).await?;
+    sink.finish().await?;
+    Ok(Converted {
+        input: opened.set.file(opened.main).name().to_string(),
+        format: match opts.format {
+            OutputFormat::Raw => "raw",
+            OutputFormat::Qcow2 => "qcow2",
+        },
+        virtual_size: image.virtual_size(),
+    })
+}
+
+/// A sink over any JS object with `writeAt(offset, Uint8Array)`, `setLength(len)` and
+/// `finish()` (each may return a promise): for node, and for pages with their own storage.
+pub struct CallbackSink {
+    target: JsValue,
+}
+
+impl CallbackSink {
+    async fn call(&self, method: &str, args: &[JsValue]) -> Result<()> {
+        let err = |e: JsValue| Error::Io(format!("writing the output: {}", io::js_message(&e)));
+        let f = Reflect::get(&self.target, &method.into())
+            .map_err(err)?
+            .dyn_into::<Function>()
+            .map_err(|_| Error::Invalid(format!("the output has no {method} method")))?;
+        let result = f
+            .apply(&self.target, &args.iter().collect::<Array>())
+            .map_err(err)?;
+        if let Some(p) = result.dyn_ref::<js_sys::Promise>() {
+            JsFuture::from(p.clone()).await.map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait(?Send)]
+impl Sink for CallbackSink {
+    async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let chunk: JsValue = Uint8Array::from(data).into();
+        self.call("writeAt", &[(offset as f64).into(), chunk]).await
+    }
+    async fn set_len(&mut self, len: u64) -> Result<()> {
+        self.call("setLength", &[(len as f64).into()]).await
+    }
+    async fn finish(&mut self) -> Result<()> {
+        self.call("finish", &[]).await
+    }
+}
+
+/// The JS output: an OPFS `FileSystemSyncAccessHandle`, a `FileSystemWritableFileStream`, or a
+/// [`CallbackSink`] object.
+pub fn sink_from_js(sink: JsValue) -> Result<Box<dyn Sink>> {
+    if sink.is_instance_of::<FileSystemSyncAccessHandle>() {
+        return Ok(Box::new(SyncHandleSink::new(sink.unchecked_into())));
+    }
+    if sink.is_instance_of::<FileSystemWritableFileStream>() {
+        return Ok(Box::new(WritableSink::new(sink.unchecked_into())));
+    }
+    let has_write = Reflect::get(&sink, &"writeAt".into()).is_ok_and(|f| f.is_function());
+    if has_write {
+        return Ok(Box::new(CallbackSink { target: sink }));
+    }
+    Err(Error::Invalid(
+        "the output must be a FileSystemSyncAccessHandle, a FileSystemWritableFileStream or an object with writeAt".into(),
+    ))
+}
+
+/// `convert(files, options, sink, onProgress?, pool?) -> Promise<{input, format, virtualSize}>`.
+///
+/// `onProgress(done, total)` is called after each window of guest data; returning `false`
+/// cancels (the promise rejects with an `AbortError`), and so does throwing (it rejects with
+/// what was thrown). `pool` is `{workers, dispatch}` (see [`pool`]); without it compression
+/// runs in this worker. The sink is finished on success (a sync handle flushed, a writable
+/// stream closed); on failure the caller discards the output.
+#[wasm_bindgen]
+pub async fn convert(
+    files: JsValue,
+    options: JsValue,
+    sink: JsValue,
+    on_progress: Option<Function>,
+    pool: JsValue,
+) -> std::result::Result<JsValue, JsValue> {
+    hook();
+    let mut thrown: Option<JsValue> = None;
+    let result = async {
+        let opts = write_options(&options)?;
+        let files = sources(&files)?;
+        let mut sink = sink_from_js(sink)?;
+        let workers = WorkerPool::from_js(&pool)?;
+        let pool: &dyn Pool = match &workers {
+            Some(p) => p,
+            None => &Serial,
+        };
+        let mut progress = |done: u64, total: u64| match &on_progress {
+            None => true,
+            Some(f) => match f.call2(
+                &JsValue::NULL,
+                &(done as f64).into(),
+                &(total as f64).into(),
+            ) {
+                Ok(v) => v.as_bool() != Some(false),
+                Err(e) => {
+                    thrown = Some(e);
+                    false
+                }
+            },
+        };
+        let done = convert_sources(files, &opts, &mut *sink, pool, &mut progress).await?;
+        to_js(&done)
+    }
+    .await;
+    match result {
+        Ok(v) => Ok(v),
+        Err(Error::Cancelled) if thrown.is_some() => Err(thrown.unwrap_or_default()),
+        Err(e) => Err(to_js_error(&e)),
+    }
+}
