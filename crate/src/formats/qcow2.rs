@@ -9,6 +9,7 @@
 //! before use, and every size that drives an allocation is capped by qemu's own limits.
 
 mod header;
+pub(crate) mod layout;
 mod snapshot;
 
 use crate::codec::Codec;
@@ -20,23 +21,14 @@ use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, is_plain_name, read_vec};
 use async_trait::async_trait;
 use header::{Extensions, Header, shown};
+use layout::{
+    FLAG_COMPRESSED, FLAG_COPIED, FLAG_ZERO, MAX_L1_BYTES, MAX_REFTABLE_BYTES, OFFSET_MASK,
+    compressed_offset_bits,
+};
 use snapshot::Snapshot;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Bits 9-55 of L1 and standard L2 entries: a host offset (qcow2.txt "Cluster mapping").
-const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
-/// Bit 63: refcount exactly one. With offset 0 it would name the header cluster.
-const FLAG_COPIED: u64 = 1 << 63;
-/// Bit 62 of an L2 entry: compressed cluster.
-const FLAG_COMPRESSED: u64 = 1 << 62;
-/// Bit 0 of a standard cluster descriptor: reads as zeros (version 3 without extended L2).
-const FLAG_ZERO: u64 = 1;
-
-/// qemu's limit on the L1 table (block/qcow2.h QCOW_MAX_L1_SIZE): 32 MiB of entries.
-const MAX_L1_BYTES: u64 = 32 << 20;
-/// qemu's limit on the refcount table (QCOW_MAX_REFTABLE_SIZE).
-const MAX_REFTABLE_BYTES: u64 = 8 << 20;
 /// Bytes of L2 tables kept between `map` calls (at least one table whatever the cluster size).
 const L2_CACHE_BYTES: u64 = 8 << 20;
 const L2_CACHE_MAX_TABLES: usize = 16;
@@ -452,11 +444,11 @@ impl Qcow2 {
         let flen = self.src.len();
 
         if entry & FLAG_COMPRESSED != 0 {
-            // qcow2.txt "Compressed Clusters Descriptor": x = 62 - (cluster_bits - 8) bits of
-            // host offset, then the count of 512-byte sectors after the first. The compressed
+            // qcow2.txt "Compressed Clusters Descriptor": x bits of host offset, then the
+            // count of 512-byte sectors after the first. The compressed
             // bytes run from the offset to the end of the last sector, which may lie past EOF
             // (the final sector of the file is often short). Subcluster bitmaps do not apply.
-            let x = 62 - (self.cluster_bits - 8);
+            let x = compressed_offset_bits(self.cluster_bits);
             let offset = entry & ((1 << x) - 1);
             let more_sectors = (entry >> x) & ((1 << (self.cluster_bits - 8)) - 1);
             let len = (more_sectors + 1) * 512 - (offset & 511);

@@ -37,22 +37,16 @@
 use super::{Qcow2Compat, WriteOptions, Writer};
 use crate::codec::{Codec, Pool};
 use crate::error::{Error, Result};
+use crate::formats::qcow2::layout::{
+    FLAG_COMPRESSED, FLAG_COPIED, MAGIC, MAX_L1_BYTES, MAX_OFFSET, MAX_REFTABLE_BYTES,
+    compressed_offset_bits,
+};
 use crate::sink::Sink;
 use crate::zero::is_zero;
 use async_trait::async_trait;
 
-const MAGIC: &[u8; 4] = b"QFI\xfb";
-/// L1/L2 entry bit 63: the cluster's refcount is exactly one.
-const COPIED: u64 = 1 << 63;
-/// L2 entry bit 62: a compressed cluster.
-const COMPRESSED: u64 = 1 << 62;
 /// 16-bit refcounts (the only width version 2 knows).
 const REFCOUNT_ORDER: u32 = 4;
-/// Standard cluster offsets use bits 9-55 (spec: "Cluster mapping").
-const MAX_OFFSET: u64 = 1 << 56;
-/// qemu refuses L1 tables above 32 MiB and refcount tables above 8 MiB.
-const MAX_L1_BYTES: u64 = 32 << 20;
-const MAX_REFTABLE_BYTES: u64 = 8 << 20;
 /// Header length of version 3 with the compression type byte, padded to 8 (spec: "Header").
 const V3_HEADER_LEN: usize = 112;
 const V2_HEADER_LEN: usize = 72;
@@ -68,7 +62,7 @@ pub struct Qcow2Writer {
     size: u64,
     compat: Qcow2Compat,
     codec: Option<Codec>,
-    /// The whole L1 table: host offset (with [`COPIED`]) of each L2 table, 0 when none.
+    /// The whole L1 table: host offset (with [`FLAG_COPIED`]) of each L2 table, 0 when none.
     l1: Vec<u64>,
     /// The L1 index of the L2 table in `l2`, if one has data.
     l2_index: Option<usize>,
@@ -226,15 +220,14 @@ impl Qcow2Writer {
             at + n
         };
         self.push(sink, at, bytes).await?;
-        // Spec: offset in bits 0..x-1, additional 512-byte sectors in bits x..61.
-        let x = 62 - (self.cluster_bits - 8);
+        let x = compressed_offset_bits(self.cluster_bits);
         let sectors = (at + n - 1) / 512 - at / 512;
         if at >= 1 << x || sectors >= 1 << (self.cluster_bits - 8) {
             return Err(Error::Unsupported(format!(
                 "compressed data at offset {at} is out of reach of a qcow2 descriptor"
             )));
         }
-        Ok(COMPRESSED | sectors << x | at)
+        Ok(FLAG_COMPRESSED | sectors << x | at)
     }
 
     /// Queue `bytes` for offset `at`, merging with what is queued when contiguous.
@@ -276,7 +269,7 @@ impl Qcow2Writer {
             let at = self.alloc(sink).await?;
             let bytes: Vec<u8> = self.l2.iter().flat_map(|e| e.to_be_bytes()).collect();
             self.push(sink, at, &bytes).await?;
-            self.l1[index] = at | COPIED;
+            self.l1[index] = at | FLAG_COPIED;
             self.l2.fill(0);
         }
         Ok(())
@@ -345,7 +338,7 @@ impl Qcow2Writer {
                             run = Some((d, host, chunk.len()));
                         }
                     }
-                    host | COPIED
+                    host | FLAG_COPIED
                 }
             };
             self.l2[(g % (self.cs / 8)) as usize] = entry;
@@ -558,8 +551,8 @@ mod tests {
             if e == 0 {
                 continue;
             }
-            assert_ne!(e & COPIED, 0);
-            let l2 = e & !COPIED;
+            assert_ne!(e & FLAG_COPIED, 0);
+            let l2 = e & !FLAG_COPIED;
             inc(l2, cs);
             for j in 0..(cs / 8) as usize {
                 let e = be64(file, l2 as usize + j * 8);
@@ -572,9 +565,9 @@ mod tests {
                     0
                 };
                 let out = &mut disk[g..g + cs as usize];
-                if e & COMPRESSED != 0 {
+                if e & FLAG_COMPRESSED != 0 {
                     let off = e & ((1 << x) - 1);
-                    let sectors = (e & !(COMPRESSED | COPIED)) >> x;
+                    let sectors = (e & !(FLAG_COMPRESSED | FLAG_COPIED)) >> x;
                     let len = (sectors + 1) * 512 - (off & 511);
                     inc(off, len);
                     let end = (off + len).min(file.len() as u64);
@@ -582,8 +575,8 @@ mod tests {
                         decompress(codec, &file[off as usize..end as usize], out).unwrap();
                     }
                 } else {
-                    assert_ne!(e & COPIED, 0);
-                    let off = (e & !COPIED) as usize;
+                    assert_ne!(e & FLAG_COPIED, 0);
+                    let off = (e & !FLAG_COPIED) as usize;
                     inc(off as u64, cs);
                     out.copy_from_slice(&file[off..off + cs as usize]);
                 }

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 
-pub const MAGIC: &[u8; 4] = b"QFI\xfb";
+pub use super::layout::MAGIC;
 
 /// Length of the fixed header of version 2; version 3 adds fields up to at least 104 bytes.
 pub const V2_HEADER_LEN: u32 = 72;
