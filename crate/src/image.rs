@@ -62,6 +62,13 @@ pub async fn open_file(
     let format = probe.primary().format;
     let image: Option<Box<dyn Image>> = match format {
         Format::Qcow2 => Some(Box::new(formats::qcow2::Qcow2::open(set, id, depth).await?)),
+        Format::Qcow => formats::qcow::open(set, id, depth).await?,
+        Format::Qed => formats::qed::open(set, id, depth).await?,
+        Format::Vmdk => formats::vmdk::open(set, id, depth).await?,
+        Format::Vdi => formats::vdi::open(set, id, depth).await?,
+        Format::Vhd => formats::vhd::open(set, id, depth).await?,
+        Format::Vhdx => formats::vhdx::open(set, id, depth).await?,
+        Format::Parallels => formats::parallels::open(set, id, depth).await?,
         f if f.is_raw_content() => Some(Box::new(formats::raw::RawImage::new(f, id, src.clone()))),
         _ => None,
     };
