@@ -7,7 +7,7 @@ mod wasm_common;
 use js_sys::Array;
 use vmdisk::codec::Codec;
 use vmdisk::wasm::{self, SyncHandleSink};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_common::*;
@@ -46,10 +46,17 @@ async fn js_convert_into_an_opfs_file() {
         let qcow2_in = make_image(&data, &qcow2(None)).await;
         let handle = opfs_file("vmdisk-test-convert-sync").await;
         let access = sync_handle(&handle).await;
+        // The output made on demand, once the image is known to be readable.
+        let made = access.clone();
+        let make = Closure::<dyn Fn(JsValue) -> js_sys::Promise>::new(move |info: JsValue| {
+            assert_eq!(get(&info, "input").as_string().unwrap(), "disk.qcow2");
+            assert_eq!(get(&info, "virtualSize").as_f64(), Some(DISK_LEN as f64));
+            js_sys::Promise::resolve(&JsValue::from(made.clone()))
+        });
         let result = wasm::convert(
             Array::of1(&file("disk.qcow2", &qcow2_in)).into(),
             js_sys::JSON::parse(options).unwrap(),
-            access.clone().into(),
+            make.into_js_value(),
             None,
             local_pool(2),
         )

@@ -234,8 +234,43 @@ pub struct Converted {
     pub virtual_size: u64,
 }
 
-/// Open `files`, convert the image to `opts` into `sink` and finish the sink: the host-neutral
-/// part of the JS `convert`, which tests drive with in-memory sinks.
+/// Open `files` for a conversion: fails, before any output exists, when the image cannot be read.
+pub async fn open_for_convert(files: Vec<Rc<dyn Source>>) -> Result<OpenedImage> {
+    let opened = crate::open(ImageSet::new(files)).await?;
+    readable(&opened)?;
+    Ok(opened)
+}
+
+/// What a conversion of `opened` to `opts` makes (known before it starts).
+pub fn describe(opened: &OpenedImage, opts: &WriteOptions) -> Converted {
+    Converted {
+        input: opened.set.file(opened.main).name().to_string(),
+        format: match opts.format {
+            OutputFormat::Raw => "raw",
+            OutputFormat::Qcow2 => "qcow2",
+        },
+        virtual_size: opened.image.as_ref().map_or(0, |i| i.virtual_size()),
+    }
+}
+
+/// Convert an opened image to `opts` into `sink` and finish the sink.
+pub async fn convert_opened(
+    opened: &OpenedImage,
+    opts: &WriteOptions,
+    sink: &mut dyn Sink,
+    pool: &dyn Pool,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<Converted> {
+    opts.validate()?;
+    let image = readable(opened)?;
+    let mut writer = crate::writer::new_writer(opts, image.virtual_size())?;
+    crate::engine::convert(&opened.set, image, &mut *writer, sink, pool, progress).await?;
+    sink.finish().await?;
+    Ok(describe(opened, opts))
+}
+
+/// Open `files` and convert them into `sink`: the host-neutral part of the JS `convert`, which
+/// tests drive with in-memory sinks.
 pub async fn convert_sources(
     files: Vec<Rc<dyn Source>>,
     opts: &WriteOptions,
@@ -244,19 +279,8 @@ pub async fn convert_sources(
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<Converted> {
     opts.validate()?;
-    let opened = crate::open(ImageSet::new(files)).await?;
-    let image = readable(&opened)?;
-    let mut writer = crate::writer::new_writer(opts, image.virtual_size())?;
-    crate::engine::convert(&opened.set, image, &mut *writer, sink, pool, progress).await?;
-    sink.finish().await?;
-    Ok(Converted {
-        input: opened.set.file(opened.main).name().to_string(),
-        format: match opts.format {
-            OutputFormat::Raw => "raw",
-            OutputFormat::Qcow2 => "qcow2",
-        },
-        virtual_size: image.virtual_size(),
-    })
+    let opened = open_for_convert(files).await?;
+    convert_opened(&opened, opts, sink, pool, progress).await
 }
 
 /// A sink over any JS object with `writeAt(offset, Uint8Array)`, `setLength(len)` and
@@ -314,9 +338,25 @@ pub fn sink_from_js(sink: JsValue) -> Result<Box<dyn Sink>> {
     ))
 }
 
-/// `convert(files, options, sink, onProgress?, pool?) -> Promise<{input, format, virtualSize}>`.
+/// The output: a sink, or a function that makes one from what is about to be converted
+/// (`{input, format, virtualSize}`), possibly through a promise; called only once the image
+/// opened and can be read, so a conversion that cannot start creates no file.
+async fn output(sink: JsValue, info: &Converted) -> Result<Box<dyn Sink>> {
+    let Some(make) = sink.dyn_ref::<Function>() else {
+        return sink_from_js(sink);
+    };
+    let err = |e: JsValue| error_from_js(&e);
+    let mut made = make.call1(&JsValue::NULL, &to_js(info)?).map_err(err)?;
+    if let Some(p) = made.dyn_ref::<js_sys::Promise>() {
+        made = JsFuture::from(p.clone()).await.map_err(err)?;
+    }
+    sink_from_js(made)
+}
+
+/// `convert(files, options, output, onProgress?, pool?) -> Promise<{input, format, virtualSize}>`.
 ///
-/// `onProgress(done, total)` is called after each window of guest data; returning `false`
+/// `output` is a sink (see [`sink_from_js`]) or a function returning one (see [`output`]).
+/// `onProgress(done, total)` is called after each chunk of guest data; returning `false`
 /// cancels (the promise rejects with an `AbortError`), and so does throwing (it rejects with
 /// what was thrown). `pool` is `{workers, dispatch}` (see [`pool`]); without it compression
 /// runs in this worker. The sink is finished on success (a sync handle flushed, a writable
@@ -325,7 +365,7 @@ pub fn sink_from_js(sink: JsValue) -> Result<Box<dyn Sink>> {
 pub async fn convert(
     files: JsValue,
     options: JsValue,
-    sink: JsValue,
+    output: JsValue,
     on_progress: Option<Function>,
     pool: JsValue,
 ) -> std::result::Result<JsValue, JsValue> {
@@ -333,9 +373,9 @@ pub async fn convert(
     let mut thrown: Option<JsValue> = None;
     let result = async {
         let opts = write_options(&options)?;
-        let files = sources(&files)?;
-        let mut sink = sink_from_js(sink)?;
         let workers = WorkerPool::from_js(&pool)?;
+        let opened = open_for_convert(sources(&files)?).await?;
+        let mut sink = self::output(output, &describe(&opened, &opts)).await?;
         let pool: &dyn Pool = match &workers {
             Some(p) => p,
             None => &Serial,
@@ -354,7 +394,7 @@ pub async fn convert(
                 }
             },
         };
-        let done = convert_sources(files, &opts, &mut *sink, pool, &mut progress).await?;
+        let done = convert_opened(&opened, &opts, &mut *sink, pool, &mut progress).await?;
         to_js(&done)
     }
     .await;

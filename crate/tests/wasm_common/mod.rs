@@ -212,6 +212,18 @@ async fn errors_carry_the_cli_message() {
     let err: js_sys::Error = err.dyn_into().expect("a JS Error");
     assert_eq!(String::from(err.message()), expected);
     assert!(get(&err, "kind").as_string().is_some());
+    // convert fails the same way, before it asks for an output.
+    let asked = Closure::<dyn Fn(JsValue) -> JsValue>::new(|_: JsValue| panic!("output requested"));
+    let err = wasm::convert(
+        Array::of1(&file("cut.qcow2", cut)).into(),
+        JsValue::NULL,
+        asked.into_js_value(),
+        None,
+        JsValue::UNDEFINED,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(get(&err, "message").as_string().unwrap(), expected);
     // Two files of one name cannot be told apart.
     let files = Array::of2(&file("a.img", &[0; 512]), &file("a.img", &[0; 512]));
     let err = wasm::inspect(files.into()).await.unwrap_err();
