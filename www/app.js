@@ -13,6 +13,7 @@ const state = {
   seq: 0, // bumps on every new file set: late answers for an old set are dropped
   run: null, // { controller } while a conversion runs
   url: null, // object URL of the last result
+  result: null, // the last conversion's result: its output stays in OPFS until released
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ const FINDINGS = {
 };
 
 const FORMATS = {
-  raw: 'Raw disk', qcow2: 'QEMU copy-on-write v2', qcow: 'QEMU copy-on-write v1', qed: 'QEMU enhanced disk',
+  raw: 'Raw disk', qcow2: 'QEMU copy-on-write', qcow: 'QEMU copy-on-write (legacy)', qed: 'QEMU enhanced disk',
   vmdk: 'VMware virtual disk', vdi: 'VirtualBox disk image', vhd: 'Virtual Hard Disk', vhdx: 'Hyper-V virtual hard disk',
   parallels: 'Parallels disk', luks: 'LUKS encrypted volume', iso: 'Optical disc image', ova: 'Open virtual appliance',
   ami: 'Root filesystem image', aki: 'Linux kernel', ari: 'Initial ramdisk', uec: 'Ubuntu cloud image bundle',
@@ -229,12 +230,23 @@ async function inspectCurrent() {
   }
 }
 
+// Engine errors carry a stable `kind` (the message is the CLI's one-line message).
+const HINTS = {
+  'not-an-image': 'vmdisk found no disk image it can read in this file.',
+  truncated: 'The file is shorter than its own headers say: the download or copy was probably cut short.',
+  corrupt: 'The image\'s internal tables are damaged; it cannot be read safely.',
+  missing: 'Choose every file of the image together: the overlay with its backing file, the descriptor with its extents.',
+  unsupported: 'vmdisk does not support this yet.',
+  io: 'The browser could not read the file. If it is on a removable or network drive, copy it locally and try again.',
+};
+
 function inspectHint(e) {
   const m = errorText(e).toLowerCase();
-  if (m.includes('empty')) return 'The file has no content. Check that the download or copy finished.';
-  if (m.includes('truncated') || m.includes('ends inside')) return 'The file is shorter than its own headers say: the download or copy was probably cut short.';
-  if (m.includes('not found') || m.includes('missing') || m.includes('not supplied')) return 'Choose every file of the image together (backing files, extents).';
-  return 'vmdisk found no disk image it can read in these files.';
+  if (m.includes(' is empty')) return 'The file has no content. Check that the download or copy finished.';
+  if (e && HINTS[e.kind]) return HINTS[e.kind];
+  if (m.includes('truncated') || m.includes('ends inside')) return HINTS.truncated;
+  if (m.includes('not supplied') || m.includes('missing')) return HINTS.missing;
+  return HINTS['not-an-image'];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,6 +431,12 @@ function resetConvert() {
   $('result').hidden = true;
   $('result').replaceChildren();
   if (state.url) { URL.revokeObjectURL(state.url); state.url = null; }
+  // One output at a time: the previous one leaves the browser's storage.
+  if (state.result) {
+    const old = state.result;
+    state.result = null;
+    state.api?.release?.(old).catch(() => {});
+  }
 }
 
 function abortRun() {
@@ -462,7 +480,8 @@ async function startConvert() {
     progress.max = 1;
     progress.value = 1;
     setConvertState('done');
-    const name = outputName(format);
+    const name = result.name || outputName(format);
+    state.result = result;
     state.url = URL.createObjectURL(result.file);
     const total = state.report['virtual-size'];
     $('convert-status').textContent = `Done in ${duration(secs)} (${human(Number(total) / Math.max(secs, 1e-3))}/s).`;
@@ -515,7 +534,7 @@ let enginePromise = null;
 function engine() {
   if (!enginePromise) {
     enginePromise = import('./vmdisk.js').then((m) => {
-      state.api = { inspect: m.inspect, convert: m.convert };
+      state.api = { inspect: m.inspect, convert: m.convert, release: m.release, map: m.map, memory: m.memory };
       window.vmdisk = state.api;
       return state.api;
     }, (e) => {
