@@ -122,7 +122,7 @@ try {
     const t0 = performance.now();
     const r = await window.vmdisk.convert([window.benchFiles[name]], { format, compression, onProgress: () => {} });
     const secs = (performance.now() - t0) / 1000;
-    return { secs, size: r.size ?? r.file.size, mem: r.wasmMemoryBytes ?? null };
+    return { secs, size: r.size ?? r.file.size, mem: r.wasmMemoryBytes ?? null, pool: r.poolMemoryBytes ?? 0, workers: r.poolWorkers ?? 0 };
   }, { name: nameOf(c.input), format: c.format, compression: c.compression });
 
   const qemuRun = (c) => {
@@ -154,6 +154,8 @@ try {
       virtRate: statSync(RAW).size / MiB / bs,
       ceiling: ceilings[c.input].rate,
       mem: Math.max(...b.map((r) => r.mem ?? 0)),
+      pool: Math.max(...b.map((r) => r.pool)),
+      workers: Math.max(...b.map((r) => r.workers)),
       size: b[0].size,
     };
     rows.push(row);
@@ -164,11 +166,11 @@ try {
   const version = (await page.evaluate(() => navigator.userAgent)).match(/Chrome\/([\d.]+)/)?.[1] ?? '';
   console.log(`\n4 GiB disk (1.5 GiB data), headless Chromium ${version} on ${cpus().length} cores, median of ${RUNS} runs, page cache warm`);
   console.log('Rate: input file bytes per second. Read ceiling: Blob.slice(16 MiB).arrayBuffer() over the same file, JS alone.\n');
-  console.log('| conversion | browser | input rate | read ceiling | rate / ceiling | qemu-img | time vs qemu-img | output | wasm memory |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| conversion | browser | input rate | read ceiling | rate / ceiling | qemu-img | time vs qemu-img | output | wasm memory: engine | compression workers |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(`| ${r.name} | ${f2(r.bs)} s | ${r.rate.toFixed(0)} MiB/s | ${r.ceiling.toFixed(0)} MiB/s | **${(100 * r.rate / r.ceiling).toFixed(0)}%** `
-      + `| ${f2(r.qs)} s | **${f2(r.bs / r.qs)}x** | ${(r.size / MiB).toFixed(0)} MiB | ${r.mem ? `${(r.mem / MiB).toFixed(0)} MiB` : 'n/a'} |`);
+      + `| ${f2(r.qs)} s | **${f2(r.bs / r.qs)}x** | ${(r.size / MiB).toFixed(0)} MiB | ${r.mem ? `${(r.mem / MiB).toFixed(0)} MiB` : 'n/a'} | ${r.workers ? `${r.workers} x ${(r.pool / MiB).toFixed(0)} MiB` : '-'} |`);
   }
   console.log('\nTargets: uncompressed conversions >= 85% of the read ceiling; compressed qcow2 faster than qemu-img -c (time ratio < 1).');
 } finally {
