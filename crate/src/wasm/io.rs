@@ -26,9 +26,13 @@ pub fn js_message(e: &JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// A `File` (or plain `Blob`) the user picked. Every `read_at` is one
+/// Reads of at least twice this size are split into [`PARTS`] concurrent slices.
+const SPLIT_AT: usize = 2 << 20;
+const PARTS: usize = 4;
+
+/// A `File` (or plain `Blob`) the user picked. Every `read_at` is
 /// `blob.slice(a, b).arrayBuffer()`: the copy engine reads 16 MiB at a time, the size at which
-/// Blob reads reach their full speed.
+/// Blob reads reach their full speed, and such a read goes out as a few concurrent slices.
 pub struct BlobSource {
     name: String,
     blob: Blob,
@@ -64,7 +68,7 @@ impl Source for BlobSource {
         self.len
     }
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let end = offset
+        offset
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.len)
             .ok_or_else(|| {
@@ -79,22 +83,32 @@ impl Source for BlobSource {
             return Ok(());
         }
         let io = |e: JsValue| Error::Io(format!("reading {}: {}", self.name, js_message(&e)));
-        let slice = self
-            .blob
-            .slice_with_f64_and_f64(offset as f64, end as f64)
-            .map_err(io)?;
-        let bytes = JsFuture::from(slice.array_buffer()).await.map_err(io)?;
-        let view = Uint8Array::new(&bytes);
-        if view.length() as usize != buf.len() {
-            // The file changed on disk after it was picked.
-            return Err(Error::Io(format!(
-                "short read from {}: got {} of {} bytes at offset {offset}",
-                self.name,
-                view.length(),
-                buf.len()
-            )));
+        // A large read goes out as a few slices at once: Chromium serves concurrent Blob reads
+        // about twice as fast as one after the other.
+        let parts = if buf.len() >= 2 * SPLIT_AT { PARTS } else { 1 };
+        let step = buf.len().div_ceil(parts);
+        let mut pending = Vec::with_capacity(parts);
+        for (i, part) in buf.chunks(step).enumerate() {
+            let at = offset + (i * step) as u64;
+            let slice = self
+                .blob
+                .slice_with_f64_and_f64(at as f64, (at + part.len() as u64) as f64)
+                .map_err(io)?;
+            pending.push(JsFuture::from(slice.array_buffer()));
         }
-        view.copy_to(buf);
+        for (part, read) in buf.chunks_mut(step).zip(pending) {
+            let view = Uint8Array::new(&read.await.map_err(io)?);
+            if view.length() as usize != part.len() {
+                // The file changed on disk after it was picked.
+                return Err(Error::Io(format!(
+                    "short read from {}: got {} of {} bytes near offset {offset}",
+                    self.name,
+                    view.length(),
+                    part.len()
+                )));
+            }
+            view.copy_to(part);
+        }
         Ok(())
     }
 }
@@ -125,9 +139,16 @@ impl Sink for SyncHandleSink {
             .handle
             .write_with_u8_array_and_options(data, &opts)
             .map_err(write_error)?;
+        // Chromium reports a failed write (its quota for the site reached, say) as a short
+        // or nonsensical count rather than an exception.
         if written as usize != data.len() {
             return Err(Error::Io(format!(
-                "writing the output: only {written} of {} bytes written at offset {offset} (storage full?)",
+                "writing the output: the browser stored {} of {} bytes at offset {offset} (its storage for this site is full?)",
+                if written as usize > data.len() {
+                    0.0
+                } else {
+                    written
+                },
                 data.len()
             )));
         }

@@ -145,6 +145,21 @@ async fn blob_source_reads_odd_offsets_and_lengths() {
         src.read_at(at as u64, &mut buf).await.unwrap();
         assert_eq!(buf, &data[at..at + len], "read of {len} at {at}");
     }
+    // Large reads go out as concurrent slices: odd offsets and lengths there too.
+    let data: Vec<u8> = (0..(9 << 20) + 3u32)
+        .map(|i| (i ^ (i >> 11)) as u8)
+        .collect();
+    let src = BlobSource::new(blob(&data));
+    for (at, len) in [
+        (5usize, (9 << 20) - 2),
+        (0, 4 << 20),
+        (1, (4 << 20) + 1),
+        (3, 8388607),
+    ] {
+        let mut buf = vec![0xAA; len];
+        src.read_at(at as u64, &mut buf).await.unwrap();
+        assert!(buf == data[at..at + len], "read of {len} at {at}");
+    }
     // A Blob without a name is still a source.
     let anon = BlobSource::new(blob(&data[..10]));
     assert_eq!((anon.name(), anon.len()), ("blob", 10));

@@ -1,0 +1,120 @@
+// Types of vmdisk's browser API (www/vmdisk.js). The Report is the object `vmdisk info --json`
+// prints (crate/src/report.rs); map rows are those of `vmdisk map --json` (crate/src/engine.rs).
+
+/** Every format vmdisk names. */
+export type Format =
+  | 'raw' | 'qcow2' | 'qcow' | 'qed' | 'vmdk' | 'vdi' | 'vhd' | 'vhdx' | 'parallels' | 'luks'
+  | 'iso' | 'ova' | 'ami' | 'aki' | 'ari' | 'uec';
+
+export type Severity = 'info' | 'warning' | 'critical';
+
+export interface Finding {
+  /** A stable identifier to match on (e.g. "backing-file", "polyglot", "unused-file"). */
+  code: string;
+  severity: Severity;
+  message: string;
+}
+
+export interface FileInfo {
+  name: string;
+  size: number;
+  /** What the file is in this set: "image", "backing", "extent", ... or "unused". */
+  role: string;
+}
+
+export interface Report {
+  format: Format;
+  /** Bytes (JS numbers: exact up to 2^53). */
+  'virtual-size': number;
+  'actual-size': number;
+  /** Every format whose signature the main file carries (more than one: a polyglot). */
+  detected: Format[];
+  /** Whether convert() can read this image set. */
+  convertible: boolean;
+  files: FileInfo[];
+  /** Format details (qcow2: version, cluster size, snapshots, ...); an object, maybe empty. */
+  'format-specific': Record<string, unknown>;
+  safety: { safe: boolean; findings: Finding[] };
+}
+
+/** One row of `vmdisk map --json`, shaped like `qemu-img map --output=json`. */
+export interface MapEntry {
+  start: number;
+  length: number;
+  depth: number;
+  present: boolean;
+  zero: boolean;
+  data: boolean;
+  compressed: boolean;
+  offset?: number;
+  file?: string;
+}
+
+export type ErrorKind =
+  | 'io' | 'truncated' | 'corrupt' | 'unsupported' | 'not-an-image' | 'missing' | 'invalid';
+
+/**
+ * How every call fails (except cancellation, a DOMException named "AbortError"): `message` is
+ * the CLI's one line ("corrupt image: ..."), `detail` the same without the kind's prefix.
+ */
+export interface VmdiskError extends Error {
+  kind?: ErrorKind;
+  detail?: string;
+}
+
+export type Files = FileList | ArrayLike<File> | Iterable<File> | File;
+
+export interface Progress {
+  /** Guest bytes done and in all (the virtual size). */
+  done: number;
+  total: number;
+  /** Bytes per second over the last few seconds. */
+  rate: number;
+}
+
+export interface ConvertOptions {
+  format?: 'qcow2' | 'raw';
+  /** qcow2 only: compress every cluster (zlib is qemu-img's `-c`). */
+  compression?: 'zlib' | 'zstd' | null;
+  /** qcow2 only: a power of two from 512 to 2 MiB (default 64 KiB). */
+  clusterSize?: number;
+  /** qcow2 only: "1.1" (version 3, default) or "0.10" (version 2; no zstd). */
+  compat?: '1.1' | '0.10';
+  onProgress?: (progress: Progress) => void;
+  /** Aborting cancels the conversion, deletes its output and rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export interface ConvertResult {
+  /** The output, stored in the origin-private file system; readable until release() or the page closes. */
+  file: File;
+  /** The output's name, after the main input's: disk.vmdk -> disk.qcow2 (file.name may carry " (2)"). */
+  name: string;
+  size: number;
+  format: 'qcow2' | 'raw';
+  /** The main input file's name. */
+  input: string;
+  virtualSize: number;
+  seconds: number;
+  /** The engine worker's wasm memory at the end (it never shrinks: the peak). */
+  wasmMemoryBytes: number;
+  /** The largest wasm memory of a compression sub-worker (0 when none ran). */
+  poolMemoryBytes: number;
+  /** Compression sub-workers alive at the end. */
+  poolWorkers: number;
+}
+
+/** Identify and check an image set: the Report of `vmdisk info --json`. */
+export function inspect(files: Files): Promise<Report>;
+
+/** Where every guest byte lives: the rows of `vmdisk map --json`. */
+export function map(files: Files): Promise<MapEntry[]>;
+
+/** Convert an image set (flattening any backing chain) to qcow2 or raw, in a Web Worker. */
+export function convert(files: Files, options?: ConvertOptions): Promise<ConvertResult>;
+
+/** Delete a conversion's output from the origin-private file system. */
+export function release(result: ConvertResult): Promise<void>;
+
+/** The engine worker's wasm memory now, and the largest a compression sub-worker's reached. */
+export function memory(): Promise<{ wasmMemoryBytes: number; poolMemoryBytes: number }>;

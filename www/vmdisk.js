@@ -1,0 +1,136 @@
+// vmdisk in the browser: the main-thread API. Everything runs in one dedicated worker
+// (worker.js) started on first use; files never leave the machine. Types: vmdisk.d.ts.
+//
+//   import { inspect, convert } from './vmdisk.js';
+//   const report = await inspect(input.files);            // what `vmdisk info --json` prints
+//   const out = await convert(input.files, { format: 'qcow2', compression: 'zstd',
+//     onProgress: ({ done, total, rate }) => ..., signal: controller.signal });
+//   link.href = URL.createObjectURL(out.file); link.download = out.name;
+//
+// Failures reject with an Error whose message is the CLI's one line ("corrupt image: ...") and
+// whose `kind` names the class ("io", "truncated", "corrupt", "unsupported", "not-an-image",
+// "missing", "invalid"); an aborted conversion rejects with a DOMException named AbortError.
+
+let worker = null;
+let seq = 0;
+const calls = new Map(); // id -> { resolve, reject, progress? }
+
+function getWorker() {
+  if (worker) return worker;
+  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  worker.onmessage = ({ data }) => {
+    const call = calls.get(data.id);
+    if (!call) return;
+    if (data.type === 'progress') {
+      call.progress?.(data.done, data.total);
+      return;
+    }
+    calls.delete(data.id);
+    if (data.type === 'result') call.resolve(data.value);
+    else call.reject(toError(data.error));
+  };
+  worker.onerror = (e) => {
+    // The worker could not load (or died): fail everything in flight, start afresh next time.
+    e.preventDefault?.();
+    const err = new Error(`the vmdisk engine failed to start: ${e.message || 'worker error (is www/pkg built?)'}`);
+    for (const call of calls.values()) call.reject(err);
+    calls.clear();
+    worker.terminate();
+    worker = null;
+  };
+  return worker;
+}
+
+function abortError() {
+  return new DOMException('cancelled', 'AbortError');
+}
+
+function toError(e) {
+  if (e?.name === 'AbortError') return abortError();
+  const err = new Error(e?.message ?? String(e));
+  if (e?.kind) err.kind = e.kind;
+  if (e?.detail !== undefined) err.detail = e.detail;
+  return err;
+}
+
+/** A FileList, an array of Files, or one File, as an array. */
+function fileArray(files) {
+  if (files instanceof Blob) return [files];
+  return Array.from(files ?? []);
+}
+
+function request(type, fields, progress) {
+  const id = ++seq;
+  const w = getWorker();
+  const promise = new Promise((resolve, reject) => calls.set(id, { resolve, reject, progress }));
+  w.postMessage({ id, type, ...fields });
+  return { id, promise };
+}
+
+/** Identify and check an image set: resolves to the Report of `vmdisk info --json`. */
+export function inspect(files) {
+  return request('inspect', { files: fileArray(files) }).promise;
+}
+
+/** Where every guest byte lives: the rows of `vmdisk map --json`. */
+export function map(files) {
+  return request('map', { files: fileArray(files) }).promise;
+}
+
+/**
+ * Convert an image set to qcow2 or raw. The output is written into the origin-private file
+ * system and resolves as `{ file, name, size, format, ... }`; `file` stays readable until
+ * `release(result)` or until the page closes.
+ */
+export function convert(files, { format = 'qcow2', compression = null, clusterSize, compat, onProgress, signal } = {}) {
+  if (signal?.aborted) return Promise.reject(abortError());
+  const options = { format, compression: compression || null };
+  if (clusterSize !== undefined) options.clusterSize = clusterSize;
+  if (compat !== undefined) options.compat = compat;
+
+  // Rate: bytes per second over the last few seconds (steadier than per report).
+  const samples = [];
+  const progress = (done, total) => {
+    const now = performance.now();
+    samples.push([now, done]);
+    while (samples.length > 2 && now - samples[0][0] > 3000) samples.shift();
+    const [t0, d0] = samples[0];
+    const rate = now > t0 ? ((done - d0) * 1000) / (now - t0) : 0;
+    try {
+      onProgress?.({ done, total, rate });
+    } catch (e) {
+      setTimeout(() => { throw e; }); // the caller's bug: report it, keep converting
+    }
+  };
+  const started = performance.now();
+  samples.push([started, 0]);
+  const { id, promise } = request('convert', { files: fileArray(files), options }, progress);
+  const onAbort = () => worker?.postMessage({ id, type: 'cancel' });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return promise.then(
+    (result) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) {
+        // Finished just as it was aborted: abort wins, and the output goes.
+        release(result);
+        throw abortError();
+      }
+      return result;
+    },
+    (e) => {
+      signal?.removeEventListener('abort', onAbort);
+      throw signal?.aborted ? abortError() : e;
+    },
+  );
+}
+
+/** Delete a conversion's output from the origin-private file system (its `file` becomes unreadable). */
+export function release(result) {
+  if (!worker || !result?.file?.name) return Promise.resolve();
+  return request('release', { name: result.file.name }).promise;
+}
+
+/** The engine worker's wasm memory now, and the largest a compression sub-worker's reached. */
+export function memory() {
+  return request('memory', {}).promise;
+}

@@ -1,0 +1,275 @@
+// The vmdisk engine's dedicated worker: loads the wasm build (www/pkg, made by `./dev build`),
+// reads the picked files through Blob slices, writes outputs into the origin-private file
+// system (OPFS) through a sync access handle, and spreads compression over sub-workers
+// (compress-worker.js), one wasm instance each.
+//
+// Requests (from vmdisk.js): {id, type: 'inspect'|'map', files}, {id, type: 'convert', files,
+// options}, {id, type: 'cancel'}, {id, type: 'release', name}, {id, type: 'memory'}.
+// Replies: {id, type: 'progress', done, total}, {id, type: 'result', value},
+// {id, type: 'error', error: {name, message, kind, detail}}.
+//
+// OPFS: outputs are files in the root directory, named after the main input ("disk.qcow2",
+// "disk (2).qcow2" when taken). Each is held by a Web Lock ("vmdisk-output:<name>") for as
+// long as this worker lives; at start-up the worker deletes every *.qcow2 / *.raw file in the
+// root that no live worker holds (outputs of closed pages, or of a crash). A failed or
+// cancelled conversion deletes its file at once.
+import init, * as wasm from './pkg/vmdisk.js';
+
+const WASM_URL = new URL('./pkg/vmdisk_bg.wasm', import.meta.url);
+const OUTPUT = /\.(qcow2|raw)$/i;
+const lockName = (name) => `vmdisk-output:${name}`;
+
+let memory = null;
+const ready = (async () => {
+  let module;
+  try {
+    module = await WebAssembly.compileStreaming(fetch(WASM_URL));
+  } catch {
+    // A server that does not say application/wasm.
+    const response = await fetch(WASM_URL);
+    if (!response.ok) throw new Error(`could not load ${WASM_URL}: HTTP ${response.status}`);
+    module = await WebAssembly.compile(await response.arrayBuffer());
+  }
+  const exports = await init({ module_or_path: module });
+  memory = exports.memory;
+  return module;
+})();
+
+// ---------------------------------------------------------------------------------------------
+// Compression sub-workers.
+
+const IDLE_MS = 20_000;
+
+class Pool {
+  constructor(module, size) {
+    this.module = module;
+    this.size = size;
+    this.workers = [];
+    this.seq = 0;
+    this.maxMemory = 0;
+    this.idle = null;
+  }
+
+  spawn() {
+    const w = new Worker(new URL('./compress-worker.js', import.meta.url), { type: 'module' });
+    w.pending = new Map();
+    w.onmessage = ({ data }) => {
+      const p = w.pending.get(data.id);
+      if (!p) return;
+      w.pending.delete(data.id);
+      if (data.memory) this.maxMemory = Math.max(this.maxMemory, data.memory);
+      if (data.error) p.reject(Object.assign(new Error(data.error.message), data.error));
+      else p.resolve(data.reply);
+      this.settle();
+    };
+    w.onerror = (e) => {
+      e.preventDefault?.();
+      const err = new Error(`a compression worker failed: ${e.message || 'could not start'}`);
+      for (const p of w.pending.values()) p.reject(err);
+      w.pending.clear();
+      w.terminate();
+      this.workers = this.workers.filter((x) => x !== w);
+    };
+    w.postMessage({ type: 'init', module: this.module });
+    return w;
+  }
+
+  /** Send one part of a batch to the least busy sub-worker; its buffers are transferred. */
+  dispatch(msg) {
+    clearTimeout(this.idle);
+    if (this.workers.length < this.size) this.workers.push(this.spawn());
+    const w = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const id = ++this.seq;
+    const transfer = [msg.data, msg.lens, msg.codecs, msg.outLens].filter(Boolean).map((a) => a.buffer);
+    return new Promise((resolve, reject) => {
+      w.pending.set(id, { resolve, reject });
+      w.postMessage({ id, msg }, transfer);
+    });
+  }
+
+  /** Sub-workers idle for a while are ended: each holds a wasm memory of its own. */
+  settle() {
+    if (this.workers.some((w) => w.pending.size)) return;
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => {
+      for (const w of this.workers) w.terminate();
+      this.workers = [];
+    }, IDLE_MS);
+  }
+}
+
+let pool = null;
+function getPool(module) {
+  pool ??= new Pool(module, Math.max(1, navigator.hardwareConcurrency || 1));
+  return { workers: pool.size, dispatch: (msg) => pool.dispatch(msg) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs in OPFS.
+
+const held = new Map(); // OPFS file name -> release its lock
+
+/** Take the Web Lock of an output name if nobody holds it: resolves to its release, or null. */
+function claim(name) {
+  if (!navigator.locks) return Promise.resolve(() => {});
+  return new Promise((resolve, reject) => {
+    navigator.locks.request(lockName(name), { ifAvailable: true }, (lock) => {
+      if (!lock) return resolve(null);
+      return new Promise((release) => resolve(release));
+    }).catch(reject);
+  });
+}
+
+const swept = (async () => {
+  if (!navigator.locks || !navigator.storage?.getDirectory) return;
+  try {
+    const root = await navigator.storage.getDirectory();
+    const locked = new Set((await navigator.locks.query()).held.map((l) => l.name));
+    for await (const [name, handle] of root.entries()) {
+      if (handle.kind === 'file' && OUTPUT.test(name) && !locked.has(lockName(name))) {
+        await root.removeEntry(name).catch(() => {}); // open in another tab: leave it
+      }
+    }
+  } catch {
+    // No OPFS here: conversions will say so.
+  }
+})();
+
+/** "disk.vmdk" -> "disk.qcow2"; the same name -> "disk-converted.qcow2". */
+function outputName(input, format) {
+  const stem = input.replace(/\.(qcow2|qcow|img|raw|bin|vmdk|vdi|vhdx?|iso|qed|hdd|ova|dd)$/i, '') || 'disk';
+  const out = `${stem}.${format}`;
+  return out === input ? `${stem}-converted.${format}` : out;
+}
+
+async function createOutput(root, wanted) {
+  const dot = wanted.lastIndexOf('.');
+  const [stem, ext] = dot > 0 ? [wanted.slice(0, dot), wanted.slice(dot)] : [wanted, ''];
+  for (let i = 1; i < 10_000; i++) {
+    const name = i === 1 ? wanted : `${stem} (${i})${ext}`;
+    if (held.has(name)) continue;
+    const release = await claim(name);
+    if (!release) continue;
+    const exists = await root.getFileHandle(name).then(() => true, () => false);
+    if (exists) {
+      release();
+      continue;
+    }
+    held.set(name, release);
+    return { name, handle: await root.getFileHandle(name, { create: true }) };
+  }
+  throw new Error(`no free output name for ${wanted}`);
+}
+
+async function removeOutput(root, name) {
+  await root.removeEntry(name).catch(() => {});
+  held.get(name)?.();
+  held.delete(name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests.
+
+const jobs = new Map(); // convert id -> { cancelled }
+const post = (msg) => self.postMessage(msg);
+
+function errorOf(e, cancelled) {
+  if (cancelled || e?.name === 'AbortError') {
+    return { name: 'AbortError', message: 'cancelled', kind: 'cancelled', detail: '' };
+  }
+  return {
+    name: e?.name || 'Error',
+    message: String(e?.message ?? e),
+    kind: e?.kind ?? (e?.name === 'QuotaExceededError' ? 'io' : undefined),
+    detail: e?.detail,
+  };
+}
+
+async function convert(id, files, options) {
+  const job = { cancelled: false };
+  jobs.set(id, job);
+  let root = null;
+  let out = null;
+  let access = null;
+  try {
+    const module = await ready;
+    await swept;
+    if (!navigator.storage?.getDirectory) throw new Error('this browser has no origin-private file system (OPFS) for the output');
+    root = await navigator.storage.getDirectory();
+    const format = options?.format ?? 'qcow2';
+    // Called by the engine once the image is known to be readable.
+    const makeOutput = async (info) => {
+      out = await createOutput(root, outputName(info.input, format));
+      access = await out.handle.createSyncAccessHandle();
+      return access;
+    };
+    let last = 0;
+    const onProgress = (done, total) => {
+      if (job.cancelled) return false;
+      const now = performance.now();
+      if (now - last >= 50 || done === total) {
+        last = now;
+        post({ id, type: 'progress', done, total });
+      }
+      return true;
+    };
+    const started = performance.now();
+    const info = await wasm.convert(files, options, makeOutput, onProgress, getPool(module));
+    access.close();
+    access = null;
+    if (job.cancelled) throw new DOMException('cancelled', 'AbortError');
+    const file = await out.handle.getFile();
+    post({
+      id,
+      type: 'result',
+      value: {
+        file,
+        name: outputName(info.input, info.format),
+        size: file.size,
+        format: info.format,
+        input: info.input,
+        virtualSize: info.virtualSize,
+        seconds: (performance.now() - started) / 1000,
+        wasmMemoryBytes: memory.buffer.byteLength,
+        poolMemoryBytes: pool?.maxMemory ?? 0,
+        poolWorkers: pool?.workers.length ?? 0,
+      },
+    });
+  } catch (e) {
+    try { access?.close(); } catch { /* already closed */ }
+    if (out) await removeOutput(root, out.name);
+    post({ id, type: 'error', error: errorOf(e, job.cancelled) });
+  } finally {
+    jobs.delete(id);
+  }
+}
+
+self.onmessage = async ({ data }) => {
+  const { id, type } = data;
+  if (type === 'convert') return convert(id, data.files, data.options);
+  if (type === 'cancel') {
+    const job = jobs.get(id);
+    if (job) job.cancelled = true;
+    return;
+  }
+  try {
+    let value;
+    if (type === 'inspect') {
+      await ready;
+      value = await wasm.inspect(data.files);
+    } else if (type === 'map') {
+      await ready;
+      value = await wasm.map(data.files);
+    } else if (type === 'release') {
+      if (held.has(data.name)) await removeOutput(await navigator.storage.getDirectory(), data.name);
+    } else if (type === 'memory') {
+      await ready;
+      value = { wasmMemoryBytes: memory.buffer.byteLength, poolMemoryBytes: pool?.maxMemory ?? 0 };
+    } else {
+      throw new Error(`unknown request ${type}`);
+    }
+    post({ id, type: 'result', value });
+  } catch (e) {
+    post({ id, type: 'error', error: errorOf(e) });
+  }
+};
