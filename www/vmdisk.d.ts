@@ -80,6 +80,11 @@ export interface ConvertOptions {
   clusterSize?: number;
   /** qcow2 only: "1.1" (version 3, default) or "0.10" (version 2; no zstd). */
   compat?: '1.1' | '0.10';
+  /**
+   * Write here (e.g. a handle from showSaveFilePicker) instead of a new OPFS file; on failure or
+   * abort the file keeps its previous contents. The result's `file` is then this file.
+   */
+  output?: FileSystemFileHandle;
   onProgress?: (progress: Progress) => void;
   /** Aborting cancels the conversion, deletes its output and rejects with an AbortError. */
   signal?: AbortSignal;
@@ -95,6 +100,8 @@ export interface ConvertResult {
   /** The main input file's name. */
   input: string;
   virtualSize: number;
+  /** The output's name in the origin-private file system; null when written to `output`. */
+  opfsName: string | null;
   seconds: number;
   /** The engine worker's wasm memory at the end (it never shrinks: the peak). */
   wasmMemoryBytes: number;

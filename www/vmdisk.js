@@ -80,11 +80,13 @@ export function map(files) {
 /**
  * Convert an image set to qcow2 or raw. The output is written into the origin-private file
  * system and resolves as `{ file, name, size, format, ... }`; `file` stays readable until
- * `release(result)` or until the page closes.
+ * `release(result)` or until the page closes. With `output` (a FileSystemFileHandle, e.g. from
+ * showSaveFilePicker) it is written there instead, and that file is left as it was on failure.
  */
-export function convert(files, { format = 'qcow2', compression = null, clusterSize, compat, onProgress, signal } = {}) {
+export function convert(files, { format = 'qcow2', compression = null, clusterSize, compat, output, onProgress, signal } = {}) {
   if (signal?.aborted) return Promise.reject(abortError());
   const options = { format, compression: compression || null };
+  if (output) options.output = output;
   if (clusterSize !== undefined) options.clusterSize = clusterSize;
   if (compat !== undefined) options.compat = compat;
 
@@ -126,8 +128,8 @@ export function convert(files, { format = 'qcow2', compression = null, clusterSi
 
 /** Delete a conversion's output from the origin-private file system (its `file` becomes unreadable). */
 export function release(result) {
-  if (!worker || !result?.file?.name) return Promise.resolve();
-  return request('release', { name: result.file.name }).promise;
+  if (!worker || !result?.opfsName) return Promise.resolve();
+  return request('release', { name: result.opfsName }).promise;
 }
 
 /** The engine worker's wasm memory now, and the largest a compression sub-worker's reached. */

@@ -4,7 +4,7 @@
 // (compress-worker.js), one wasm instance each.
 //
 // Requests (from vmdisk.js): {id, type: 'inspect'|'map', files}, {id, type: 'convert', files,
-// options}, {id, type: 'cancel'}, {id, type: 'release', name}, {id, type: 'memory'}.
+// options} (options.output: a FileSystemFileHandle to write instead of an OPFS file), {id, type: 'cancel'}, {id, type: 'release', name}, {id, type: 'memory'}.
 // Replies: {id, type: 'progress', done, total}, {id, type: 'result', value},
 // {id, type: 'error', error: {name, message, kind, detail}}.
 //
@@ -185,20 +185,27 @@ function errorOf(e, cancelled) {
   };
 }
 
-async function convert(id, files, options) {
+async function convert(id, files, { output, ...options }) {
   const job = { cancelled: false };
   jobs.set(id, job);
   let root = null;
   let out = null;
-  let access = null;
+  let access = null; // the OPFS file's sync access handle
+  let writable = null; // or the writable stream of a file the user picked
   try {
     const module = await ready;
     await swept;
-    if (!navigator.storage?.getDirectory) throw new Error('this browser has no origin-private file system (OPFS) for the output');
-    root = await navigator.storage.getDirectory();
     const format = options?.format ?? 'qcow2';
     // Called by the engine once the image is known to be readable.
     const makeOutput = async (info) => {
+      if (output) {
+        // A file the user picked (showSaveFilePicker): written through a swap file that
+        // becomes the file on close, and is dropped on abort.
+        writable = await output.createWritable();
+        return writable;
+      }
+      if (!navigator.storage?.getDirectory) throw new Error('this browser has no origin-private file system (OPFS) for the output');
+      root = await navigator.storage.getDirectory();
       out = await createOutput(root, outputName(info.input, format));
       access = await out.handle.createSyncAccessHandle();
       return access;
@@ -215,10 +222,11 @@ async function convert(id, files, options) {
     };
     const started = performance.now();
     const info = await wasm.convert(files, options, makeOutput, onProgress, getPool(module));
-    access.close();
+    writable = null; // closed by the engine
+    access?.close();
     access = null;
-    if (job.cancelled) throw new DOMException('cancelled', 'AbortError');
-    const file = await out.handle.getFile();
+    if (job.cancelled && !output) throw new DOMException('cancelled', 'AbortError');
+    const file = await (output ?? out.handle).getFile();
     post({
       id,
       type: 'result',
@@ -229,6 +237,7 @@ async function convert(id, files, options) {
         format: info.format,
         input: info.input,
         virtualSize: info.virtualSize,
+        opfsName: out?.name ?? null,
         seconds: (performance.now() - started) / 1000,
         wasmMemoryBytes: memory.buffer.byteLength,
         poolMemoryBytes: pool?.maxMemory ?? 0,
@@ -238,6 +247,7 @@ async function convert(id, files, options) {
   } catch (e) {
     try { access?.close(); } catch { /* already closed */ }
     if (out) await removeOutput(root, out.name);
+    await writable?.abort().catch(() => {});
     post({ id, type: 'error', error: errorOf(e, job.cancelled) });
   } finally {
     jobs.delete(id);

@@ -162,6 +162,30 @@ test('errors carry the CLI message and kind; two outputs of one name both live',
     return { names: [a.name, b.name], files: [a.file.name, b.file.name], sizes };
   });
   assert.deepEqual(two.names, ['same.qcow2', 'same.qcow2']);
+  // A file of the caller's (what showSaveFilePicker gives; here an OPFS handle): written through
+  // a writable stream, and left as it was when the conversion fails.
+  const picked = await inPage(page, async (api, files) => {
+    const root = await navigator.storage.getDirectory();
+    const handle = await root.getFileHandle('picked.bin', { create: true });
+    const w = await handle.createWritable();
+    await w.write('before');
+    await w.close();
+    const r = await api.convert(files, { format: 'raw', output: handle });
+    const bytes = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+    const nonzero = bytes.findIndex((b) => b !== 0);
+    await api.release(r); // not an OPFS output of its own: leaves the file alone
+    const kept = (await handle.getFile()).size;
+    const qcow = new Uint8Array(await (await fetch('data:application/octet-stream;base64,UUZJ+wAAAAM=')).arrayBuffer());
+    let failed = null;
+    try {
+      await api.convert([new File([qcow, new Uint8Array(100)], 'cut.qcow2')], { format: 'raw', output: handle });
+    } catch (e) { failed = e.kind; }
+    const after = (await handle.getFile()).size;
+    await root.removeEntry('picked.bin');
+    return { name: r.name, fileName: r.file.name, opfsName: r.opfsName, size: r.size, nonzero, kept, failed, after };
+  });
+  assert.deepEqual(picked, { name: 'same-converted.raw', fileName: 'picked.bin', opfsName: null, size: 8 * MiB, nonzero: 0, kept: 8 * MiB, failed: picked.failed, after: 8 * MiB });
+  assert.ok(picked.failed, 'a cut qcow2 converted');
   assert.deepEqual(two.files, ['same.qcow2', 'same (2).qcow2']);
   assert.equal(two.sizes[0], two.sizes[1]);
   await page.context().close();
