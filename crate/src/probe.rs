@@ -47,7 +47,7 @@
 //! (VHD footer size vs CHS geometry). qcow2's own findings come from its driver, not from here.
 
 mod archive;
-mod bytes;
+pub(crate) mod bytes;
 mod disk;
 mod fs;
 mod kernel;
