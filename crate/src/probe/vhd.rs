@@ -247,7 +247,7 @@ pub async fn detect_vhdx(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
         d.finding(
             "dirty",
             Severity::Warning,
-            "the VHDX log holds writes not yet applied: attach it once in Hyper-V to replay them",
+            "the VHDX log holds writes not yet applied to the file (vmdisk replays them in memory; Hyper-V does on the next attach)",
         );
     }
     match region_table(cx).await? {
