@@ -59,13 +59,9 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
             "the Parallels allocation table runs past the end of the file",
         );
     }
+    // The Parallels driver reports the `dirty` finding.
     if le32(h, 44) == 0x746f_6e59 {
         d.set("dirty", true);
-        d.finding(
-            "dirty",
-            Severity::Warning,
-            "the Parallels image was not closed cleanly",
-        );
     }
     scan.add(0, d);
 }

@@ -92,14 +92,8 @@ async fn qcow(cx: &Ctx<'_>) -> Result<Detection> {
     }
     match be32(h, 36) {
         0 => {}
-        1 => {
-            d.set("encrypt", "aes");
-            d.finding(
-                "encrypted",
-                Severity::Warning,
-                "the guest data is encrypted with qcow's legacy AES (insecure, unreadable without the key)",
-            );
-        }
+        // The qcow driver reports the `encrypted` finding (it owns the image's safety facts).
+        1 => d.set("encrypt", "aes"),
         m => d.finding(
             "corrupt",
             Severity::Critical,
@@ -168,8 +162,7 @@ async fn qed(cx: &Ctx<'_>) -> Result<Detection> {
     Ok(d)
 }
 
-/// Record a backing file reference (`offset`/`len` of its name in the file) as a detail and a
-/// `backing-file` finding: vmdisk never opens it by path, and a cloud must not either.
+/// Record a backing file reference (`offset`/`len` of its name in the file) as a detail.
 async fn backing(cx: &Ctx<'_>, d: &mut Detection, offset: u64, len: u64, what: &str) -> Result<()> {
     if offset == 0 || len == 0 {
         return Ok(());
@@ -186,12 +179,9 @@ async fn backing(cx: &Ctx<'_>, d: &mut Detection, offset: u64, len: u64, what: &
         d.truncated(what);
         return Ok(());
     };
+    // Only the detail: the qcow and QED drivers raise the `backing-file` finding, saying
+    // whether the file was supplied and whether its name is a path.
     let name = String::from_utf8_lossy(&name).into_owned();
-    d.finding(
-        "backing-file",
-        Severity::Critical,
-        format!("the image depends on the backing file {name:?} for its unallocated clusters"),
-    );
     d.set("backing-file", name);
     Ok(())
 }
