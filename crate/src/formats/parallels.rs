@@ -1,12 +1,412 @@
-//! Parallels reader (being written).
+//! Parallels (expanding) disk image reader: qemu `docs/interop/parallels.txt` and
+//! `block/parallels.c`.
+//!
+//! ## On-disk layout (all fields little-endian)
+//! ```text
+//!  0 magic[16] "WithoutFreeSpace" (original) or "WithouFreSpacExt" (extended)
+//! 16 version u32 (2)   20 heads u32   24 cylinders u32   28 tracks u32 (sectors per cluster)
+//! 32 bat_entries u32   36 nb_sectors u64 (only the low 32 bits in the original format)
+//! 44 inuse u32 (0x746F6E59 = the image was not closed)  48 data_off u32 (sectors)
+//! 52 flags u32         56 ext_off u64 (sectors; the format extension cluster)
+//! 64 BAT: bat_entries u32 entries
+//! ```
+//! A BAT entry is the start of a guest cluster (`tracks * 512` bytes) in the file: in sectors for
+//! "WithoutFreeSpace" images, in clusters for "WithouFreSpacExt" ones; 0 is unallocated (reads as
+//! zeros, Parallels images have no backing file here). Guest clusters past the BAT read as zeros,
+//! as in qemu.
+//!
+//! The format extension (parallels.txt "Format Extension") is one cluster: a magic
+//! 0xAB234CEF23DCEA87, an MD5 checksum, then features (magic u64, flags u64, data_size u32,
+//! reserved u32, data); dirty bitmaps (magic 0x20385FAE252CB34A) are only reported.
+//!
+//! Parallels is legacy for clouds: every image gets an `unsupported-format` Warning advising
+//! conversion. The BAT is read lazily in bounded chunks.
 
-use crate::error::Result;
-use crate::extent::FileId;
+use super::qcow::{TableCache, Word, extent, message, push_data, range_end};
+use crate::error::{Error, Result};
+use crate::extent::{Extent, FileId, Mapping};
 use crate::image::Image;
-use crate::source::ImageSet;
+use crate::probe::Format;
+use crate::report::{Finding, Severity};
+use crate::source::{ImageSet, Source, check_range, read_vec};
+use async_trait::async_trait;
+use std::rc::Rc;
 
-/// Open file `id` of the set as a Parallels image; None while this driver is not written.
+const HEADER_LEN: u64 = 64;
+const INUSE_MAGIC: u32 = 0x746f_6e59;
+const EXT_MAGIC: u64 = 0xab23_4cef_23dc_ea87;
+const DIRTY_BITMAP_MAGIC: u64 = 0x2038_5fae_252c_b34a;
+/// BAT entries read at a time.
+const BAT_CHUNK: u64 = 16384;
+/// The format extension cluster is read up to this many bytes.
+const MAX_EXT_BYTES: u64 = 1 << 20;
+
+/// Open file `id` of the set as a Parallels image.
 pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    let _ = (set, id, depth);
-    Ok(None)
+    let _ = depth;
+    Ok(Some(Box::new(Parallels::open(set, id).await?)))
+}
+
+pub struct Parallels {
+    file: FileId,
+    src: Rc<dyn Source>,
+    extended: bool,
+    heads: u32,
+    cylinders: u32,
+    tracks: u32,
+    bat_entries: u64,
+    size: u64,
+    dirty: bool,
+    data_off: u32,
+    flags: u32,
+    ext_off: u64,
+    /// Features named in the format extension (magics), and how many are dirty bitmaps.
+    ext_features: Vec<u64>,
+    findings: Vec<Finding>,
+    blocked: Option<(bool, String)>,
+    bat_cache: TableCache,
+}
+
+impl Parallels {
+    pub async fn open(set: &ImageSet, file: FileId) -> Result<Self> {
+        let src = set.file(file).clone();
+        let h = read_vec(&*src, 0, HEADER_LEN, "Parallels header").await?;
+        let le32 = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+        let le64 = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
+        let extended = match &h[0..16] {
+            b"WithoutFreeSpace" => false,
+            b"WithouFreSpacExt" => true,
+            _ => return Err(Error::Corrupt("not a Parallels image (bad magic)".into())),
+        };
+        let version = le32(16);
+        if version != 2 {
+            return Err(Error::Unsupported(format!(
+                "Parallels header version {version} (qemu knows version 2)"
+            )));
+        }
+        let tracks = le32(28);
+        if tracks == 0 {
+            return Err(Error::Corrupt(
+                "Parallels image has zero sectors per cluster".into(),
+            ));
+        }
+        // qemu's limit: the cluster size in bytes must fit a signed 32-bit value.
+        if tracks > i32::MAX as u32 / 513 {
+            return Err(Error::Corrupt(format!(
+                "Parallels cluster of {tracks} sectors is too big"
+            )));
+        }
+        let bat_entries = u64::from(le32(32));
+        let mut sectors = le64(36);
+        if !extended {
+            sectors &= 0xffff_ffff;
+        }
+        let size = sectors.checked_mul(512).ok_or_else(|| {
+            Error::Corrupt(format!("Parallels sector count {sectors} is too large"))
+        })?;
+        check_range(
+            &*src,
+            HEADER_LEN,
+            bat_entries * 4,
+            "Parallels allocation table",
+        )?;
+
+        let mut findings = vec![Finding::new(
+            "unsupported-format",
+            Severity::Warning,
+            "Parallels is a legacy format that clouds do not accept: convert it (to qcow2 or raw)",
+        )];
+        let dirty = le32(44) == INUSE_MAGIC;
+        if dirty {
+            findings.push(Finding::new(
+                "dirty",
+                Severity::Warning,
+                "the Parallels image was not closed cleanly (in-use flag set); its data may be inconsistent",
+            ));
+        }
+        let mut me = Parallels {
+            file,
+            src,
+            extended,
+            heads: le32(20),
+            cylinders: le32(24),
+            tracks,
+            bat_entries,
+            size,
+            dirty,
+            data_off: le32(48),
+            flags: le32(52),
+            ext_off: le64(56),
+            ext_features: vec![],
+            findings,
+            blocked: None,
+            bat_cache: TableCache::new(Word::Le32, 4),
+        };
+        if me.ext_off != 0 {
+            me.read_extension().await;
+        }
+        me.scan_bat().await?;
+        Ok(me)
+    }
+
+    fn cluster_size(&self) -> u64 {
+        u64::from(self.tracks) * 512
+    }
+
+    /// Where the BAT ends: no data cluster may start before.
+    fn bat_end(&self) -> u64 {
+        HEADER_LEN + self.bat_entries * 4
+    }
+
+    /// The file offset of guest cluster `index`'s BAT entry value `entry` (non-zero).
+    fn host(&self, entry: u64) -> u64 {
+        let unit = if self.extended {
+            self.cluster_size()
+        } else {
+            512
+        };
+        entry * unit
+    }
+
+    fn check_host(&self, host: u64, guest: u64) -> Result<()> {
+        if host < self.bat_end() {
+            return Err(Error::Corrupt(format!(
+                "Parallels cluster for guest offset {guest} points into the header or allocation table (offset {host})"
+            )));
+        }
+        if host >= self.src.len() {
+            return Err(Error::Truncated(format!(
+                "Parallels cluster for guest offset {guest} is at offset {host}, past the end of {} ({} bytes)",
+                self.src.name(),
+                self.src.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The BAT entries that cover guest clusters (the rest of a longer BAT is unused).
+    fn used_entries(&self) -> u64 {
+        self.size
+            .div_ceil(self.cluster_size())
+            .min(self.bat_entries)
+    }
+
+    /// Check every used BAT entry once, so a damaged image fails before a conversion starts.
+    async fn scan_bat(&mut self) -> Result<()> {
+        let used = self.used_entries();
+        let mut i = 0;
+        while i < used {
+            let n = BAT_CHUNK.min(used - i);
+            let chunk = read_vec(
+                &*self.src,
+                HEADER_LEN + i * 4,
+                n * 4,
+                "Parallels allocation table",
+            )
+            .await?;
+            for (k, c) in chunk.chunks_exact(4).enumerate() {
+                let entry = u64::from(u32::from_le_bytes(c.try_into().expect("4 bytes")));
+                if entry == 0 {
+                    continue;
+                }
+                let guest = (i + k as u64) * self.cluster_size();
+                if let Err(e) = self.check_host(self.host(entry), guest) {
+                    let truncated = matches!(e, Error::Truncated(_));
+                    let msg = message(e);
+                    self.findings.push(Finding::new(
+                        if truncated { "truncated" } else { "corrupt" },
+                        Severity::Critical,
+                        &msg,
+                    ));
+                    self.blocked = Some((truncated, msg));
+                    return Ok(());
+                }
+            }
+            i += n;
+        }
+        Ok(())
+    }
+
+    /// Parse the format extension cluster; problems are findings (the data stays readable).
+    async fn read_extension(&mut self) {
+        let at = self.ext_off.checked_mul(512);
+        let len = self.cluster_size().min(MAX_EXT_BYTES);
+        let buf = match at {
+            Some(at) if check_range(&*self.src, at, len, "").is_ok() => {
+                read_vec(&*self.src, at, len, "Parallels format extension")
+                    .await
+                    .ok()
+            }
+            _ => None,
+        };
+        let Some(buf) = buf else {
+            self.findings.push(Finding::new(
+                "corrupt",
+                Severity::Warning,
+                format!(
+                    "the Parallels format extension at sector {} lies past the end of the file",
+                    self.ext_off
+                ),
+            ));
+            return;
+        };
+        let le64 = |o: usize| {
+            buf.get(o..o + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        let le32 = |o: usize| {
+            buf.get(o..o + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        };
+        if le64(0) != Some(EXT_MAGIC) {
+            self.findings.push(Finding::new(
+                "corrupt",
+                Severity::Warning,
+                "the Parallels format extension has a bad magic (ignored)",
+            ));
+            return;
+        }
+        // Features follow the magic and the 16-byte checksum.
+        let mut pos = 24usize;
+        while let (Some(magic), Some(size)) = (le64(pos), le32(pos + 16)) {
+            if magic == 0 {
+                break;
+            }
+            self.ext_features.push(magic);
+            let next = (size as usize).div_ceil(8) * 8;
+            match pos.checked_add(24 + next) {
+                Some(p) if p <= buf.len() => pos = p,
+                _ => {
+                    self.findings.push(Finding::new(
+                        "corrupt",
+                        Severity::Warning,
+                        "a Parallels format extension feature runs past its cluster",
+                    ));
+                    break;
+                }
+            }
+        }
+        let bitmaps = self.dirty_bitmaps();
+        if bitmaps > 0 {
+            self.findings.push(Finding::new(
+                "dirty-bitmap",
+                Severity::Info,
+                format!("the Parallels image carries {bitmaps} dirty bitmap(s) (not converted)"),
+            ));
+        }
+    }
+
+    fn dirty_bitmaps(&self) -> usize {
+        self.ext_features
+            .iter()
+            .filter(|&&m| m == DIRTY_BITMAP_MAGIC)
+            .count()
+    }
+}
+
+#[async_trait(?Send)]
+impl Image for Parallels {
+    fn format(&self) -> Format {
+        Format::Parallels
+    }
+
+    fn virtual_size(&self) -> u64 {
+        self.size
+    }
+
+    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
+        self.readable()?;
+        let end = range_end(start, len, self.size)?;
+        let cs = self.cluster_size();
+        let mut out = vec![];
+        let mut pos = start;
+        while pos < end {
+            let index = pos / cs;
+            if index >= self.bat_entries {
+                // Past the BAT: zeros, as qemu reads them.
+                Extent::push_merged(&mut out, extent(pos, end - pos, Mapping::Unallocated));
+                break;
+            }
+            let chunk_start = index - index % BAT_CHUNK;
+            let n = BAT_CHUNK.min(self.bat_entries - chunk_start);
+            let bat = self
+                .bat_cache
+                .get(
+                    &*self.src,
+                    HEADER_LEN + chunk_start * 4,
+                    n as usize,
+                    "Parallels allocation table",
+                )
+                .await?;
+            let chunk_end = ((chunk_start + n) * cs).min(end);
+            while pos < chunk_end {
+                let index = pos / cs;
+                let cluster_start = index * cs;
+                let cluster_end = (cluster_start + cs).min(chunk_end);
+                let entry = bat[(index - chunk_start) as usize];
+                if entry == 0 {
+                    Extent::push_merged(
+                        &mut out,
+                        extent(pos, cluster_end - pos, Mapping::Unallocated),
+                    );
+                } else {
+                    let host = self.host(entry);
+                    self.check_host(host, cluster_start)?;
+                    push_data(
+                        &mut out,
+                        self.file,
+                        self.src.len(),
+                        pos,
+                        cluster_end,
+                        host + (pos - cluster_start),
+                    );
+                }
+                pos = cluster_end;
+            }
+        }
+        Ok(out)
+    }
+
+    fn details(&self) -> serde_json::Value {
+        let data_offset = if self.data_off == 0 {
+            self.bat_end().div_ceil(512) * 512
+        } else {
+            u64::from(self.data_off) * 512
+        };
+        let mut m = serde_json::json!({
+            "magic": if self.extended { "WithouFreSpacExt" } else { "WithoutFreeSpace" },
+            "version": 2,
+            "cluster-size": self.cluster_size(),
+            "bat-entries": self.bat_entries,
+            "bat-unit": if self.extended { "cluster" } else { "sector" },
+            "geometry": { "cylinders": self.cylinders, "heads": self.heads, "sectors": self.tracks },
+            "data-offset": data_offset,
+            "flags": self.flags,
+            "dirty": self.dirty,
+        });
+        if self.ext_off != 0 {
+            m["format-extension"] = serde_json::json!({
+                "offset": self.ext_off.saturating_mul(512),
+                "features": self.ext_features.len(),
+                "dirty-bitmaps": self.dirty_bitmaps(),
+            });
+        }
+        m
+    }
+
+    fn findings(&self) -> Vec<Finding> {
+        self.findings.clone()
+    }
+
+    fn files(&self) -> Vec<(FileId, &'static str)> {
+        vec![(self.file, "image")]
+    }
+
+    fn readable(&self) -> Result<()> {
+        match &self.blocked {
+            None => Ok(()),
+            Some((true, m)) => Err(Error::Truncated(m.clone())),
+            Some((false, m)) => Err(Error::Corrupt(m.clone())),
+        }
+    }
 }

@@ -1,12 +1,636 @@
-//! qcow (version 1) reader (being written).
+//! qcow (version 1) reader, the predecessor of qcow2 (qemu `block/qcow.c`; there is no
+//! separate spec document).
+//!
+//! ## On-disk layout (all fields big-endian)
+//! ```text
+//!  0 magic "QFI\xfb"          4 version (1)
+//!  8 backing_file_offset u64 16 backing_file_size u32   20 mtime u32
+//! 24 size u64 (bytes)        32 cluster_bits u8  33 l2_bits u8  34 padding u16
+//! 36 crypt_method u32 (0 none, 1 AES-CBC)               40 l1_table_offset u64
+//! ```
+//! The header is 48 bytes. The L1 table has `ceil(size / 2^(cluster_bits + l2_bits))` entries,
+//! each the file offset of an L2 table of `2^l2_bits` entries (0: unallocated). An L2 entry is
+//! the file offset of a data cluster (0: unallocated, read from the backing file or as zeros),
+//! or, with bit 63 set, a compressed cluster: unlike qcow2 (sector counts), qcow v1 stores the
+//! exact compressed length in bytes in bits `63 - cluster_bits .. 62` and the byte offset in the
+//! bits below; the data is raw deflate (no zlib wrapper) of one whole cluster.
+//!
+//! qemu only keeps whole 512-byte sectors of the size (`total_sectors = size / 512`), so the
+//! virtual size is rounded down the same way. qemu accepts cluster_bits 9..=16 and l2_bits
+//! 6..=13 (L2 tables of 512 bytes to 64 KiB), which bounds every table read here.
+//!
+//! This module also holds the small helpers the other legacy qemu-family drivers (QED,
+//! Parallels) share: backing-file resolution, a bounded table cache and data extents that may
+//! run past the end of the file.
 
-use crate::error::Result;
-use crate::extent::FileId;
-use crate::image::Image;
-use crate::source::ImageSet;
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::extent::{Extent, FileId, Mapping};
+use crate::image::{Backing, Image};
+use crate::probe::Format;
+use crate::report::{Finding, Severity};
+use crate::source::{ImageSet, Source, base_name, check_range, is_plain_name, read_vec};
+use async_trait::async_trait;
+use std::cell::RefCell;
+use std::rc::Rc;
 
-/// Open file `id` of the set as a qcow (version 1) image; None while this driver is not written.
+const HEADER_LEN: u64 = 48;
+/// qemu's limit on the backing file name.
+const MAX_BACKING_NAME: u64 = 1023;
+/// The L1 table is kept in memory: refuse one larger than this (covers petabytes of disk).
+const MAX_L1_BYTES: u64 = 32 << 20;
+const L2_CACHE_TABLES: usize = 16;
+/// At open, this many L2 tables are mapped to find clusters past the end of a cut file
+/// before a conversion starts (the rest are checked as they are mapped).
+const MAX_SCAN_TABLES: usize = 256;
+
+/// Open file `id` of the set as a qcow (version 1) image.
 pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    let _ = (set, id, depth);
-    Ok(None)
+    Ok(Some(Box::new(Qcow::open(set, id, depth).await?)))
+}
+
+pub struct Qcow {
+    file: FileId,
+    src: Rc<dyn Source>,
+    size: u64,
+    header_size: u64,
+    cluster_bits: u32,
+    l2_bits: u32,
+    crypt_method: u32,
+    mtime: u32,
+    l1_table_offset: u64,
+    l1: Vec<u64>,
+    backing: Option<Parent>,
+    findings: Vec<Finding>,
+    /// Why the data cannot be read (encryption, damaged tables), if it cannot.
+    blocked: Option<(bool, String)>,
+    l2_cache: TableCache,
+}
+
+impl Qcow {
+    pub async fn open(set: &ImageSet, file: FileId, depth: usize) -> Result<Self> {
+        let src = set.file(file).clone();
+        let flen = src.len();
+        let h = read_vec(&*src, 0, HEADER_LEN, "qcow header").await?;
+        let be32 = |o: usize| u32::from_be_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+        let be64 = |o: usize| u64::from_be_bytes(h[o..o + 8].try_into().expect("8 bytes"));
+        if &h[0..4] != b"QFI\xfb" {
+            return Err(Error::Corrupt("not a qcow image (bad magic)".into()));
+        }
+        let version = be32(4);
+        if version != 1 {
+            return Err(Error::Unsupported(format!(
+                "qcow version {version} (this reader handles version 1)"
+            )));
+        }
+        let backing_offset = be64(8);
+        let backing_len = u64::from(be32(16));
+        let mtime = be32(20);
+        let raw_size = be64(24);
+        let cluster_bits = u32::from(h[32]);
+        let l2_bits = u32::from(h[33]);
+        let crypt_method = be32(36);
+        let l1_table_offset = be64(40);
+
+        if raw_size <= 1 {
+            return Err(Error::Corrupt(format!(
+                "qcow image size {raw_size} is too small (qemu needs at least 2 bytes)"
+            )));
+        }
+        if !(9..=16).contains(&cluster_bits) {
+            return Err(Error::Corrupt(format!(
+                "qcow cluster_bits {cluster_bits} is outside 9..16 (512 bytes to 64 KiB)"
+            )));
+        }
+        if !(6..=13).contains(&l2_bits) {
+            return Err(Error::Corrupt(format!(
+                "qcow l2_bits {l2_bits} is outside 6..13 (L2 tables of 512 bytes to 64 KiB)"
+            )));
+        }
+        let mut findings = vec![];
+        let mut blocked: Option<(bool, String)> = None;
+        match crypt_method {
+            0 => {}
+            1 => {
+                let msg = "the guest data is encrypted with qcow's legacy AES-CBC (insecure; unreadable without the key)";
+                findings.push(Finding::new("encrypted", Severity::Critical, msg));
+                blocked = Some((false, msg.to_string()));
+            }
+            m => {
+                return Err(Error::Corrupt(format!(
+                    "unknown qcow encryption method {m} (0 none, 1 AES)"
+                )));
+            }
+        }
+
+        let size = raw_size & !511;
+        let span_bits = cluster_bits + l2_bits;
+        let needed = size.div_ceil(1 << span_bits);
+        if needed * 8 > MAX_L1_BYTES {
+            return Err(Error::Unsupported(format!(
+                "qcow virtual size {size} needs an L1 table of {needed} entries (at most {} supported)",
+                MAX_L1_BYTES / 8
+            )));
+        }
+
+        // Backing file name: at most 1023 bytes, outside the header.
+        let mut header_size = HEADER_LEN;
+        let backing_name = if backing_offset != 0 && backing_len != 0 {
+            if backing_len > MAX_BACKING_NAME {
+                return Err(Error::Corrupt(format!(
+                    "qcow backing file name is {backing_len} bytes long (at most {MAX_BACKING_NAME})"
+                )));
+            }
+            if backing_offset < HEADER_LEN {
+                return Err(Error::Corrupt(format!(
+                    "qcow backing file name at offset {backing_offset} overlaps the header"
+                )));
+            }
+            let raw =
+                read_vec(&*src, backing_offset, backing_len, "qcow backing file name").await?;
+            header_size = header_size.max(backing_offset + backing_len);
+            Some(c_string(&raw))
+        } else {
+            None
+        };
+
+        if needed > 0 {
+            if l1_table_offset < HEADER_LEN {
+                return Err(Error::Corrupt(format!(
+                    "qcow L1 table at offset {l1_table_offset} overlaps the header"
+                )));
+            }
+            check_range(&*src, l1_table_offset, needed * 8, "qcow L1 table")?;
+        }
+
+        let backing = match backing_name.filter(|n| !n.is_empty()) {
+            None => None,
+            Some(name) => Some(open_parent(set, file, depth, name, false, &mut findings).await?),
+        };
+
+        let l1: Vec<u64> = if needed == 0 {
+            vec![]
+        } else {
+            read_vec(&*src, l1_table_offset, needed * 8, "qcow L1 table")
+                .await?
+                .chunks_exact(8)
+                .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+                .collect()
+        };
+        let l2_bytes = 8u64 << l2_bits;
+        // Cheap damage check before any conversion starts: every L2 table is inside the file.
+        for (i, &entry) in l1.iter().enumerate() {
+            let checked = l2_table_check(entry, i, l2_bytes, flen).and_then(|table| {
+                // An L2 table over the L1 table would be a loop in the table tree.
+                if table.is_some()
+                    && entry < l1_table_offset + needed * 8
+                    && l1_table_offset < entry + l2_bytes
+                {
+                    return Err(Error::Corrupt(format!(
+                        "qcow L2 table {i} at offset {entry} overlaps the L1 table"
+                    )));
+                }
+                Ok(())
+            });
+            if let Err(e) = checked {
+                let truncated = matches!(e, Error::Truncated(_));
+                let msg = message(e);
+                findings.push(Finding::new(
+                    if truncated { "truncated" } else { "corrupt" },
+                    Severity::Critical,
+                    &msg,
+                ));
+                blocked.get_or_insert((truncated, msg));
+                break;
+            }
+        }
+
+        let mut me = Qcow {
+            file,
+            src,
+            size,
+            header_size,
+            cluster_bits,
+            l2_bits,
+            crypt_method,
+            mtime,
+            l1_table_offset,
+            l1,
+            backing,
+            findings,
+            blocked,
+            l2_cache: TableCache::new(Word::Be64, L2_CACHE_TABLES),
+        };
+        if me.blocked.is_none()
+            && let Some(found) = scan_spans(&me, &me.l1, 1u64 << span_bits, MAX_SCAN_TABLES).await
+        {
+            me.findings.push(scan_finding(&found));
+            me.blocked = Some(found);
+        }
+        Ok(me)
+    }
+
+    fn map_cluster(&self, pos: u64, end: u64, entry: u64, out: &mut Vec<Extent>) -> Result<()> {
+        let cb = self.cluster_bits;
+        let cs = 1u64 << cb;
+        let cluster_start = pos & !(cs - 1);
+        let flen = self.src.len();
+        if entry == 0 {
+            Extent::push_merged(out, extent(pos, end - pos, Mapping::Unallocated));
+            return Ok(());
+        }
+        if entry & (1 << 63) != 0 {
+            let offset = entry & ((1 << (63 - cb)) - 1);
+            let len = (entry >> (63 - cb)) & (cs - 1);
+            if len == 0 {
+                return Err(Error::Corrupt(format!(
+                    "qcow compressed cluster for guest offset {cluster_start} has length 0"
+                )));
+            }
+            self.check_host(offset, cluster_start, "compressed cluster")?;
+            out.push(extent(
+                pos,
+                end - pos,
+                Mapping::Compressed {
+                    file: self.file,
+                    offset,
+                    len: len.min(flen - offset),
+                    codec: Codec::Deflate,
+                    unit: cs,
+                    skip: pos - cluster_start,
+                },
+            ));
+            return Ok(());
+        }
+        self.check_host(entry, cluster_start, "data cluster")?;
+        push_data(
+            out,
+            self.file,
+            flen,
+            pos,
+            end,
+            entry + (pos - cluster_start),
+        );
+        Ok(())
+    }
+
+    /// A cluster's host offset must lie after the header and start inside the file.
+    fn check_host(&self, host: u64, guest: u64, what: &str) -> Result<()> {
+        if host < self.header_size {
+            return Err(Error::Corrupt(format!(
+                "qcow {what} for guest offset {guest} points into the header (offset {host})"
+            )));
+        }
+        if host >= self.src.len() {
+            return Err(Error::Truncated(format!(
+                "qcow {what} for guest offset {guest} is at offset {host}, past the end of {} ({} bytes)",
+                self.src.name(),
+                self.src.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The L2 table offset of L1 entry `entry` must leave room for the whole table in the file.
+fn l2_table_check(entry: u64, index: usize, bytes: u64, flen: u64) -> Result<Option<u64>> {
+    if entry == 0 {
+        return Ok(None);
+    }
+    if entry < HEADER_LEN {
+        return Err(Error::Corrupt(format!(
+            "qcow L1 entry {index} points into the header (offset {entry})"
+        )));
+    }
+    if entry.checked_add(bytes).is_none_or(|e| e > flen) {
+        return Err(Error::Truncated(format!(
+            "qcow L2 table {index} at offset {entry} lies past the end of the file ({flen} bytes)"
+        )));
+    }
+    Ok(Some(entry))
+}
+
+#[async_trait(?Send)]
+impl Image for Qcow {
+    fn format(&self) -> Format {
+        Format::Qcow
+    }
+
+    fn virtual_size(&self) -> u64 {
+        self.size
+    }
+
+    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
+        self.readable()?;
+        let end = range_end(start, len, self.size)?;
+        let cb = self.cluster_bits;
+        let span_bits = cb + self.l2_bits;
+        let l2_bytes = 8u64 << self.l2_bits;
+        let mut out = vec![];
+        let mut pos = start;
+        while pos < end {
+            let index = (pos >> span_bits) as usize;
+            let span_end = ((index as u64 + 1) << span_bits).min(end);
+            let entry = self.l1[index];
+            let Some(table_offset) = l2_table_check(entry, index, l2_bytes, self.src.len())? else {
+                Extent::push_merged(&mut out, extent(pos, span_end - pos, Mapping::Unallocated));
+                pos = span_end;
+                continue;
+            };
+            let table = self
+                .l2_cache
+                .get(&*self.src, table_offset, 1 << self.l2_bits, "qcow L2 table")
+                .await?;
+            while pos < span_end {
+                let cluster_end = (((pos >> cb) + 1) << cb).min(span_end);
+                let i = ((pos >> cb) & ((1 << self.l2_bits) - 1)) as usize;
+                self.map_cluster(pos, cluster_end, table[i], &mut out)?;
+                pos = cluster_end;
+            }
+        }
+        Ok(out)
+    }
+
+    fn backing(&self) -> Backing<'_> {
+        parent_backing(&self.backing)
+    }
+
+    fn details(&self) -> serde_json::Value {
+        let mut m = serde_json::json!({
+            "version": 1,
+            "cluster-size": 1u64 << self.cluster_bits,
+            "l2-entries": 1u64 << self.l2_bits,
+            "l1-entries": self.l1.len(),
+            "l1-table-offset": self.l1_table_offset,
+            "mtime": self.mtime,
+            "encrypted": self.crypt_method != 0,
+        });
+        if self.crypt_method == 1 {
+            m["encryption-format"] = "aes".into();
+        }
+        if let Some(b) = &self.backing {
+            m["backing-file"] = b.name.clone().into();
+        }
+        m
+    }
+
+    fn findings(&self) -> Vec<Finding> {
+        self.findings.clone()
+    }
+
+    fn files(&self) -> Vec<(FileId, &'static str)> {
+        vec![(self.file, "image")]
+    }
+
+    fn readable(&self) -> Result<()> {
+        match &self.blocked {
+            None => Ok(()),
+            Some((true, m)) => Err(Error::Truncated(m.clone())),
+            Some((false, m)) if self.crypt_method != 0 => Err(Error::Unsupported(m.clone())),
+            Some((false, m)) => Err(Error::Corrupt(m.clone())),
+        }
+    }
+}
+
+// ---- helpers shared by the legacy qemu-family drivers ------------------------------------------
+
+/// Map the first `max` allocated L1 spans (of `span` guest bytes, L1 entries in `l1`) so that a
+/// damaged or cut table shows up as a finding (and blocks reading) when the image is opened.
+pub(crate) async fn scan_spans(
+    image: &dyn Image,
+    l1: &[u64],
+    span: u64,
+    max: usize,
+) -> Option<(bool, String)> {
+    let size = image.virtual_size();
+    for (i, _) in l1.iter().enumerate().filter(|(_, e)| **e != 0).take(max) {
+        let start = i as u64 * span;
+        if start >= size {
+            break;
+        }
+        if let Err(e) = image.map(start, span.min(size - start)).await {
+            let truncated = matches!(e, Error::Truncated(_));
+            return Some((truncated, message(e)));
+        }
+    }
+    None
+}
+
+/// The finding for a problem [`scan_spans`] found.
+pub(crate) fn scan_finding(found: &(bool, String)) -> Finding {
+    let code = if found.0 { "truncated" } else { "corrupt" };
+    Finding::new(code, Severity::Critical, &found.1)
+}
+
+/// A backing (parent) file named inside an image.
+pub(crate) struct Parent {
+    /// The name exactly as written in the image.
+    pub name: String,
+    /// The backing file is read as raw whatever it contains (QED's no-probe feature).
+    pub raw: bool,
+    /// None when it was not supplied (or is in a format vmdisk cannot read).
+    pub image: Option<Box<dyn Image>>,
+}
+
+pub(crate) fn parent_backing(parent: &Option<Parent>) -> Backing<'_> {
+    match parent {
+        None => Backing::None,
+        Some(Parent {
+            image: Some(image), ..
+        }) => Backing::Present(&**image),
+        Some(p) => Backing::Missing(p.name.clone()),
+    }
+}
+
+/// Resolve backing file `name` of image `file` among the supplied files by its base name only,
+/// open it one level deeper, and record the Critical `backing-file` finding.
+pub(crate) async fn open_parent(
+    set: &ImageSet,
+    file: FileId,
+    depth: usize,
+    name: String,
+    raw: bool,
+    findings: &mut Vec<Finding>,
+) -> Result<Parent> {
+    let mut msg = format!("the image reads unallocated clusters from backing file {name:?}");
+    if !is_plain_name(&name) {
+        msg.push_str(&format!(
+            "; the name is a path, which would make a host read that file ({:?} is matched by its base name only)",
+            base_name(&name)
+        ));
+    }
+    let image = match set.find(&name) {
+        None => {
+            msg.push_str("; it was not supplied");
+            None
+        }
+        Some(id) if id == file => {
+            return Err(Error::Corrupt(format!(
+                "{:?} names itself as its backing file",
+                set.file(file).name()
+            )));
+        }
+        Some(id) if raw => {
+            let src = set.file(id).clone();
+            let image: Box<dyn Image> =
+                Box::new(crate::formats::raw::RawImage::new(Format::Raw, id, src));
+            Some(image)
+        }
+        Some(id) => {
+            // Boxed: the backing may be of the same format (async recursion).
+            let opening = Box::pin(crate::image::open_file(set, id, depth + 1));
+            let (_, image) = opening.await.map_err(|e| in_backing(e, &name))?;
+            image
+        }
+    };
+    findings.insert(0, Finding::new("backing-file", Severity::Critical, msg));
+    Ok(Parent { name, raw, image })
+}
+
+/// Name the backing file in an error from opening it, once (the innermost name wins).
+fn in_backing(e: Error, name: &str) -> Error {
+    let wrap = |m: String| {
+        if m.starts_with("backing file ") {
+            m
+        } else {
+            format!("backing file {name:?}: {m}")
+        }
+    };
+    match e {
+        Error::Io(m) => Error::Io(wrap(m)),
+        Error::Truncated(m) => Error::Truncated(wrap(m)),
+        Error::Corrupt(m) => Error::Corrupt(wrap(m)),
+        Error::Unsupported(m) => Error::Unsupported(wrap(m)),
+        Error::NotAnImage(m) => Error::NotAnImage(wrap(m)),
+        Error::Missing(m) => Error::Missing(wrap(m)),
+        Error::Invalid(m) => Error::Invalid(wrap(m)),
+        Error::Cancelled => Error::Cancelled,
+    }
+}
+
+pub(crate) fn message(e: Error) -> String {
+    match e {
+        Error::Io(m)
+        | Error::Truncated(m)
+        | Error::Corrupt(m)
+        | Error::Unsupported(m)
+        | Error::NotAnImage(m)
+        | Error::Missing(m)
+        | Error::Invalid(m) => m,
+        Error::Cancelled => "cancelled".into(),
+    }
+}
+
+/// A name field up to its first NUL, control characters dropped.
+pub(crate) fn c_string(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+/// The end of guest range `start + len`, which must lie inside `size`.
+pub(crate) fn range_end(start: u64, len: u64, size: u64) -> Result<u64> {
+    start
+        .checked_add(len)
+        .filter(|&e| e <= size)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "range {start}+{len} is outside the virtual size {size}"
+            ))
+        })
+}
+
+pub(crate) fn extent(start: u64, len: u64, mapping: Mapping) -> Extent {
+    Extent {
+        start,
+        len,
+        mapping,
+    }
+}
+
+/// Guest `[pos, end)` stored from host offset `at` (which starts inside the file). A cluster
+/// may end past the end of the file (the last one of a cut file): qemu reads zeros there.
+pub(crate) fn push_data(
+    out: &mut Vec<Extent>,
+    file: FileId,
+    flen: u64,
+    pos: u64,
+    end: u64,
+    at: u64,
+) {
+    let inside = flen.saturating_sub(at).min(end - pos);
+    Extent::push_merged(out, extent(pos, inside, Mapping::Data { file, offset: at }));
+    Extent::push_merged(out, extent(pos + inside, end - pos - inside, Mapping::Zero));
+}
+
+/// How table entries are stored.
+#[derive(Clone, Copy)]
+pub(crate) enum Word {
+    Be64,
+    Le64,
+    Le32,
+}
+
+impl Word {
+    fn width(self) -> usize {
+        match self {
+            Word::Le32 => 4,
+            _ => 8,
+        }
+    }
+}
+
+/// A few recently used tables (or table chunks), keyed by file offset, most recent first.
+pub(crate) struct TableCache {
+    word: Word,
+    max: usize,
+    slots: RefCell<Vec<(u64, Rc<[u64]>)>>,
+}
+
+impl TableCache {
+    pub(crate) fn new(word: Word, max: usize) -> Self {
+        TableCache {
+            word,
+            max: max.max(1),
+            slots: RefCell::new(vec![]),
+        }
+    }
+
+    /// The `count` entries at file offset `offset` (callers bound `count`).
+    pub(crate) async fn get(
+        &self,
+        src: &dyn Source,
+        offset: u64,
+        count: usize,
+        what: &str,
+    ) -> Result<Rc<[u64]>> {
+        {
+            let mut slots = self.slots.borrow_mut();
+            if let Some(i) = slots
+                .iter()
+                .position(|(o, t)| *o == offset && t.len() == count)
+            {
+                let hit = slots.remove(i);
+                let table = hit.1.clone();
+                slots.insert(0, hit);
+                return Ok(table);
+            }
+        }
+        let width = self.word.width();
+        let bytes = read_vec(src, offset, (count * width) as u64, what).await?;
+        let table: Rc<[u64]> = bytes
+            .chunks_exact(width)
+            .map(|c| match self.word {
+                Word::Be64 => u64::from_be_bytes(c.try_into().expect("8 bytes")),
+                Word::Le64 => u64::from_le_bytes(c.try_into().expect("8 bytes")),
+                Word::Le32 => u64::from(u32::from_le_bytes(c.try_into().expect("4 bytes"))),
+            })
+            .collect();
+        let mut slots = self.slots.borrow_mut();
+        slots.insert(0, (offset, table.clone()));
+        slots.truncate(self.max);
+        Ok(table)
+    }
 }
