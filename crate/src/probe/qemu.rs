@@ -81,7 +81,10 @@ async fn qcow(cx: &Ctx<'_>) -> Result<Detection> {
     d.virtual_size = Some(be64(h, 24));
     let cluster_bits = h.get(32).copied().unwrap_or(0);
     let l2_bits = h.get(33).copied().unwrap_or(0);
-    if (9..=16).contains(&cluster_bits) && (6..=cluster_bits.saturating_sub(3)).contains(&l2_bits) {
+    // qemu's rules (block/qcow.c): clusters of 512 bytes to 64 KiB, L2 tables of 512 bytes to
+    // 64 KiB whatever the cluster size (with a backing file qemu-img writes 512-byte clusters and
+    // 32 KiB L2 tables).
+    if (9..=16).contains(&cluster_bits) && (6..=13).contains(&l2_bits) {
         d.set("cluster-size", 1u64 << cluster_bits);
     } else if h.len() >= 34 {
         d.finding(
