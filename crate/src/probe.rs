@@ -40,11 +40,12 @@
 //! ## Finding codes raised here
 //! `format-mismatch` (polyglot), `truncated` (a header or volume cut off by the end of the file),
 //! `corrupt` (fields out of range, bad checksums), `unaligned-size` (raw size not a multiple of
-//! 512), `bare-filesystem` (AMI), `backing-file` (qcow, QED, VHD/VHDX differencing, VDI diff, VMDK
-//! delta), `external-extent` (VMDK extents that are paths or devices), `encrypted` (LUKS, qcow
-//! AES), `unknown-feature`, `dirty` (VHDX log, Parallels in use), `partition-past-end`,
+//! 512), `bare-filesystem` (AMI), `backing-file` (VHD/VHDX differencing, VDI diff, VMDK
+//! delta), `external-extent` (VMDK extents that are paths or devices), `encrypted` (LUKS),
+//! `unknown-feature`, `dirty` (VHDX log), `partition-past-end`,
 //! `unverified-content` (xz/lz4 initrds), `ova-layout`, `unsafe-member-name`, `size-ambiguous`
-//! (VHD footer size vs CHS geometry). qcow2's own findings come from its driver, not from here.
+//! (VHD footer size vs CHS geometry). The qcow2, qcow, QED and Parallels drivers raise their own
+//! findings (backing file, encryption, dirty state), not from here.
 
 mod archive;
 pub(crate) mod bytes;
