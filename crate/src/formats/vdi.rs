@@ -107,7 +107,14 @@ impl Header {
         }
         let header_size = le32(b, 0x48);
         let u = |at: usize| -> [u8; 16] { b[at..at + 16].try_into().expect("16") };
-        let g = |at: usize| [le32(b, at), le32(b, at + 4), le32(b, at + 8), le32(b, at + 12)];
+        let g = |at: usize| {
+            [
+                le32(b, at),
+                le32(b, at + 4),
+                le32(b, at + 8),
+                le32(b, at + 12),
+            ]
+        };
         let comment_raw = &b[0x54..0x154];
         let end = comment_raw.iter().position(|&c| c == 0).unwrap_or(256);
         let comment: String = String::from_utf8_lossy(&comment_raw[..end])
@@ -346,10 +353,7 @@ async fn open_parent(
     findings.push(Finding::new(
         "backing-file",
         Severity::Critical,
-        format!(
-            "the parent VDI with UUID {} was not supplied",
-            uuid(&want)
-        ),
+        format!("the parent VDI with UUID {} was not supplied", uuid(&want)),
     ));
     Ok(Parent {
         name: None,
@@ -420,9 +424,7 @@ impl Image for Vdi {
 
     fn details(&self) -> serde_json::Value {
         let h = &self.header;
-        let geo = |g: &[u32; 4]| {
-            json!({"cylinders": g[0], "heads": g[1], "sectors": g[2], "sector-size": g[3]})
-        };
+        let geo = |g: &[u32; 4]| json!({"cylinders": g[0], "heads": g[1], "sectors": g[2], "sector-size": g[3]});
         let allocated = self.map.iter().filter(|&&e| e < DISCARDED).count();
         let discarded = self.map.iter().filter(|&&e| e == DISCARDED).count();
         let mut m = serde_json::Map::new();
@@ -474,6 +476,78 @@ impl Image for Vdi {
         match &self.blocked {
             Some(m) => Err(Error::Truncated(m.clone())),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::block_on;
+    use crate::source::MemSource;
+    use std::rc::Rc;
+
+    /// A 3 KiB+1 dynamic VDI with 1 KiB blocks: block 0 stored, 1 discarded, 2 absent.
+    fn image() -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[0x40..0x44].copy_from_slice(&SIGNATURE.to_le_bytes());
+        h[0x44..0x48].copy_from_slice(&0x0001_0001u32.to_le_bytes());
+        h[0x48..0x4c].copy_from_slice(&0x190u32.to_le_bytes());
+        h[0x4c..0x50].copy_from_slice(&1u32.to_le_bytes());
+        h[0x154..0x158].copy_from_slice(&512u32.to_le_bytes());
+        h[0x158..0x15c].copy_from_slice(&1024u32.to_le_bytes());
+        h[0x170..0x178].copy_from_slice(&3073u64.to_le_bytes());
+        h[0x178..0x17c].copy_from_slice(&1024u32.to_le_bytes());
+        h[0x180..0x184].copy_from_slice(&4u32.to_le_bytes());
+        h[0x184..0x188].copy_from_slice(&1u32.to_le_bytes());
+        let mut m = vec![0xffu8; 512];
+        m[0..4].copy_from_slice(&0u32.to_le_bytes());
+        m[4..8].copy_from_slice(&DISCARDED.to_le_bytes());
+        h.extend(m);
+        h.extend(vec![0x33; 1024]);
+        h
+    }
+
+    fn open_bytes(data: Vec<u8>) -> Result<Vec<Extent>> {
+        let set = ImageSet::new(vec![Rc::new(MemSource::new("t.vdi", data))]);
+        let v = block_on(Vdi::open(&set, FileId(0), 0))?;
+        let _ = v.details();
+        block_on(v.map(0, v.virtual_size()))
+    }
+
+    #[test]
+    fn maps_blocks() {
+        let map = open_bytes(image()).unwrap();
+        let got: Vec<(u64, u64, Mapping)> = map
+            .into_iter()
+            .map(|e| (e.start, e.len, e.mapping))
+            .collect();
+        let data = Mapping::Data {
+            file: FileId(0),
+            offset: 1024,
+        };
+        assert_eq!(
+            got,
+            [
+                (0, 1024, data),
+                (1024, 1024, Mapping::Zero),
+                (2048, 1025, Mapping::Unallocated)
+            ]
+        );
+    }
+
+    #[test]
+    fn damaged_bytes_never_panic() {
+        let good = image();
+        for i in 0..good.len().min(1024) {
+            for v in [0x00, 0xff, 0x80] {
+                let mut d = good.clone();
+                d[i] = v;
+                let _ = open_bytes(d);
+            }
+        }
+        for cut in [0, 0x47, 0x100, 0x1c8, 512, 1000, 1500] {
+            let _ = open_bytes(good[..cut].to_vec());
         }
     }
 }

@@ -424,7 +424,10 @@ impl Vhd {
         let bitmap_at = u64::from(entry) * SECTOR;
         let data_at = bitmap_at + d.bitmap_len;
         // The bitmap bytes of the sectors in range only.
-        let (first, last) = ((start - block_start) / SECTOR, (end - 1 - block_start) / SECTOR);
+        let (first, last) = (
+            (start - block_start) / SECTOR,
+            (end - 1 - block_start) / SECTOR,
+        );
         let (b0, b1) = (first / 8, last / 8 + 1);
         let bits = read_vec(&*self.src, bitmap_at + b0, b1 - b0, "VHD sector bitmap").await?;
         let mut pos = start;
@@ -484,7 +487,13 @@ async fn read_bat(
             "the VHD block table needs {needed} entries (at most {MAX_BAT_ENTRIES} supported)"
         )));
     }
-    let raw = read_vec(src, header.table_offset, needed * 4, "VHD block allocation table").await?;
+    let raw = read_vec(
+        src,
+        header.table_offset,
+        needed * 4,
+        "VHD block allocation table",
+    )
+    .await?;
     let bat: Vec<u32> = raw.chunks_exact(4).map(|c| be32(c, 0)).collect();
     drop(raw);
     // Bitmap: one bit per sector, padded to whole sectors (spec "Block Allocation Table").
@@ -615,7 +624,7 @@ async fn open_parent(
                 "the differencing VHD names its parent by path ({}), which would make a host read that file; only its base name is matched among the supplied files",
                 paths
                     .iter()
-                    .map(|p| format!("{p:?}"))
+                    .map(|p| format!("\"{p}\""))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -634,10 +643,7 @@ async fn open_parent(
         findings.push(Finding::new(
             "backing-file",
             Severity::Critical,
-            format!(
-                "the parent VHD {:?} was not supplied",
-                base_name(&shown)
-            ),
+            format!("the parent VHD \"{}\" was not supplied", base_name(&shown)),
         ));
         return Ok(Parent {
             name: shown,
@@ -807,6 +813,83 @@ impl Image for Vhd {
         match &self.blocked {
             Some(m) => Err(Error::Truncated(m.clone())),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::block_on;
+    use crate::source::MemSource;
+
+    /// A 16 KiB dynamic VHD with 4 KiB blocks: block 1 stored with half its sectors.
+    fn image() -> Vec<u8> {
+        let mut f = vec![0u8; 2048];
+        let mut h = vec![0u8; 1024];
+        h[0..8].copy_from_slice(b"cxsparse");
+        h[16..24].copy_from_slice(&1536u64.to_be_bytes());
+        h[28..32].copy_from_slice(&4u32.to_be_bytes());
+        h[32..36].copy_from_slice(&4096u32.to_be_bytes());
+        let c = checksum(&h, 36);
+        h[36..40].copy_from_slice(&c.to_be_bytes());
+        f[512..1536].copy_from_slice(&h);
+        f[1536..2048].fill(0xff);
+        f[1540..1544].copy_from_slice(&4u32.to_be_bytes());
+        f.extend([0xf0]);
+        f.resize(2560, 0);
+        f.extend(vec![0x5a; 4096]);
+        let mut footer = vec![0u8; 512];
+        footer[0..8].copy_from_slice(b"conectix");
+        footer[16..24].copy_from_slice(&512u64.to_be_bytes());
+        footer[48..56].copy_from_slice(&16384u64.to_be_bytes());
+        footer[60..64].copy_from_slice(&3u32.to_be_bytes());
+        let c = checksum(&footer, 64);
+        footer[64..68].copy_from_slice(&c.to_be_bytes());
+        f[0..512].copy_from_slice(&footer);
+        f.extend(footer);
+        f
+    }
+
+    fn open_bytes(data: Vec<u8>) -> Result<Vec<Extent>> {
+        let set = ImageSet::new(vec![Rc::new(MemSource::new("t.vhd", data))]);
+        let v = block_on(Vhd::open(&set, FileId(0), 0))?;
+        let _ = v.details();
+        block_on(v.map(0, v.virtual_size()))
+    }
+
+    #[test]
+    fn maps_bitmap_sectors() {
+        let map = open_bytes(image()).unwrap();
+        let kinds: Vec<(u64, u64, bool)> = map
+            .iter()
+            .map(|e| (e.start, e.len, matches!(e.mapping, Mapping::Data { .. })))
+            .collect();
+        assert_eq!(
+            kinds,
+            [(0, 4096, false), (4096, 2048, true), (6144, 10240, false)]
+        );
+        assert_eq!(
+            map[1].mapping,
+            Mapping::Data {
+                file: FileId(0),
+                offset: 2560
+            }
+        );
+    }
+
+    #[test]
+    fn damaged_bytes_never_panic() {
+        let good = image();
+        for i in 0..good.len().min(3072) {
+            for v in [0x00, 0xff, 0x80] {
+                let mut d = good.clone();
+                d[i] = v;
+                let _ = open_bytes(d);
+            }
+        }
+        for cut in [0, 100, 511, 512, 1000, 2048, 4000] {
+            let _ = open_bytes(good[..cut].to_vec());
         }
     }
 }
