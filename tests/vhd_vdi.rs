@@ -809,7 +809,7 @@ fn vdi_matches_qemu() {
         let info = verify(d, name, "vdi", "vdi");
         let fs = &info["format-specific"];
         let kind = if opts == "static=on" {
-            "static"
+            "fixed"
         } else {
             "dynamic"
         };

@@ -5,7 +5,7 @@
 //! Layout (all little-endian):
 //! - a pre-header: 64 bytes of text, the signature `0xbeda107f` at 0x40, the version at 0x44
 //!   (major << 16 | minor; 1.1 is what VirtualBox and qemu write);
-//! - header version 1: size 0x48, image type 0x4c (1 dynamic, 2 static, 3 undo, 4 diff), flags
+//! - header version 1: size 0x48, image type 0x4c (1 dynamic, 2 static, reported as "fixed" like VirtualBox, 3 undo, 4 diff), flags
 //!   0x50, comment 0x54, block map offset 0x154, data offset 0x158, legacy geometry 0x15c, disk
 //!   size 0x170, block size 0x178, extra bytes in front of each block 0x17c, blocks 0x180,
 //!   allocated blocks 0x184, UUIDs (image, modification, parent, parent modification) from
@@ -147,7 +147,7 @@ impl Header {
     fn type_name(&self) -> &'static str {
         match self.image_type {
             1 => "dynamic",
-            2 => "static",
+            2 => "fixed",
             3 => "undo",
             4 => "diff",
             _ => "unknown",
