@@ -131,7 +131,20 @@ pub fn inspect(opened: &OpenedImage) -> Report {
     let set = &opened.set;
     let primary = opened.probe.primary();
     let mut findings: Vec<Finding> = opened.probe.findings.clone();
-    findings.extend(primary.findings.iter().cloned());
+    // A driver that read the image knows better than the detector's first look: where both
+    // report the same code, only the driver's finding is kept.
+    let driver_findings = opened
+        .image
+        .as_ref()
+        .map(|i| i.findings())
+        .unwrap_or_default();
+    findings.extend(
+        primary
+            .findings
+            .iter()
+            .filter(|f| !driver_findings.iter().any(|d| d.code == f.code))
+            .cloned(),
+    );
     let mut roles: Vec<Option<&'static str>> = vec![None; set.files().len()];
     roles[opened.main.0] = Some("image");
     let mut format_specific = serde_json::Value::Object(primary.details.clone());
@@ -143,7 +156,7 @@ pub fn inspect(opened: &OpenedImage) -> Report {
     if let Some(image) = &opened.image {
         virtual_size = image.virtual_size();
         format_specific = merge(format_specific, image.details());
-        findings.extend(image.findings());
+        findings.extend(driver_findings);
         for (id, role) in image.files() {
             roles[id.0].get_or_insert(role);
         }
