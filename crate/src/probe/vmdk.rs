@@ -207,7 +207,13 @@ pub struct Descriptor {
     pub bad_lines: usize,
     /// Extent lines past [`MAX_EXTENTS`], not kept.
     pub dropped_extents: usize,
+    /// The `ddb.*` keys (disk database: geometry, adapter, UUID, ...) in file order, at most
+    /// [`MAX_DDB`] of them.
+    pub ddb: Vec<(String, String)>,
 }
+
+/// How many `ddb.*` keys a descriptor keeps.
+const MAX_DDB: usize = 256;
 
 /// Parse descriptor text leniently: unknown lines are counted, never fatal.
 pub fn parse_descriptor(text: &str) -> Descriptor {
@@ -231,14 +237,22 @@ pub fn parse_descriptor(text: &str) -> Descriptor {
         };
         let key = key.trim();
         let value = unquote(value.trim()).to_string();
-        match key {
+        // Keys are matched without regard to case: writers differ (`createtype`, `CID`).
+        match key.to_ascii_lowercase().as_str() {
             "version" => d.version = Some(value),
-            "createType" => d.create_type = Some(value),
-            "CID" => d.cid = Some(value),
-            "parentCID" => d.parent_cid = Some(value),
-            "parentFileNameHint" => d.parent_hint = Some(value),
-            "ddb.adapterType" => d.adapter_type = Some(value),
+            "createtype" => d.create_type = Some(value),
+            "cid" => d.cid = Some(value),
+            "parentcid" => d.parent_cid = Some(value),
+            "parentfilenamehint" => d.parent_hint = Some(value),
             k if k.contains(char::is_whitespace) => d.bad_lines += 1,
+            k if k.starts_with("ddb.") => {
+                if k == "ddb.adaptertype" {
+                    d.adapter_type = Some(value.clone());
+                }
+                if d.ddb.len() < MAX_DDB {
+                    d.ddb.push((key.to_string(), value));
+                }
+            }
             _ => {}
         }
     }
@@ -379,5 +393,10 @@ mod tests {
         assert_eq!(d.extents[1].file.as_deref(), Some("../x y.vmdk"));
         assert_eq!(d.extents[2].kind, "ZERO");
         assert_eq!(d.bad_lines, 1);
+        assert_eq!(d.ddb, vec![("ddb.adapterType".into(), "ide".into())]);
+        let d = parse_descriptor("CREATETYPE = \"vmfs\"\r\ncid=1\r\nRW 1 VMFS \"a\"\r\n");
+        assert_eq!(d.create_type.as_deref(), Some("vmfs"));
+        assert_eq!(d.cid.as_deref(), Some("1"));
+        assert_eq!(d.extents.len(), 1);
     }
 }
