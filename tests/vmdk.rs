@@ -64,7 +64,9 @@ fn verify(dir: &Path, img: &str, files: &[&str], map: bool) -> Value {
     vmdisk(&args, dir);
     assert_same(img, "vmdisk-out.raw", dir);
     assert_eq!(
-        std::fs::metadata(path(dir, "vmdisk-out.raw")).unwrap().len(),
+        std::fs::metadata(path(dir, "vmdisk-out.raw"))
+            .unwrap()
+            .len(),
         size
     );
     std::fs::remove_file(path(dir, "vmdisk-out.raw")).unwrap();
@@ -83,7 +85,10 @@ fn verify(dir: &Path, img: &str, files: &[&str], map: bool) -> Value {
         .iter()
         .find(|f| f["role"] == "image")
         .unwrap();
-    assert_eq!(main["name"], img, "the descriptor is the main image: {info}");
+    assert_eq!(
+        main["name"], img,
+        "the descriptor is the main image: {info}"
+    );
     for f in info["files"].as_array().unwrap() {
         assert_ne!(f["role"], "unused", "{info}");
     }
@@ -262,7 +267,13 @@ fn subformats_created_by_qemu() {
 fn split_sparse_with_several_extents() {
     let dir = tmp();
     let d = dir.path();
-    create(d, "big.vmdk", "subformat=twoGbMaxExtentSparse", "4396974080", &[]);
+    create(
+        d,
+        "big.vmdk",
+        "subformat=twoGbMaxExtentSparse",
+        "4396974080",
+        &[],
+    );
     qemu_io(
         "big.vmdk",
         &[
@@ -291,7 +302,11 @@ fn create_options() {
     create(d, "z.vmdk", "zeroed_grain=on", "2M", &[]);
     qemu_io(
         "z.vmdk",
-        &["write -P 0x5a 0 1M", "write -z 64k 128k", "write -P 1 2096640 512"],
+        &[
+            "write -P 0x5a 0 1M",
+            "write -z 64k 128k",
+            "write -P 1 2096640 512",
+        ],
         d,
     );
     let info = verify(d, "z.vmdk", &["z.vmdk"], true);
@@ -311,7 +326,13 @@ fn create_options() {
     let info = verify(d, "c6.vmdk", &["c6.vmdk"], true);
     assert_eq!(info["format-specific"]["virtual-hw-version"], "6");
 
-    create(d, "hw.vmdk", "hwversion=14,adapter_type=lsilogic", "1M", &[]);
+    create(
+        d,
+        "hw.vmdk",
+        "hwversion=14,adapter_type=lsilogic",
+        "1M",
+        &[],
+    );
     let info = verify(d, "hw.vmdk", &["hw.vmdk"], true);
     assert_eq!(info["format-specific"]["virtual-hw-version"], "14");
     assert_eq!(info["format-specific"]["adapter-type"], "lsilogic");
@@ -335,7 +356,10 @@ fn create_options() {
 fn convert_from_raw_odd_sizes() {
     let dir = tmp();
     let d = dir.path();
-    for (i, size) in [3_000_000u64, 1_048_577, 65_536 * 7 + 512, 200].into_iter().enumerate() {
+    for (i, size) in [3_000_000u64, 1_048_577, 65_536 * 7 + 512, 200]
+        .into_iter()
+        .enumerate()
+    {
         let raw = path(d, "src.raw");
         let _ = std::fs::remove_file(&raw);
         let half = (size / 2) as usize;
@@ -349,9 +373,15 @@ fn convert_from_raw_odd_sizes() {
             let out = format!("{sub}-{i}.vmdk");
             qemu_img(
                 &[
-                    "convert", "-f", "raw", "-O", "vmdk", "-o",
+                    "convert",
+                    "-f",
+                    "raw",
+                    "-O",
+                    "vmdk",
+                    "-o",
                     &format!("subformat={sub}"),
-                    "src.raw", &out,
+                    "src.raw",
+                    &out,
                 ],
                 d,
             );
@@ -373,8 +403,18 @@ fn delta_disk_and_parent() {
     let dir = tmp();
     let d = dir.path();
     create(d, "base.vmdk", "", "2M", &[]);
-    qemu_io("base.vmdk", &["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"], d);
-    create(d, "delta.vmdk", "", "2M", &["-b", "base.vmdk", "-F", "vmdk"]);
+    qemu_io(
+        "base.vmdk",
+        &["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"],
+        d,
+    );
+    create(
+        d,
+        "delta.vmdk",
+        "",
+        "2M",
+        &["-b", "base.vmdk", "-F", "vmdk"],
+    );
     qemu_io("delta.vmdk", &["write -P 0xd0 512k 64k"], d);
     let info = verify(d, "delta.vmdk", &["base.vmdk", "delta.vmdk"], true);
     assert_eq!(info["format-specific"]["parent"], "base.vmdk");
@@ -384,9 +424,17 @@ fn delta_disk_and_parent() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["name"].as_str().unwrap().into(), f["role"].as_str().unwrap().into()))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().into(),
+                f["role"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    assert!(roles.contains(&("base.vmdk".into(), "backing".into())), "{roles:?}");
+    assert!(
+        roles.contains(&("base.vmdk".into(), "backing".into())),
+        "{roles:?}"
+    );
 
     // Missing parent: info works, convert fails naming it.
     let info = info_json(&["delta.vmdk"], d);
@@ -397,7 +445,18 @@ fn delta_disk_and_parent() {
 
     // The parent changed after the delta was made (its CID differs from the delta's
     // parentCID): a warning (qemu refuses to read through such a parent).
-    vmdisk(&["convert", "-O", "raw", "--output", "before.raw", "delta.vmdk", "base.vmdk"], d);
+    vmdisk(
+        &[
+            "convert",
+            "-O",
+            "raw",
+            "--output",
+            "before.raw",
+            "delta.vmdk",
+            "base.vmdk",
+        ],
+        d,
+    );
     edit_descriptor(d, "base.vmdk", |t| {
         let at = t.find("\nCID=").unwrap() + 5;
         format!("{}0badc0de{}", &t[..at], &t[at + 8..])
@@ -414,9 +473,17 @@ fn parent_path_and_self_parent() {
     let d = dir.path();
     create(d, "base.vmdk", "", "1M", &[]);
     qemu_io("base.vmdk", &["write -P 0xb0 0 64k"], d);
-    create(d, "delta.vmdk", "", "1M", &["-b", "base.vmdk", "-F", "vmdk"]);
+    create(
+        d,
+        "delta.vmdk",
+        "",
+        "1M",
+        &["-b", "base.vmdk", "-F", "vmdk"],
+    );
     std::fs::copy(path(d, "delta.vmdk"), path(d, "abs.vmdk")).unwrap();
-    edit_descriptor(d, "abs.vmdk", |t| t.replace("\"base.vmdk\"", "\"/etc/base.vmdk\""));
+    edit_descriptor(d, "abs.vmdk", |t| {
+        t.replace("\"base.vmdk\"", "\"/etc/base.vmdk\"")
+    });
     let info = info_json(&["abs.vmdk", "base.vmdk"], d);
     assert!(
         findings(&info)
@@ -425,11 +492,24 @@ fn parent_path_and_self_parent() {
         "{info}"
     );
     assert_eq!(info["convertible"], true);
-    vmdisk(&["convert", "-O", "raw", "--output", "o.raw", "abs.vmdk", "base.vmdk"], d);
+    vmdisk(
+        &[
+            "convert",
+            "-O",
+            "raw",
+            "--output",
+            "o.raw",
+            "abs.vmdk",
+            "base.vmdk",
+        ],
+        d,
+    );
     assert_same("base.vmdk", "o.raw", d);
 
     std::fs::copy(path(d, "delta.vmdk"), path(d, "self.vmdk")).unwrap();
-    edit_descriptor(d, "self.vmdk", |t| t.replace("\"base.vmdk\"", "\"self.vmdk\""));
+    edit_descriptor(d, "self.vmdk", |t| {
+        t.replace("\"base.vmdk\"", "\"self.vmdk\"")
+    });
     let err = vmdisk_fails(&["info", "self.vmdk"], d);
     assert!(err.contains("own files"), "{err}");
 }
@@ -455,7 +535,14 @@ fn sector_pad(v: &mut Vec<u8>) {
     v.resize(n, 0);
 }
 
-fn kdmv_header(capacity_sectors: u64, flags: u32, gd: u64, rgd: u64, desc: (u64, u64), compress: u16) -> Vec<u8> {
+fn kdmv_header(
+    capacity_sectors: u64,
+    flags: u32,
+    gd: u64,
+    rgd: u64,
+    desc: (u64, u64),
+    compress: u16,
+) -> Vec<u8> {
     let mut h = vec![0u8; 512];
     put(&mut h, 0, b"KDMV");
     put(&mut h, 4, &le32(if compress != 0 { 3 } else { 1 }));
@@ -535,7 +622,14 @@ fn build_sparse(s: &SparseSpec) -> Vec<u8> {
         put(&mut m, 0, &le64(1));
         put(&mut m, 12, &le32(3));
         f.extend_from_slice(&m);
-        f.extend_from_slice(&kdmv_header(cap_sectors, flags, gd_at, 0, desc_at, compress_alg));
+        f.extend_from_slice(&kdmv_header(
+            cap_sectors,
+            flags,
+            gd_at,
+            0,
+            desc_at,
+            compress_alg,
+        ));
         f.extend_from_slice(&[0u8; 512]); // end-of-stream marker
         let h = kdmv_header(cap_sectors, flags, u64::MAX, 0, desc_at, compress_alg);
         f[..512].copy_from_slice(&h);
@@ -547,7 +641,7 @@ fn build_sparse(s: &SparseSpec) -> Vec<u8> {
 }
 
 fn grain_data(seed: u64) -> Vec<u8> {
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         noise(GRAIN as usize, seed)
     } else {
         text(GRAIN as usize, seed)
@@ -598,13 +692,19 @@ fn stream_with_footer() {
 fn hand_built_sparse_with_zeroed_grains() {
     let dir = tmp();
     let d = dir.path();
-    let grains = vec![(0, Some(grain_data(4))), (1, None), (3, Some(grain_data(5)))];
+    let grains = vec![
+        (0, Some(grain_data(4))),
+        (1, None),
+        (3, Some(grain_data(5))),
+    ];
     let img = build_sparse(&SparseSpec {
         capacity: 3 * GRAIN + 4096,
         grains: &grains,
         compressed: false,
         footer: false,
-        descriptor: Some("# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n"),
+        descriptor: Some(
+            "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n",
+        ),
     });
     std::fs::write(path(d, "h.vmdk"), &img).unwrap();
     verify(d, "h.vmdk", &["h.vmdk"], true);
@@ -626,13 +726,21 @@ fn build_cowd(capacity_sectors: u32, grain_sectors: u32, grains: &[(u64, Vec<u8>
     let gt_at = gd_at + (gd_entries as usize * 4).div_ceil(512) * 512;
     f.resize(gt_at + gd_entries as usize * 16384, 0);
     for i in 0..gd_entries as usize {
-        put(&mut f, gd_at + i * 4, &le32(((gt_at + i * 16384) / 512) as u32));
+        put(
+            &mut f,
+            gd_at + i * 4,
+            &le32(((gt_at + i * 16384) / 512) as u32),
+        );
     }
     for (idx, data) in grains {
         sector_pad(&mut f);
         let sector = (f.len() / 512) as u32;
         let (t, e) = (*idx / 4096, *idx % 4096);
-        put(&mut f, gt_at + t as usize * 16384 + e as usize * 4, &le32(sector));
+        put(
+            &mut f,
+            gt_at + t as usize * 16384 + e as usize * 4,
+            &le32(sector),
+        );
         f.extend_from_slice(data);
     }
     sector_pad(&mut f);
@@ -657,7 +765,10 @@ fn vmfs_sparse_cowd() {
     )
     .unwrap();
     let info = verify(d, "c.vmdk", &["c-delta.vmdk", "c.vmdk"], true);
-    assert_eq!(info["format-specific"]["extents"][0]["sparse"]["kind"], "cowd");
+    assert_eq!(
+        info["format-specific"]["extents"][0]["sparse"]["kind"],
+        "cowd"
+    );
     // The COWD file alone is an image too (qemu refuses it: it looks for a CID at sector 1).
     let alone = info_json(&["c-delta.vmdk"], d);
     assert_eq!(alone["format-specific"]["create-type"], "vmfsSparse");
@@ -702,7 +813,11 @@ fn build_sesparse(capacity_sectors: u64, grains: &[(u64, Option<Vec<u8>>)]) -> V
     f.extend_from_slice(&vol);
     f.resize((grains_at * 512) as usize, 0);
     for t in 0..gts {
-        put(&mut f, (gd_at * 512 + t * 8) as usize, &le64(0x1000_0000_0000_0000 | t));
+        put(
+            &mut f,
+            (gd_at * 512 + t * 8) as usize,
+            &le64(0x1000_0000_0000_0000 | t),
+        );
     }
     let mut next = 0u64;
     for (idx, data) in grains {
@@ -736,14 +851,21 @@ fn sesparse_fixture() {
         (4097, Some(noise(g, 3))),
         (8199, Some(text(g, 4))),
     ];
-    std::fs::write(path(d, "se-sesparse.vmdk"), build_sesparse(65536 + 64, &grains)).unwrap();
+    std::fs::write(
+        path(d, "se-sesparse.vmdk"),
+        build_sesparse(65536 + 64, &grains),
+    )
+    .unwrap();
     std::fs::write(
         path(d, "se.vmdk"),
         "# Disk DescriptorFile\r\nversion=1\r\nCID=1\r\nparentCID=ffffffff\r\ncreateType=\"seSparse\"\r\nRW 65600 SESPARSE \"se-sesparse.vmdk\"\r\n",
     )
     .unwrap();
     let info = verify(d, "se.vmdk", &["se.vmdk", "se-sesparse.vmdk"], true);
-    assert_eq!(info["format-specific"]["extents"][0]["sparse"]["kind"], "sesparse");
+    assert_eq!(
+        info["format-specific"]["extents"][0]["sparse"]["kind"],
+        "sesparse"
+    );
     // A journal to replay is refused, like qemu.
     let mut dirty = build_sesparse(65536 + 64, &grains);
     put(&mut dirty, 512 + 24, &le64(1));
@@ -781,7 +903,11 @@ fn mixed_extents_descriptor() {
     flat.extend(noise(256 * 1024, 2));
     std::fs::write(path(d, "m-a.bin"), &flat).unwrap();
     create(d, "m-b.vmdk", "", "512k", &[]);
-    qemu_io("m-b.vmdk", &["write -P 0x66 64k 64k", "write -P 0x67 523776 512"], d);
+    qemu_io(
+        "m-b.vmdk",
+        &["write -P 0x66 64k 64k", "write -P 0x67 523776 512"],
+        d,
+    );
     std::fs::write(
         path(d, "m-c.vmdk"),
         build_cowd(64, 1, &[(0, noise(512, 5)), (63, text(512, 6))]),
@@ -798,7 +924,13 @@ fn mixed_extents_descriptor() {
     assert_eq!(fs["extents"][1]["type"], "SPARSE");
     assert_eq!(fs["adapter-type"], "buslogic");
     assert_eq!(fs["cid"], "0000abcd");
-    vmdisk(&["convert", "-O", "raw", "--output", "m.raw", "m.vmdk", "m-a.bin", "m-b.vmdk", "m-c.vmdk", "m-d.bin"], d);
+    vmdisk(
+        &[
+            "convert", "-O", "raw", "--output", "m.raw", "m.vmdk", "m-a.bin", "m-b.vmdk",
+            "m-c.vmdk", "m-d.bin",
+        ],
+        d,
+    );
     let want = std::fs::read(path(d, "m.raw")).unwrap();
 
     // The same descriptor as other writers spell it: keywords in other cases, blank lines and
@@ -842,7 +974,10 @@ fn zero_rdonly_noaccess_extents() {
     assert_eq!(info["virtual-size"], want.len() as u64);
     has_finding(&info, "noaccess-extent", "warning");
     let q = qemu_info("z.vmdk", d);
-    assert_eq!(q["virtual-size"], 4096, "qemu counts only the RW non-ZERO extent");
+    assert_eq!(
+        q["virtual-size"], 4096,
+        "qemu counts only the RW non-ZERO extent"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -864,7 +999,18 @@ fn extent_paths_and_missing_extents() {
     let info = info_json(&["abs.vmdk", "p-flat.vmdk"], d);
     has_finding(&info, "external-extent", "critical");
     assert_eq!(info["safety"]["safe"], false);
-    vmdisk(&["convert", "-O", "raw", "--output", "o.raw", "abs.vmdk", "p-flat.vmdk"], d);
+    vmdisk(
+        &[
+            "convert",
+            "-O",
+            "raw",
+            "--output",
+            "o.raw",
+            "abs.vmdk",
+            "p-flat.vmdk",
+        ],
+        d,
+    );
     assert_same("p.vmdk", "o.raw", d);
     std::fs::remove_file(path(d, "o.raw")).unwrap();
     std::fs::write(
@@ -872,7 +1018,11 @@ fn extent_paths_and_missing_extents() {
         desc.replace("\"p-flat.vmdk\"", "\"..\\\\p-flat.vmdk\""),
     )
     .unwrap();
-    has_finding(&info_json(&["dots.vmdk", "p-flat.vmdk"], d), "external-extent", "critical");
+    has_finding(
+        &info_json(&["dots.vmdk", "p-flat.vmdk"], d),
+        "external-extent",
+        "critical",
+    );
 
     // Missing: info reports it, convert fails in one line naming the file.
     let info = info_json(&["p.vmdk"], d);
@@ -920,12 +1070,19 @@ fn malformed_sparse_files() {
     create(d, "g.vmdk", "", "4M", &[]);
     qemu_io("g.vmdk", &["write -P 0x80 0 1M", "write -P 0x81 3M 64k"], d);
     let len = std::fs::metadata(path(d, "g.vmdk")).unwrap().len();
-    let gd = u64::from_le_bytes(std::fs::read(path(d, "g.vmdk")).unwrap()[56..64].try_into().unwrap());
+    let gd = u64::from_le_bytes(
+        std::fs::read(path(d, "g.vmdk")).unwrap()[56..64]
+            .try_into()
+            .unwrap(),
+    );
 
     // Truncated: grains past the end.
     damaged(d, "g.vmdk", "t.vmdk", |b| b.truncate(len as usize - 65536));
     let err = convert_fails(d, &["t.vmdk"]);
-    assert!(err.contains("truncated") || err.contains("past the end"), "{err}");
+    assert!(
+        err.contains("truncated") || err.contains("past the end"),
+        "{err}"
+    );
     // Cut inside the header.
     damaged(d, "g.vmdk", "h.vmdk", |b| b.truncate(60));
     convert_fails(d, &["h.vmdk"]);
@@ -933,11 +1090,17 @@ fn malformed_sparse_files() {
     damaged(d, "g.vmdk", "gd.vmdk", |b| put(b, 56, &le64(1 << 40)));
     convert_fails(d, &["gd.vmdk"]);
     // A grain table pointer past the end.
-    damaged(d, "g.vmdk", "gt.vmdk", |b| put(b, gd as usize * 512, &le32(0x7fff_ffff)));
+    damaged(d, "g.vmdk", "gt.vmdk", |b| {
+        put(b, gd as usize * 512, &le32(0x7fff_ffff))
+    });
     convert_fails(d, &["gt.vmdk"]);
     // A grain pointer past the end (in every grain table copy).
     damaged(d, "g.vmdk", "gr.vmdk", |b| {
-        let gt = u32::from_le_bytes(b[gd as usize * 512..gd as usize * 512 + 4].try_into().unwrap());
+        let gt = u32::from_le_bytes(
+            b[gd as usize * 512..gd as usize * 512 + 4]
+                .try_into()
+                .unwrap(),
+        );
         put(b, gt as usize * 512, &le32(0x7fff_0000));
     });
     convert_fails(d, &["gr.vmdk"]);
@@ -957,7 +1120,17 @@ fn malformed_sparse_files() {
     // Damaged compressed data.
     std::fs::write(path(d, "r.raw"), noise(200_000, 1)).unwrap();
     qemu_img(
-        &["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", "r.raw", "so.vmdk"],
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            "r.raw",
+            "so.vmdk",
+        ],
         d,
     );
     damaged(d, "so.vmdk", "so-bad.vmdk", |b| {
@@ -976,7 +1149,10 @@ fn malformed_descriptors() {
     let head = "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n";
     for (name, body) in [
         ("none.vmdk", ""),
-        ("huge.vmdk", "RW 36028797018963967 FLAT \"x-flat.vmdk\" 0\nRW 36028797018963967 FLAT \"x-flat.vmdk\" 0\n"),
+        (
+            "huge.vmdk",
+            "RW 36028797018963967 FLAT \"x-flat.vmdk\" 0\nRW 36028797018963967 FLAT \"x-flat.vmdk\" 0\n",
+        ),
         ("self.vmdk", "RW 8 FLAT \"self.vmdk\" 0\n"),
         ("nofile.vmdk", "RW 8 SPARSE\n"),
         ("rdm.vmdk", "RW 8 VMFSRDM \"x-flat.vmdk\"\n"),
@@ -1024,10 +1200,7 @@ fn descriptor_is_main_in_any_order() {
     let d = dir.path();
     create(d, "o.vmdk", "subformat=twoGbMaxExtentSparse", "1M", &[]);
     qemu_io("o.vmdk", &["write -P 0x90 0 64k"], d);
-    for files in [
-        ["o-s001.vmdk", "o.vmdk"],
-        ["o.vmdk", "o-s001.vmdk"],
-    ] {
+    for files in [["o-s001.vmdk", "o.vmdk"], ["o.vmdk", "o-s001.vmdk"]] {
         let info = info_json(&files, d);
         let main = info["files"]
             .as_array()
@@ -1041,7 +1214,10 @@ fn descriptor_is_main_in_any_order() {
     // qemu refuses the extent alone (no CID in its empty descriptor area); vmdisk reads it.
     let info = info_json(&["o-s001.vmdk"], d);
     assert_eq!(info["format-specific"]["descriptor-file"], false);
-    vmdisk(&["convert", "-O", "raw", "--output", "s.raw", "o-s001.vmdk"], d);
+    vmdisk(
+        &["convert", "-O", "raw", "--output", "s.raw", "o-s001.vmdk"],
+        d,
+    );
     assert_same("o.vmdk", "s.raw", d);
 }
 
@@ -1059,7 +1235,11 @@ fn extent_after_blank_line_counts_once() {
         "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 16 FLAT \"b-flat.vmdk\" 0\n",
     )
     .unwrap();
-    assert_eq!(qemu_info("b.vmdk", d)["virtual-size"], 16384, "qemu's reading");
+    assert_eq!(
+        qemu_info("b.vmdk", d)["virtual-size"],
+        16384,
+        "qemu's reading"
+    );
     let info = info_json(&["b.vmdk", "b-flat.vmdk"], d);
     assert_eq!(info["virtual-size"], 8192);
     converts_to(d, &["b.vmdk", "b-flat.vmdk"], &data);

@@ -329,10 +329,7 @@ impl Vmdk {
                 "VMDK extent {i} maps a host device ({kind}): its data is not in any file"
             ));
         }
-        if !matches!(
-            kind,
-            "FLAT" | "VMFS" | "SPARSE" | "VMFSSPARSE" | "SESPARSE"
-        ) {
+        if !matches!(kind, "FLAT" | "VMFS" | "SPARSE" | "VMFSSPARSE" | "SESPARSE") {
             return blocked(format!("VMDK extent {i} has unknown type {}", shown(kind)));
         }
         let Some(name) = line.file.as_deref() else {
@@ -361,9 +358,10 @@ impl Vmdk {
         }
         let src = set.file(fid).clone();
         if matches!(kind, "FLAT" | "VMFS") {
-            let offset = line.offset.checked_mul(512).ok_or_else(|| {
-                Error::Corrupt(format!("VMDK extent {i} offset overflows"))
-            })?;
+            let offset = line
+                .offset
+                .checked_mul(512)
+                .ok_or_else(|| Error::Corrupt(format!("VMDK extent {i} offset overflows")))?;
             let avail = src.len().saturating_sub(offset).min(len);
             if avail < len {
                 findings.push(Finding::new(

@@ -305,7 +305,9 @@ impl Sparse {
         let mut vol = [0u8; 512];
         read_exact(&*src, vol_at, &mut vol, "seSparse volatile header").await?;
         if le64(&vol, 0) != SESPARSE_VOLATILE_MAGIC {
-            return Err(Error::Corrupt("seSparse volatile header magic is wrong".into()));
+            return Err(Error::Corrupt(
+                "seSparse volatile header magic is wrong".into(),
+            ));
         }
         if le64(&vol, 24) != 0 {
             return Err(Error::Unsupported(
@@ -334,9 +336,9 @@ impl Sparse {
             gt_cache: RefCell::new(vec![]),
         };
         s.set_grain(grain)?;
-        let gd_entries = f(17).checked_mul(512 / 8).ok_or_else(|| {
-            Error::Corrupt("seSparse grain directory size overflows".into())
-        })?;
+        let gd_entries = f(17)
+            .checked_mul(512 / 8)
+            .ok_or_else(|| Error::Corrupt("seSparse grain directory size overflows".into()))?;
         s.load_gd_sized(f(16), gd_entries).await?;
         Ok(s)
     }
@@ -458,7 +460,10 @@ impl Sparse {
         let t: Rc<[u64]> = if self.entry_size == 8 {
             bytes.chunks_exact(8).map(|c| le64(c, 0)).collect()
         } else {
-            bytes.chunks_exact(4).map(|c| u64::from(le32(c, 0))).collect()
+            bytes
+                .chunks_exact(4)
+                .map(|c| u64::from(le32(c, 0)))
+                .collect()
         };
         let mut cache = self.gt_cache.borrow_mut();
         cache.insert(0, (offset, t.clone()));
@@ -474,7 +479,8 @@ impl Sparse {
                 0 if e == 0 => Ok(None),
                 1 | 2 => Ok(Some(None)),
                 3 => {
-                    let index = ((e & 0x0fff_0000_0000_0000) >> 48) | ((e & 0x0000_ffff_ffff_ffff) << 12);
+                    let index =
+                        ((e & 0x0fff_0000_0000_0000) >> 48) | ((e & 0x0000_ffff_ffff_ffff) << 12);
                     let sector = index
                         .checked_mul(self.grain / 512)
                         .and_then(|x| x.checked_add(self.se_grains))
