@@ -94,9 +94,16 @@ def main():
     if not os.path.exists(raw):
         print("building the 4 GiB test disk (once) ...", file=sys.stderr)
         make_disk(raw)
-    qcow2 = os.path.join(DATA, "disk.qcow2")
-    if not os.path.exists(qcow2):
-        subprocess.run(["qemu-img", "convert", "-O", "qcow2", raw, qcow2], check=True)
+    # The same disk in the other input formats, made once by qemu-img.
+    made = {}
+    for name, args_ in (("disk.qcow2", ["-O", "qcow2"]),
+                        ("disk.vmdk", ["-O", "vmdk", "-o", "subformat=streamOptimized"]),
+                        ("disk.vhdx", ["-O", "vhdx"])):
+        made[name] = os.path.join(DATA, name)
+        if not os.path.exists(made[name]):
+            subprocess.run(["qemu-img", "convert", *args_, raw, made[name] + ".tmp"], check=True)
+            os.rename(made[name] + ".tmp", made[name])
+    qcow2 = made["disk.qcow2"]
 
     out = os.path.join(DATA, "out")
     # name, input, qemu-img args, vmdisk args (output appended)
@@ -106,6 +113,8 @@ def main():
         ("raw -> qcow2 -c zlib", raw, ["-O", "qcow2", "-c"], ["-O", "qcow2", "-c"]),
         ("raw -> qcow2 -c zstd", raw, ["-O", "qcow2", "-c", "-o", "compression_type=zstd"],
          ["-O", "qcow2", "-c", "--compression-type", "zstd"]),
+        ("streamOptimized vmdk -> qcow2", made["disk.vmdk"], ["-O", "qcow2"], ["-O", "qcow2"]),
+        ("vhdx -> qcow2", made["disk.vhdx"], ["-O", "qcow2"], ["-O", "qcow2"]),
     ]
     rows = []
     for name, src, qargs, vargs in cases:
