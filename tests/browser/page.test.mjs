@@ -146,6 +146,13 @@ test('an overlay without its backing file is unsafe and cannot be converted', T,
   assert.match(await li.textContent(), /lonely-base\.qcow2/);
   assert.equal(await page.isDisabled('#convert'), true);
   assert.equal(await page.isVisible('#convert-note'), true);
+  // "Add files…" completes the set: the overlay becomes convertible.
+  await page.setInputFiles('#add-files', base);
+  const both = JSON.parse(await page.waitForSelector('#report[data-json]', { state: 'attached' }).then((h) => h.getAttribute('data-json')));
+  assert.equal(both.convertible, true);
+  assert.deepEqual(both.files.map((x) => x.role).sort(), ['backing', 'image']);
+  assert.equal(await page.isEnabled('#convert'), true);
+  assert.match(await page.textContent('#picked-list'), /lonely\.qcow2[\s\S]*lonely-base\.qcow2/);
   await finish(page);
 });
 
