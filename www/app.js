@@ -55,6 +55,30 @@ const FINDINGS = {
     'One of the files you chose is not part of this image; it was ignored.'],
   'partition-past-end': ['Partition runs past the end',
     'The partition table describes space beyond the end of the file: the disk was truncated or shrunk.'],
+  'missing-extent': ['Part of the disk is missing',
+    'The VMDK descriptor lists an extent file that was not chosen. Choose every file of the image together.'],
+  'noaccess-extent': ['Part of the disk is unreadable by design',
+    'The VMDK marks an extent as not accessible; that part of the disk reads as zeros.'],
+  'extent-size': ['Extent size disagrees with the descriptor',
+    'A VMDK extent holds a different amount of data than its descriptor says. Programs may disagree on the disk\'s contents.'],
+  'parent-mismatch': ['Parent does not match',
+    'This differencing image and the parent supplied do not fit together (different sizes or identities): the combined disk may be wrong.'],
+  'parent-modified': ['Parent changed since this image was made',
+    'The parent disk was modified after this differencing image was created, so the combined disk is probably not what the VM last saw.'],
+  'size-ambiguous': ['Two possible disk sizes',
+    'The image records its size in two ways that disagree. Different hypervisors pick different ones.'],
+  'bare-filesystem': ['A filesystem, not a whole disk',
+    'The file holds a single filesystem with no partition table or boot loader. It boots only as a cloud machine image with a separate kernel and ramdisk.'],
+  'dirty-bitmap': ['Carries change-tracking bitmaps',
+    'The image holds dirty bitmaps used for incremental backups. They are not carried over by a conversion.'],
+  'log-replayed': ['Unfinished updates were applied',
+    'The VHDX log held updates that were not yet applied to the file. vmdisk applied them in memory to read the disk; the file itself is unchanged.'],
+  'ova-layout': ['Unusual OVA layout',
+    'The OVA archive does not put its descriptor first, as the OVF standard requires; some hypervisors refuse it.'],
+  'unsafe-member-name': ['Archive member escapes its folder',
+    'A file inside the OVA has a name that would be written outside the extraction folder when unpacked, a classic path traversal attack.'],
+  'unverified-content': ['Content not verified',
+    'The appliance\'s checksums could not be checked against its contents, so tampering would go unnoticed.'],
 };
 
 const FORMATS = {
@@ -108,7 +132,8 @@ function label(key) {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-const isByteKey = (k) => /(^|-)(size|start|offset|length|bytes)$/.test(k) && !/sector-size$|cluster-bits|bits$/.test(k) || k === 'cluster-size' || k === 'sector-size';
+// Keys whose numbers are byte counts in every format's details (offsets are not: some are sectors).
+const isByteKey = (k) => (/(^|-)size$/.test(k) && !/^(table|chs)-size$/.test(k)) || k === 'start' || k === 'bytes';
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -132,10 +157,14 @@ function errorText(e) {
   return msg === '[object Object]' ? JSON.stringify(e) : msg;
 }
 
+// "the image reads ..." -> "The image reads ....". A first word that is a file name or "vmdisk"
+// keeps its case.
 const sentence = (s) => {
   const t = String(s).trim();
   if (!t) return t;
-  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
+  const first = t.split(/\s/, 1)[0];
+  const head = /^[a-z]+:?$/.test(first) && first !== 'vmdisk' ? t.charAt(0).toUpperCase() + t.slice(1) : t;
+  return head + (/[.!?)"]$/.test(t) ? '' : '.');
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -364,8 +393,13 @@ function renderValue(key, v) {
 function renderObject(obj) {
   const keys = Object.keys(obj);
   if (!keys.length) return el('p', { class: 'muted', text: 'No further details for this format.' });
-  return el('table', { class: 'table kv' }, el('tbody', {}, keys.map((k) => el('tr', {},
-    el('th', { scope: 'row', text: label(k) }), el('td', {}, renderValue(k, obj[k]))))));
+  const isRows = (v) => Array.isArray(v) && v.length > 0 && v.every((x) => x && typeof x === 'object' && !Array.isArray(x));
+  // Lists of records (partitions, snapshots, extents) take the full width under their name.
+  const rows = keys.flatMap((k) => (isRows(obj[k])
+    ? [el('tr', { class: 'group' }, el('th', { scope: 'rowgroup', colspan: '2', text: label(k) })),
+      el('tr', { class: 'group-body' }, el('td', { colspan: '2' }, el('div', { class: 'table-scroll' }, renderRows(obj[k]))))]
+    : [el('tr', {}, el('th', { scope: 'row', text: label(k) }), el('td', {}, renderValue(k, obj[k])))]));
+  return el('table', { class: 'table kv' }, el('colgroup', {}, el('col', { class: 'k' }), el('col', {})), el('tbody', {}, rows));
 }
 
 function renderRows(rows) {
