@@ -4,7 +4,8 @@
 //
 // On the 4 GiB test disk of bench/convert.py (bench-data/disk.raw, 1.5 GiB of data; built once
 // when missing) it measures, medians of --runs runs with a warm page cache:
-//   - the read ceiling: Blob.slice(16 MiB).arrayBuffer() over the whole input file, JS alone;
+//   - the read ceiling: Blob.slice(16 MiB).arrayBuffer() over the whole input file, JS alone
+//     (1 and 4 reads in flight, the faster counts);
 //   - window.vmdisk.convert() for raw -> qcow2, qcow2 -> raw, raw -> qcow2 zlib (and zstd);
 //   - `qemu-img convert` with the same options;
 // and prints a markdown table: rate against the read ceiling, time against qemu-img, the worker's
@@ -95,26 +96,40 @@ try {
   });
 
   const nameOf = (p) => p.split('/').pop();
+  // The ceiling: the whole file read in 16 MiB slices, one at a time and 4 in flight (the engine
+  // keeps several reads going); the faster of the two medians.
   const ceilingOf = async (path) => {
     warm(path);
-    const secs = [];
-    for (let i = 0; i < RUNS; i++) {
-      secs.push(await page.evaluate(async (name) => {
-        const f = window.benchFiles[name];
-        const S = 16 << 20;
-        const t0 = performance.now();
-        for (let o = 0; o < f.size; o += S) await f.slice(o, Math.min(o + S, f.size)).arrayBuffer();
-        return (performance.now() - t0) / 1000;
-      }, nameOf(path)));
+    const best = { rate: 0 };
+    for (const depth of [1, 4]) {
+      const secs = [];
+      for (let i = 0; i < RUNS; i++) {
+        secs.push(await page.evaluate(async ({ name, depth }) => {
+          const f = window.benchFiles[name];
+          const S = 16 << 20;
+          let next = 0;
+          const t0 = performance.now();
+          const lane = async () => {
+            while (next < f.size) {
+              const o = next;
+              next += S;
+              await f.slice(o, Math.min(o + S, f.size)).arrayBuffer();
+            }
+          };
+          await Promise.all(Array.from({ length: depth }, lane));
+          return (performance.now() - t0) / 1000;
+        }, { name: nameOf(path), depth }));
+      }
+      const rate = statSync(path).size / MiB / median(secs);
+      log(`read ceiling ${nameOf(path)}, ${depth} in flight: ${rate.toFixed(0)} MiB/s`);
+      if (rate > best.rate) Object.assign(best, { rate, depth });
     }
-    const s = median(secs);
-    return { secs: s, rate: statSync(path).size / MiB / s };
+    return best;
   };
 
   const ceilings = {};
   for (const path of new Set(cases.map((c) => c.input))) {
     ceilings[path] = await ceilingOf(path);
-    log(`read ceiling ${nameOf(path)}: ${ceilings[path].rate.toFixed(0)} MiB/s`);
   }
 
   const browserRun = (c) => page.evaluate(async ({ name, format, compression }) => {
@@ -165,7 +180,7 @@ try {
   const f2 = (x) => x.toFixed(2);
   const version = (await page.evaluate(() => navigator.userAgent)).match(/Chrome\/([\d.]+)/)?.[1] ?? '';
   console.log(`\n4 GiB disk (1.5 GiB data), headless Chromium ${version} on ${cpus().length} cores, median of ${RUNS} runs, page cache warm`);
-  console.log('Rate: input file bytes per second. Read ceiling: Blob.slice(16 MiB).arrayBuffer() over the same file, JS alone.\n');
+  console.log('Rate: input file bytes per second. Read ceiling: Blob.slice(16 MiB).arrayBuffer() over the same file, JS alone (best of 1 and 4 reads in flight).\n');
   console.log('| conversion | browser | input rate | read ceiling | rate / ceiling | qemu-img | time vs qemu-img | output | wasm memory: engine | compression workers |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
