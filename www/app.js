@@ -543,7 +543,9 @@ async function startConvert() {
 
 function convertHint(e) {
   const m = errorText(e).toLowerCase();
-  if (m.includes('quota') || m.includes('space')) return 'The browser ran out of storage for the output. Free some disk space, or convert to qcow2 with compression for a smaller result.';
+  if (m.includes('quota') || m.includes('space') || (m.includes('storage') && m.includes('full'))) {
+    return 'The browser ran out of storage for the output. Private windows allow only a little: use a normal window, free some disk space, or convert to qcow2 with compression for a smaller result.';
+  }
   if (m.includes('opfs') || m.includes('getdirectory') || m.includes('security')) return 'This browser does not let the page store the output (private windows often do not). Try a normal window.';
   return null;
 }
