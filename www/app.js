@@ -322,7 +322,9 @@ function renderReport(r) {
   const fmt = String(r.format || 'unknown');
   $('r-format').textContent = fmt;
   const version = r['format-specific']?.version;
-  $('r-format-note').textContent = [FORMATS[fmt] || '', version !== undefined ? `version ${version}` : ''].filter(Boolean).join(', ');
+  const table = r['format-specific']?.['partition-table'];
+  $('r-format-note').textContent = [FORMATS[fmt] || '', version !== undefined ? `version ${version}` : '',
+    typeof table === 'string' ? `${table.toUpperCase()} partition table` : ''].filter(Boolean).join(', ');
   $('r-virtual').textContent = human(r['virtual-size']);
   $('r-virtual-bytes').textContent = bytes(r['virtual-size']);
   $('r-actual').textContent = human(r['actual-size']);
