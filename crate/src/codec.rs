@@ -131,8 +131,9 @@ pub const DEFLATE_LEVEL: u32 = 2;
 /// window would make streams it cannot read.
 pub const DEFLATE_WINDOW_BITS: u8 = 12;
 
-/// qemu's zstd level (the library default).
-pub const ZSTD_LEVEL: i32 = 3;
+/// Level 1, not qemu's 3: on the benchmark disk it is ~12% faster for output 1.3% larger
+/// (999 against 986 MiB), well inside the 10% size budget.
+pub const ZSTD_LEVEL: i32 = 1;
 
 /// Compress `input` for a compressed cluster. Returns None when the result would not be smaller
 /// than `limit` bytes (the cluster is then stored uncompressed, as qemu does).
