@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::{Backing, Image};
 use crate::sink::Sink;
-use crate::source::{ImageSet, check_range};
+use crate::source::{ImageSet, Reads, check_range};
 use crate::writer::Writer;
 
 /// Guest bytes whose extent map is asked for at once: few calls even for a huge sparse disk,
@@ -108,7 +108,10 @@ fn check_cover(extents: &[Extent], start: u64, len: u64) -> Result<()> {
 }
 
 /// Copy the whole guest disk of `image` into `writer`. `progress(done, total)` is called after
-/// each window; returning false cancels with [`Error::Cancelled`].
+/// each chunk and each empty window; returning false cancels with [`Error::Cancelled`].
+///
+/// Reading is pipelined: the next chunk's read is in flight while this chunk is zero-checked,
+/// compressed and written, so the host's read copies overlap the rest of the work.
 pub async fn convert(
     set: &ImageSet,
     image: &dyn Image,
@@ -120,32 +123,137 @@ pub async fn convert(
     check_readable(image)?;
     let size = image.virtual_size();
     let gran = writer.granularity();
-    // Chunks must stay aligned to the writer's granularity (a power of two up to 2 MiB).
-    let chunk = CHUNK.max(gran);
-    let mut buf = vec![];
-    let mut start = 0;
-    while start < size {
-        let len = MAP_WINDOW.min(size - start);
-        let extents = resolved_map(image, start, len).await?;
-        for (run_start, run_end) in stored_runs(&extents, gran, start, start + len) {
-            let mut pos = run_start;
-            while pos < run_end {
-                let n = chunk.min(run_end - pos) as usize;
-                buf.resize(n, 0);
-                fill(set, pool, &extents, pos, &mut buf[..n]).await?;
-                writer.write(sink, pool, pos, &buf[..n]).await?;
-                pos += n as u64;
-                if !progress(pos, size) {
-                    return Err(Error::Cancelled);
-                }
-            }
+    let mut plan = Plan::new(image, gran);
+    let mut done = 0;
+    let mut report = |pos: u64| {
+        done = done.max(pos);
+        if progress(done, size) {
+            Ok(())
+        } else {
+            Err(Error::Cancelled)
         }
-        start += len;
-        if !progress(start, size) {
-            return Err(Error::Cancelled);
+    };
+    let mut spare = ChunkBuf::new(plan.chunk);
+    let mut current = match plan.next(&mut report).await? {
+        Some((pos, n)) => {
+            let first = ChunkBuf::new(plan.chunk).with_len(n);
+            Some((pos, fill(set, pool, &plan.extents, pos, first).await?))
+        }
+        None => None,
+    };
+    while let Some((pos, buf)) = current {
+        let next = plan.next(&mut report).await?;
+        let write = writer.write(sink, pool, pos, buf.bytes());
+        current = match next {
+            Some((next_pos, n)) => {
+                let read = fill(set, pool, &plan.extents, next_pos, spare.with_len(n));
+                let (read, written) = futures::future::join(read, write).await;
+                written?;
+                Some((next_pos, read?))
+            }
+            None => {
+                write.await?;
+                None
+            }
+        };
+        report(pos + buf.len as u64)?;
+        spare = buf;
+    }
+    report(size)?;
+    writer.finish(sink).await
+}
+
+/// A chunk's buffer, its bytes starting on a page boundary: the kernel copies between the page
+/// cache and user memory at under half speed when the two are misaligned (4 GiB of `pread`:
+/// 0.75 s against 0.33 s), and malloc hands out large blocks 16 bytes into a page.
+struct ChunkBuf {
+    vec: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+const PAGE: usize = 4096;
+
+impl ChunkBuf {
+    fn new(capacity: u64) -> Self {
+        let vec = vec![0; capacity as usize + PAGE];
+        let start = vec.as_ptr().align_offset(PAGE);
+        ChunkBuf { vec, start, len: 0 }
+    }
+
+    fn with_len(mut self, len: usize) -> Self {
+        debug_assert!(self.start + len <= self.vec.len());
+        self.len = len;
+        self
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.vec[self.start..self.start + self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.vec[self.start..self.start + self.len]
+    }
+}
+
+/// Walks the guest disk a window at a time and hands out the chunks that hold stored data,
+/// aligned to the writer's granularity. `extents` is the map of the current window.
+struct Plan<'a> {
+    image: &'a dyn Image,
+    gran: u64,
+    chunk: u64,
+    /// Where the next window starts.
+    mapped: u64,
+    extents: Vec<Resolved>,
+    runs: std::vec::IntoIter<(u64, u64)>,
+    run: (u64, u64),
+}
+
+impl<'a> Plan<'a> {
+    fn new(image: &'a dyn Image, gran: u64) -> Self {
+        Plan {
+            image,
+            gran,
+            // Chunks stay aligned to the writer's granularity (a power of two up to 2 MiB).
+            chunk: CHUNK.max(gran),
+            mapped: 0,
+            extents: vec![],
+            runs: vec![].into_iter(),
+            run: (0, 0),
         }
     }
-    writer.finish(sink).await
+
+    /// The next chunk `(guest offset, length)`, mapping further windows as needed; `report`
+    /// hears of each window passed, so a huge empty disk still shows progress and cancels.
+    async fn next(
+        &mut self,
+        report: &mut dyn FnMut(u64) -> Result<()>,
+    ) -> Result<Option<(u64, usize)>> {
+        let size = self.image.virtual_size();
+        loop {
+            let (pos, end) = self.run;
+            if pos < end {
+                let n = self.chunk.min(end - pos);
+                self.run.0 += n;
+                return Ok(Some((pos, n as usize)));
+            }
+            if let Some(run) = self.runs.next() {
+                self.run = run;
+                continue;
+            }
+            if self.mapped >= size {
+                return Ok(None);
+            }
+            if self.mapped > 0 {
+                report(self.mapped)?;
+            }
+            let start = self.mapped;
+            let len = MAP_WINDOW.min(size - start);
+            self.extents = resolved_map(self.image, start, len).await?;
+            self.runs = stored_runs(&self.extents, self.gran, start, start + len).into_iter();
+            self.mapped = start + len;
+        }
+    }
 }
 
 /// Fails before anything is written when some layer cannot be read.
@@ -195,16 +303,18 @@ struct Inflate {
     len: usize,
 }
 
-/// Materialise guest bytes `[run_start, run_start + buf.len())` into `buf`.
+/// Materialise guest bytes `[run_start, run_start + buf.len())` into `buf`, handing it back.
 async fn fill(
     set: &ImageSet,
     pool: &dyn Pool,
     extents: &[Resolved],
     run_start: u64,
-    buf: &mut [u8],
-) -> Result<()> {
-    let run_end = run_start + buf.len() as u64;
+    mut buf: ChunkBuf,
+) -> Result<ChunkBuf> {
+    let run_end = run_start + buf.len as u64;
     let mut inflates = vec![];
+    // Verbatim reads, grouped by file, each group handed to its source at once.
+    let mut reads: Vec<(FileId, Reads)> = vec![];
     let first = extents.partition_point(|r| r.extent.end() <= run_start);
     for r in &extents[first..] {
         if r.extent.start >= run_end {
@@ -217,12 +327,15 @@ async fn fill(
         }
         let dest = (s - run_start) as usize..(t - run_start) as usize;
         match e.mapping {
-            Mapping::Zero | Mapping::Unallocated => buf[dest].fill(0),
+            Mapping::Zero | Mapping::Unallocated => buf.bytes_mut()[dest].fill(0),
             Mapping::Data { file, offset } => {
-                let src = &**set.file(file);
                 let at = offset + (s - e.start);
-                check_range(src, at, t - s, "data")?;
-                src.read_at(at, &mut buf[dest]).await?;
+                check_range(&**set.file(file), at, t - s, "data")?;
+                let dest = buf.start + dest.start..buf.start + dest.end;
+                match reads.iter_mut().find(|(f, _)| *f == file) {
+                    Some((_, list)) => list.push((at, dest)),
+                    None => reads.push((file, vec![(at, dest)])),
+                }
             }
             Mapping::Compressed {
                 file,
@@ -243,10 +356,19 @@ async fn fill(
             }),
         }
     }
-    if !inflates.is_empty() {
-        inflate_all(set, pool, &inflates, buf).await?;
+    for (file, list) in reads {
+        let at = buf.vec.as_ptr();
+        buf.vec = set.file(file).read_into(list, buf.vec).await?;
+        if buf.vec.as_ptr() != at {
+            return Err(Error::Io(
+                "the host handed back a different read buffer".into(),
+            ));
+        }
     }
-    Ok(())
+    if !inflates.is_empty() {
+        inflate_all(set, pool, &inflates, buf.bytes_mut()).await?;
+    }
+    Ok(buf)
 }
 
 async fn inflate_all(
@@ -399,4 +521,135 @@ pub async fn map(set: &ImageSet, image: &dyn Image, emit: &mut dyn FnMut(MapEntr
         emit(p);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Serial;
+    use crate::formats::raw::RawImage;
+    use crate::probe::Format;
+    use crate::sink::MemSink;
+    use crate::source::{MemSource, Source};
+    use crate::writer::raw::RawWriter;
+    use async_trait::async_trait;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A source whose reads finish only after the engine has started writing (each `read_into`
+    /// pends once), with a hole map, recording where each chunk's first read lands in memory.
+    struct Lagging {
+        inner: MemSource,
+        holes: Vec<(u64, u64)>,
+        misaligned: RefCell<usize>,
+    }
+
+    #[async_trait(?Send)]
+    impl Source for Lagging {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn len(&self) -> u64 {
+            self.inner.len()
+        }
+        async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+            self.inner.read_at(offset, buf).await
+        }
+        async fn read_into(&self, reads: Reads, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+            let mut pended = false;
+            std::future::poll_fn(|cx| {
+                if pended {
+                    return std::task::Poll::Ready(());
+                }
+                pended = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            })
+            .await;
+            for (offset, range) in reads {
+                if !(buf[range.start..].as_ptr() as usize).is_multiple_of(PAGE)
+                    && offset % CHUNK == 0
+                {
+                    *self.misaligned.borrow_mut() += 1;
+                }
+                self.inner.read_at(offset, &mut buf[range]).await?;
+            }
+            Ok(buf)
+        }
+        async fn data_ranges(&self, start: u64, len: u64) -> Option<Vec<(u64, u64)>> {
+            let mut out = vec![];
+            let mut pos = start;
+            for &(s, e) in &self.holes {
+                if s > pos && pos < start + len {
+                    out.push((pos, s.min(start + len)));
+                }
+                pos = pos.max(e);
+            }
+            if pos < start + len {
+                out.push((pos, start + len));
+            }
+            Some(out)
+        }
+    }
+
+    /// Two windows and an odd tail: data, a whole empty window, data in the last sector.
+    fn disk() -> (Vec<u8>, Vec<(u64, u64)>) {
+        let size = 2 * MAP_WINDOW + (3 << 20) + 517;
+        let mut data: Vec<u8> = (0..size).map(|i| (i % 251) as u8 | 1).collect();
+        let holes = vec![(5 << 20, MAP_WINDOW + (7 << 20)), (size - 4096, size - 100)];
+        for &(s, e) in &holes {
+            data[s as usize..e as usize].fill(0);
+        }
+        (data, holes)
+    }
+
+    fn run(progress: &mut dyn FnMut(u64, u64) -> bool) -> (Vec<u8>, Rc<Lagging>, Result<Vec<u8>>) {
+        let (data, holes) = disk();
+        let src = Rc::new(Lagging {
+            inner: MemSource::new("disk", data.clone()),
+            holes,
+            misaligned: RefCell::new(0),
+        });
+        let set = ImageSet::new(vec![src.clone()]);
+        let image = RawImage::new(Format::Raw, FileId(0), src.clone());
+        let mut writer = RawWriter::new(image.virtual_size());
+        let mut sink = MemSink::default();
+        let result = pollster::block_on(convert(
+            &set,
+            &image,
+            &mut writer,
+            &mut sink,
+            &Serial,
+            progress,
+        ));
+        (data, src, result.map(|()| sink.data))
+    }
+
+    #[test]
+    fn pipelined_reads_copy_every_byte_with_monotonic_progress() {
+        let mut seen = vec![];
+        let (data, src, out) = run(&mut |done, total| {
+            seen.push((done, total));
+            true
+        });
+        assert!(out.unwrap() == data, "output differs from the disk");
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+        assert_eq!(seen.last().map(|p| p.0), Some(data.len() as u64));
+        assert_eq!(
+            *src.misaligned.borrow(),
+            0,
+            "chunk buffers must be page-aligned"
+        );
+    }
+
+    #[test]
+    fn progress_returning_false_cancels() {
+        let mut calls = 0;
+        let (_, _, out) = run(&mut |_, _| {
+            calls += 1;
+            calls < 3
+        });
+        assert!(matches!(out, Err(Error::Cancelled)), "{:?}", out.err());
+        assert_eq!(calls, 3);
+    }
 }

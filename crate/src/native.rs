@@ -3,15 +3,16 @@
 use crate::codec::{self, Codec, Pool};
 use crate::error::{Error, Result};
 use crate::sink::Sink;
-use crate::source::Source;
+use crate::source::{Reads, Source};
 use async_trait::async_trait;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
+use std::sync::Arc;
 
 pub struct FileSource {
     name: String,
-    file: File,
+    file: Arc<File>,
     len: u64,
     allocated: u64,
 }
@@ -35,7 +36,7 @@ impl FileSource {
         };
         Ok(FileSource {
             name,
-            file,
+            file: Arc::new(file),
             len,
             allocated: meta.blocks() * 512,
         })
@@ -53,6 +54,26 @@ impl Source for FileSource {
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
             .read_exact_at(buf, offset)
+            .map_err(|e| Error::Io(format!("reading {}: {e}", self.name)))
+    }
+    /// The reads run on the reader thread, so the kernel's copy out of the page cache (most of
+    /// an uncompressed conversion's time) overlaps the engine's zero checks and writes.
+    async fn read_into(&self, reads: Reads, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+        let (done, result) = futures::channel::oneshot::channel();
+        let file = self.file.clone();
+        on_reader_thread(Box::new(move || {
+            let read = reads
+                .into_iter()
+                .try_for_each(|(offset, range)| match buf.get_mut(range) {
+                    Some(part) => file.read_exact_at(part, offset),
+                    None => Err(std::io::Error::other("read outside the buffer")),
+                });
+            // The receiver is gone only when the conversion was abandoned.
+            let _ = done.send(read.map(|()| buf));
+        }));
+        result
+            .await
+            .map_err(|_| Error::Io(format!("reading {}: the read was abandoned", self.name)))?
             .map_err(|e| Error::Io(format!("reading {}: {e}", self.name)))
     }
     fn allocated_size(&self) -> Option<u64> {
@@ -93,6 +114,24 @@ impl Source for FileSource {
         }
         Some(ranges)
     }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Run `job` on the one reader thread, started on first use. A dedicated thread rather than
+/// the compression pool: waking a pool worker per chunk costs dozens of context switches.
+fn on_reader_thread(job: Job) {
+    static READER: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
+    let sender = READER.get_or_init(|| {
+        let (sender, jobs) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("vmdisk-reader".into())
+            .spawn(move || jobs.into_iter().for_each(|job| job()))
+            .expect("spawning the reader thread");
+        sender
+    });
+    // The thread never exits while the sender lives (it is static), so sending cannot fail.
+    let _ = sender.send(job);
 }
 
 pub struct FileSink {

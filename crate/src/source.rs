@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use async_trait::async_trait;
+use std::ops::Range;
 use std::rc::Rc;
 
 /// One file of an image set. `read_at` is async so the browser's `Blob.slice().arrayBuffer()`
@@ -16,6 +17,16 @@ pub trait Source {
     }
     /// Fill `buf` from `offset`. Callers check bounds first (see [`read_exact`]); a short read is an error.
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Fill `buf[range]` from `offset` for each of `reads` (ascending, disjoint ranges, already
+    /// bounds-checked). The buffer is handed over and back so a host can do the reads elsewhere
+    /// (another thread natively, concurrent Blob slices in the browser) while the engine is
+    /// still writing the previous chunk.
+    async fn read_into(&self, reads: Reads, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+        for (offset, range) in reads {
+            self.read_at(offset, &mut buf[range]).await?;
+        }
+        Ok(buf)
+    }
     /// Bytes the file occupies on its storage, when the host knows (sparse files).
     fn allocated_size(&self) -> Option<u64> {
         None
@@ -27,6 +38,9 @@ pub trait Source {
         None
     }
 }
+
+/// Reads into one buffer: `(file offset, range of the buffer)`, ascending and disjoint.
+pub type Reads = Vec<(u64, Range<usize>)>;
 
 /// Read `buf.len()` bytes at `offset`, failing with a `Truncated` error naming `what` when the range
 /// is not inside the file. Every read of image metadata goes through here.
@@ -54,6 +68,25 @@ pub fn check_range(src: &dyn Source, offset: u64, len: u64, what: &str) -> Resul
             src.len()
         ))),
     }
+}
+
+/// The `buf[range]` of each read as separate mutable slices, for hosts that fill them
+/// concurrently. The ranges must be ascending and disjoint, as [`Source::read_into`] promises.
+pub fn split_reads(reads: Reads, buf: &mut [u8]) -> Result<Vec<(u64, &mut [u8])>> {
+    let mut out = Vec::with_capacity(reads.len());
+    let mut rest = buf;
+    let mut base = 0;
+    for (offset, range) in reads {
+        if range.start < base || range.end < range.start || range.end - base > rest.len() {
+            return Err(Error::Io("reads out of order or outside the buffer".into()));
+        }
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(range.start - base);
+        let (part, tail) = tail.split_at_mut(range.len());
+        out.push((offset, part));
+        rest = tail;
+        base = range.end;
+    }
+    Ok(out)
 }
 
 /// An in-memory source, for tests and small inputs.

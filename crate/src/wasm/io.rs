@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::sink::Sink;
-use crate::source::Source;
+use crate::source::{Reads, Source, split_reads};
 use async_trait::async_trait;
 use js_sys::Uint8Array;
 use wasm_bindgen::{JsCast, JsValue};
@@ -79,35 +79,55 @@ impl Source for BlobSource {
                     self.len
                 ))
             })?;
-        if buf.is_empty() {
-            return Ok(());
-        }
+        self.read_parts(vec![(offset, buf)]).await
+    }
+
+    /// All of a chunk's reads go out at once: one Blob read after another waits out each
+    /// read's fixed latency (a qcow2 chunk is often a dozen runs).
+    async fn read_into(&self, reads: Reads, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+        self.read_parts(split_reads(reads, &mut buf)?).await?;
+        Ok(buf)
+    }
+}
+
+/// Blob reads in flight at once at most.
+const IN_FLIGHT: usize = 32;
+
+impl BlobSource {
+    /// Fill each `(offset, part)`; a large part goes out as a few slices at once: Chromium
+    /// serves concurrent Blob reads about twice as fast as one after the other.
+    async fn read_parts(&self, parts: Vec<(u64, &mut [u8])>) -> Result<()> {
         let io = |e: JsValue| Error::Io(format!("reading {}: {}", self.name, js_message(&e)));
-        // A large read goes out as a few slices at once: Chromium serves concurrent Blob reads
-        // about twice as fast as one after the other.
-        let parts = if buf.len() >= 2 * SPLIT_AT { PARTS } else { 1 };
-        let step = buf.len().div_ceil(parts);
-        let mut pending = Vec::with_capacity(parts);
-        for (i, part) in buf.chunks(step).enumerate() {
-            let at = offset + (i * step) as u64;
-            let slice = self
-                .blob
-                .slice_with_f64_and_f64(at as f64, (at + part.len() as u64) as f64)
-                .map_err(io)?;
-            pending.push(JsFuture::from(slice.array_buffer()));
-        }
-        for (part, read) in buf.chunks_mut(step).zip(pending) {
-            let view = Uint8Array::new(&read.await.map_err(io)?);
-            if view.length() as usize != part.len() {
-                // The file changed on disk after it was picked.
-                return Err(Error::Io(format!(
-                    "short read from {}: got {} of {} bytes near offset {offset}",
-                    self.name,
-                    view.length(),
-                    part.len()
-                )));
+        let mut pieces: Vec<(u64, &mut [u8])> = vec![];
+        for (offset, part) in parts {
+            let n = if part.len() >= 2 * SPLIT_AT { PARTS } else { 1 };
+            let step = part.len().div_ceil(n).max(1);
+            for (i, piece) in part.chunks_mut(step).enumerate() {
+                pieces.push((offset + (i * step) as u64, piece));
             }
-            view.copy_to(part);
+        }
+        for batch in pieces.chunks_mut(IN_FLIGHT) {
+            let mut pending = Vec::with_capacity(batch.len());
+            for (at, piece) in batch.iter() {
+                let slice = self
+                    .blob
+                    .slice_with_f64_and_f64(*at as f64, (*at + piece.len() as u64) as f64)
+                    .map_err(io)?;
+                pending.push(JsFuture::from(slice.array_buffer()));
+            }
+            for ((at, piece), read) in batch.iter_mut().zip(pending) {
+                let view = Uint8Array::new(&read.await.map_err(io)?);
+                if view.length() as usize != piece.len() {
+                    // The file changed on disk after it was picked.
+                    return Err(Error::Io(format!(
+                        "short read from {}: got {} of {} bytes at offset {at}",
+                        self.name,
+                        view.length(),
+                        piece.len()
+                    )));
+                }
+                view.copy_to(piece);
+            }
         }
         Ok(())
     }
