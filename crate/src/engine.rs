@@ -13,11 +13,13 @@ use crate::writer::Writer;
 /// and a bounded extent list even for a fragmented one.
 pub const MAP_WINDOW: u64 = 64 << 20;
 
-/// Guest bytes read and written per step: the memory a copy holds. Natively, 2 MiB stays in
-/// the CPU cache between reading, zero-checking and writing; in the browser each `Blob.slice`
-/// read has a fixed cost and 16 MiB reads are needed for full speed.
+/// Guest bytes read and written per step; two chunks are held (one being read, one being
+/// written). Natively, 1 MiB stays in a core's cache between reading, zero-checking and
+/// writing (measured on the benchmark: 1 MiB 0.49 s, 2 MiB 0.54 s, 4 MiB 1.3-2.4 s for
+/// qcow2 -> raw). In the browser each `Blob.slice` read has a fixed cost and 16 MiB reads are
+/// needed for full speed.
 #[cfg(not(target_arch = "wasm32"))]
-pub const CHUNK: u64 = 2 << 20;
+pub const CHUNK: u64 = 1 << 20;
 #[cfg(target_arch = "wasm32")]
 pub const CHUNK: u64 = 16 << 20;
 
