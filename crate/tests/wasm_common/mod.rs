@@ -126,6 +126,41 @@ pub fn local_pool(workers: u32) -> JsValue {
     pool.into()
 }
 
+/// A chunk's reads: neighbours in the file (read together), small and large gaps, a part
+/// before the previous one, a large part (read as concurrent slices).
+#[wasm_bindgen_test]
+async fn blob_source_scatters_a_chunks_reads() {
+    let data: Vec<u8> = (0..(12 << 20) + 5u32)
+        .map(|i| (i ^ (i >> 9)) as u8)
+        .collect();
+    let mb = 1usize << 20;
+    let layout: Vec<(usize, usize)> = vec![
+        (100, 10),
+        (110, 1000),
+        (5000, 7),
+        (3, 50),
+        (6 * mb + 1, 5 * mb),
+        (11 * mb + 300_000, 3),
+        (11 * mb + 300_003, 500_000),
+    ];
+    let mut reads = vec![];
+    let mut pos = 0;
+    for &(at, len) in &layout {
+        reads.push((at as u64, pos..pos + len));
+        pos += len + 13;
+    }
+    let src = BlobSource::new(file("disk.img", &data).into());
+    let buf = src.read_into(reads.clone(), vec![0xAA; pos]).await.unwrap();
+    for (&(at, len), (_, range)) in layout.iter().zip(&reads) {
+        assert_eq!(buf[range.clone()], data[at..at + len], "{len} at {at}");
+        assert_eq!(
+            buf[range.end..range.end + 13],
+            [0xAA; 13],
+            "past {len} at {at}"
+        );
+    }
+}
+
 #[wasm_bindgen_test]
 async fn blob_source_reads_odd_offsets_and_lengths() {
     let data: Vec<u8> = (0..100_003u32).map(|i| (i * 7 + i / 251) as u8).collect();
@@ -342,11 +377,8 @@ async fn worker_pool_protocol_round_trips() {
     assert!(wasm::decompress_batch(&[0], &[1, 2, 3], &[3], &[4096]).is_err());
 }
 
-/// The JS `convert` with a JS object as the output, a progress callback, and cancellation.
-#[wasm_bindgen_test]
-async fn js_convert_reports_progress_and_cancels() {
-    let data = disk(DISK_LEN);
-    let image = make_image(&data, &qcow2(Some(Codec::Deflate))).await;
+/// A JS object output (`writeAt`, `setLength`, `finish`) and the bytes written to it.
+fn js_sink() -> (Object, Rc<std::cell::RefCell<Vec<u8>>>) {
     let written = Rc::new(std::cell::RefCell::new(Vec::<u8>::new()));
     let sink = Object::new();
     let w = written.clone();
@@ -365,6 +397,15 @@ async fn js_convert_reports_progress_and_cancels() {
     Reflect::set(&sink, &"writeAt".into(), &write_at.into_js_value()).unwrap();
     Reflect::set(&sink, &"setLength".into(), &set_length.into_js_value()).unwrap();
     Reflect::set(&sink, &"finish".into(), &finish.into_js_value()).unwrap();
+    (sink, written)
+}
+
+/// The JS `convert` with a JS object as the output, a progress callback, and cancellation.
+#[wasm_bindgen_test]
+async fn js_convert_reports_progress_and_cancels() {
+    let data = disk(DISK_LEN);
+    let image = make_image(&data, &qcow2(Some(Codec::Deflate))).await;
+    let (sink, written) = js_sink();
 
     let calls = Rc::new(std::cell::Cell::new(0));
     let c = calls.clone();
