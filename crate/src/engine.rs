@@ -10,8 +10,14 @@ use crate::source::{ImageSet, Reads, check_range};
 use crate::writer::Writer;
 
 /// Guest bytes whose extent map is asked for at once: few calls even for a huge sparse disk,
-/// and a bounded extent list even for a fragmented one.
+/// and a bounded extent list even for a fragmented one (at worst one extent per 512-byte
+/// cluster: ~10 MiB of list per 64 MiB). A chunk takes the stored runs of one window, so the
+/// browser's 32 MiB chunks need wider windows to fill up on a disk that is mostly zeros
+/// (qcow2 -> raw on the benchmark disk: 4.8 s with 64 MiB windows, 3.9 s with 256 MiB).
+#[cfg(not(target_arch = "wasm32"))]
 pub const MAP_WINDOW: u64 = 64 << 20;
+#[cfg(target_arch = "wasm32")]
+pub const MAP_WINDOW: u64 = 256 << 20;
 
 /// Guest bytes read and written per step; two chunks are held (one being read, one being
 /// written). Natively, 1 MiB stays in a core's cache between reading, zero-checking and
@@ -22,6 +28,9 @@ pub const MAP_WINDOW: u64 = 64 << 20;
 pub const CHUNK: u64 = 1 << 20;
 #[cfg(target_arch = "wasm32")]
 pub const CHUNK: u64 = 32 << 20;
+
+/// The largest compressed unit inflated (qcow2 clusters and VMDK grains are at most 2 MiB).
+const MAX_UNIT: u64 = 64 << 20;
 
 /// Compressed reads closer than this are fetched in one read (few large reads beat many small
 /// ones, above all through `Blob.slice`).
@@ -430,7 +439,7 @@ async fn inflate_all(
     for j in jobs {
         let src = &**set.file(j.file);
         check_range(src, j.offset, j.clen, "compressed data")?;
-        if j.unit > MAP_WINDOW {
+        if j.unit > MAX_UNIT {
             return Err(Error::Corrupt(format!(
                 "compressed unit of {} bytes is too large",
                 j.unit
