@@ -492,3 +492,18 @@ pub async fn exercise_sink(sink: &mut dyn vmdisk::Sink) -> Vec<u8> {
     expected[70_000..71_000].fill(7);
     expected
 }
+
+/// The zero check, as compiled for wasm32 (simd128), finds a single set byte anywhere, at
+/// lengths around its 16-byte head and 256-byte blocks.
+#[wasm_bindgen_test]
+fn zero_check_finds_a_single_set_byte() {
+    for len in [0usize, 1, 15, 16, 17, 143, 144, 145, 271, 4096, 65536 + 3] {
+        let mut buf = vec![0u8; len];
+        assert!(vmdisk::zero::is_zero(&buf), "len {len}");
+        for pos in 0..len {
+            buf[pos] = 0x80;
+            assert!(!vmdisk::zero::is_zero(&buf), "len {len} pos {pos}");
+            buf[pos] = 0;
+        }
+    }
+}
