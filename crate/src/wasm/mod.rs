@@ -359,8 +359,8 @@ async fn output(sink: JsValue, info: &Converted) -> Result<Box<dyn Sink>> {
 /// `onProgress(done, total)` is called after each chunk of guest data; returning `false`
 /// cancels (the promise rejects with an `AbortError`), and so does throwing (it rejects with
 /// what was thrown). `pool` is `{workers, dispatch}` (see [`pool`]); without it compression
-/// runs in this worker. The sink is finished on success (a sync handle flushed, a writable
-/// stream closed); on failure the caller discards the output.
+/// runs in this worker. The sink is finished on success (a writable stream closed; a sync
+/// handle is left unflushed for its owner to close); on failure the caller discards the output.
 #[wasm_bindgen]
 pub async fn convert(
     files: JsValue,

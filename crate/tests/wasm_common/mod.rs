@@ -127,7 +127,8 @@ pub fn local_pool(workers: u32) -> JsValue {
 }
 
 /// A chunk's reads: neighbours in the file (read together), small and large gaps, a part
-/// before the previous one, a large part (read as concurrent slices).
+/// before the previous one, a large part and a large span of several parts (each read as
+/// concurrent slices).
 #[wasm_bindgen_test]
 async fn blob_source_scatters_a_chunks_reads() {
     let data: Vec<u8> = (0..(12 << 20) + 5u32)
@@ -142,6 +143,11 @@ async fn blob_source_scatters_a_chunks_reads() {
         (6 * mb + 1, 5 * mb),
         (11 * mb + 300_000, 3),
         (11 * mb + 300_003, 500_000),
+        // A span of several parts, over 4 MiB: read as slices whose edges fall inside parts.
+        (mb / 2 + 7, mb + 3),
+        (mb / 2 + 7 + mb + 3 + 200_000, 3 * mb),
+        (4 * mb + 800_000, 11),
+        (4 * mb + 800_100, mb + 99),
     ];
     let mut reads = vec![];
     let mut pos = 0;
