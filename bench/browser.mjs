@@ -9,13 +9,15 @@
 //   - window.vmdisk.convert() for raw -> qcow2, qcow2 -> raw, raw -> qcow2 zlib (and zstd);
 //   - `qemu-img convert` with the same options;
 // and prints a markdown table: rate against the read ceiling, time against qemu-img, the worker's
-// wasm memory. Targets: uncompressed >= 85% of the read ceiling, compressed faster than qemu-img -c.
+// wasm memory; then where the CPU went in each browser run (the machine's busy and idle seconds,
+// Chromium's threads by group, from /proc). Targets: uncompressed >= 85% of the read ceiling,
+// compressed faster than qemu-img -c.
 //
 // Run by hand (needs www/pkg built: ./dev serve builds it):
 //   ./dev bench-browser [--runs N] [--only NAME] [--verify]
 // --verify downloads each browser output once and checks it with qemu-img compare (outside the timing).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -53,6 +55,43 @@ const settle = (input) => {
   try { writeFileSync('/proc/sys/vm/drop_caches', '3\n'); } catch { /* not root: noisier */ }
   warm(input);
 };
+
+// Where the time goes: CPU seconds of Chromium's threads (from /proc) and of the whole machine
+// around each timed browser run. Threads are grouped: the page's main thread, the dedicated
+// workers (the engine and its compression sub-workers), the renderer's other threads (its IO
+// thread moves Blob data), and every other Chromium process (the browser process reads the file).
+const TICK = 100; // USER_HZ
+function cpuSnapshot() {
+  const threads = new Map();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd;
+    let tasks;
+    try {
+      if (!readlinkSync(`/proc/${pid}/exe`).endsWith('/chromium')) continue; // the launcher is a script
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch { continue; }
+    const renderer = cmd.includes('--type=renderer');
+    for (const tid of tasks) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const group = !renderer ? 'browser' : tid === pid ? 'page' : name === 'DedicatedWorker' ? 'workers' : 'renderer';
+        threads.set(tid, { group, secs: (Number(f[11]) + Number(f[12])) / TICK });
+      } catch { /* ended */ }
+    }
+  }
+  const t = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  return { threads, idle: (t[3] + t[4]) / TICK, total: t.reduce((a, b) => a + b, 0) / TICK };
+}
+function cpuSpent(before, after) {
+  const spent = { busy: 0, idle: after.idle - before.idle, page: 0, workers: 0, renderer: 0, browser: 0 };
+  spent.busy = after.total - before.total - spent.idle;
+  for (const [tid, { group, secs }] of after.threads) spent[group] += secs - (before.threads.get(tid)?.secs ?? 0);
+  return spent;
+}
+const meanOf = (spents) => Object.fromEntries(Object.keys(spents[0]).map((k) => [k, spents.reduce((a, s) => a + s[k], 0) / spents.length]));
 
 // The test disk: the same one bench/convert.py builds.
 mkdirSync(DATA, { recursive: true });
@@ -112,7 +151,9 @@ try {
     const best = { rate: 0 };
     for (const [mib, depth] of [[16, 1], [16, 4], [32, 2]]) {
       const secs = [];
+      const cpu = [];
       for (let i = 0; i < RUNS; i++) {
+        const before = cpuSnapshot();
         secs.push(await page.evaluate(async ({ name, mib, depth }) => {
           const f = window.benchFiles[name];
           const S = mib << 20;
@@ -128,10 +169,11 @@ try {
           await Promise.all(Array.from({ length: depth }, lane));
           return (performance.now() - t0) / 1000;
         }, { name: nameOf(path), mib, depth }));
+        cpu.push({ wall: secs.at(-1), ...cpuSpent(before, cpuSnapshot()) });
       }
       const rate = statSync(path).size / MiB / median(secs);
       log(`read ceiling ${nameOf(path)}, ${depth} x ${mib} MiB in flight: ${rate.toFixed(0)} MiB/s`);
-      if (rate > best.rate) Object.assign(best, { rate, depth, mib });
+      if (rate > best.rate) Object.assign(best, { rate, depth, mib, cpu: meanOf(cpu) });
     }
     return best;
   };
@@ -170,7 +212,12 @@ try {
     ceilings[path] = await ceilingOf(path);
   }
 
-  const browserRun = (c) => page.evaluate(async ({ name, format, compression }) => {
+  const browserRun = async (c) => {
+    const before = cpuSnapshot();
+    const r = await convertInPage(c);
+    return { ...r, cpu: { wall: r.secs, ...cpuSpent(before, cpuSnapshot()) } };
+  };
+  const convertInPage = (c) => page.evaluate(async ({ name, format, compression }) => {
     await window.clearOpfs();
     const t0 = performance.now();
     const r = await window.vmdisk.convert([window.benchFiles[name]], { format, compression, onProgress: () => {} });
@@ -212,6 +259,7 @@ try {
       pool: Math.max(...b.map((r) => r.pool)),
       workers: Math.max(...b.map((r) => r.workers)),
       size: b[0].size,
+      cpu: meanOf(b.map((r) => r.cpu)),
     };
     rows.push(row);
     log(`${c.name}: browser ${bs.toFixed(2)} s, qemu-img ${qs.toFixed(2)} s`);
@@ -228,6 +276,12 @@ try {
       + `| ${f2(r.qs)} s | **${f2(r.bs / r.qs)}x** | ${(r.size / MiB).toFixed(0)} MiB | ${r.mem ? `${(r.mem / MiB).toFixed(0)} MiB` : 'n/a'} | ${r.workers ? `${r.workers} x ${(r.pool / MiB).toFixed(0)} MiB` : '-'} |`);
   }
   console.log(`\nFor reference: OPFS takes ${writeRate.toFixed(0)} MiB/s of data (1 GiB in 16 MiB writes through a sync access handle in a worker).`);
+  console.log(`\nCPU seconds per run (mean), from /proc: the machine's ${cpus().length} cores busy and idle, and Chromium's threads.\n`);
+  console.log('| run | wall | busy | idle | page thread | dedicated workers | renderer, other threads | other Chromium processes |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  const cpuRow = (name, c) => console.log(`| ${name} | ${f2(c.wall)} s | ${f2(c.busy)} | ${f2(c.idle)} | ${f2(c.page)} | ${f2(c.workers)} | ${f2(c.renderer)} | ${f2(c.browser)} |`);
+  for (const [path, c] of Object.entries(ceilings)) cpuRow(`read ${nameOf(path)} (${c.depth} x ${c.mib} MiB)`, c.cpu);
+  for (const r of rows) cpuRow(r.name, r.cpu);
   console.log('\nTargets: uncompressed conversions >= 85% of the read ceiling; compressed qcow2 faster than qemu-img -c (time ratio < 1).');
 } finally {
   await cleanup();
