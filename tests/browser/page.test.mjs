@@ -1,5 +1,6 @@
 // End-to-end tests of the page in headless Chromium: pick files, read the report, convert,
-// download, and check every result with qemu-img. Run: node --test tests/browser/
+// download, and check every result with qemu-img. Run: node --test tests/browser/ (./dev test sets
+// each test's time limit with --test-timeout)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, readFileSync } from 'node:fs';
@@ -11,7 +12,6 @@ let env;
 before(async () => { env = await setup(); });
 after(async () => { await env?.close(); });
 
-const T = { timeout: 300_000 };
 
 /** Close a page after checking it stayed on 127.0.0.1 and threw nothing. */
 async function finish(page) {
@@ -36,7 +36,7 @@ async function pageFiles(page, paths) {
   await page.setInputFiles('#test-files', paths);
 }
 
-test('qcow2 -> raw: report, then a download identical to the source', T, async () => {
+test('qcow2 -> raw: report, then a download identical to the source', async () => {
   const raw = makeRaw(env.path('src.img'), 64 * MiB);
   const src = env.path('src.qcow2');
   qemuImg('convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, src);
@@ -59,7 +59,7 @@ test('qcow2 -> raw: report, then a download identical to the source', T, async (
   await finish(page);
 });
 
-test('raw -> qcow2, uncompressed, zlib and zstd: qemu-img check and compare pass', T, async () => {
+test('raw -> qcow2, uncompressed, zlib and zstd: qemu-img check and compare pass', async () => {
   const src = makeRaw(env.path('plain.raw'), 48 * MiB, { seed: 2 });
   const page = await openPage(env);
   const report = await pick(page, src);
@@ -86,7 +86,7 @@ test('raw -> qcow2, uncompressed, zlib and zstd: qemu-img check and compare pass
   await finish(page);
 });
 
-test('the page reports what `vmdisk info --json` reports', T, async (t) => {
+test('the page reports what `vmdisk info --json` reports', async (t) => {
   const base = env.path('info-base.qcow2');
   qemuImg('create', '-q', '-f', 'qcow2', base, String(32 * MiB));
   qemuImg('snapshot', '-c', 'first', base);
@@ -109,7 +109,7 @@ test('the page reports what `vmdisk info --json` reports', T, async (t) => {
   await finish(page);
 });
 
-test('an overlay picked with its backing file converts flattened', T, async () => {
+test('an overlay picked with its backing file converts flattened', async () => {
   const base = env.path('base.qcow2');
   qemuImg('create', '-q', '-f', 'qcow2', base, String(32 * MiB));
   qemuIo(base, 'qcow2', 'write -P 0x11 0 8M', 'write -P 0x22 16M 4M');
@@ -127,7 +127,7 @@ test('an overlay picked with its backing file converts flattened', T, async () =
   await finish(page);
 });
 
-test('an overlay without its backing file is unsafe and cannot be converted', T, async () => {
+test('an overlay without its backing file is unsafe and cannot be converted', async () => {
   const base = env.path('lonely-base.qcow2');
   qemuImg('create', '-q', '-f', 'qcow2', base, String(16 * MiB));
   const overlay = env.path('lonely.qcow2');
@@ -156,7 +156,7 @@ test('an overlay without its backing file is unsafe and cannot be converted', T,
   await finish(page);
 });
 
-test('malformed files show a readable error and the page keeps working', T, async () => {
+test('malformed files show a readable error and the page keeps working', async () => {
   const empty = env.path('empty.img');
   writeFileSync(empty, '');
   const good = env.path('good.qcow2');
@@ -180,7 +180,7 @@ test('malformed files show a readable error and the page keeps working', T, asyn
   await finish(page);
 });
 
-test('cancel half-way: the page shows cancelled and nothing is left in OPFS', T, async () => {
+test('cancel half-way: the page shows cancelled and nothing is left in OPFS', async () => {
   // 4 GiB with data scattered over it: long enough to cancel in the middle.
   const GiB = 1024 * MiB;
   const big = makeRaw(env.path('big.raw'), 4 * GiB, {
@@ -206,7 +206,7 @@ test('cancel half-way: the page shows cancelled and nothing is left in OPFS', T,
   await finish(page);
 });
 
-test('API: an aborted convert() rejects with AbortError and leaves nothing', T, async () => {
+test('API: an aborted convert() rejects with AbortError and leaves nothing', async () => {
   const big = makeRaw(env.path('api-big.raw'), 2048 * MiB, { chunks: [[0, 4 * MiB], [1024 * MiB, 4 * MiB]] });
   const page = await openPage(env);
   await pageFiles(page, [big]);
@@ -242,7 +242,7 @@ test('API: an aborted convert() rejects with AbortError and leaves nothing', T, 
   await finish(page);
 });
 
-test('files dropped on the page are inspected', T, async () => {
+test('files dropped on the page are inspected', async () => {
   const img = env.path('dropped.qcow2');
   qemuImg('create', '-q', '-f', 'qcow2', img, String(4 * MiB));
   const bytes = [...readFileSync(img)];
@@ -262,7 +262,7 @@ test('files dropped on the page are inspected', T, async () => {
   await finish(page);
 });
 
-test('accessible controls and a narrow layout without sideways scrolling', T, async () => {
+test('accessible controls and a narrow layout without sideways scrolling', async () => {
   const img = env.path('narrow.qcow2');
   qemuImg('create', '-q', '-f', 'qcow2', img, String(4 * MiB));
   qemuImg('snapshot', '-c', 'a-snapshot-with-a-rather-long-name', img);

@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { CHROMIUM, CHROMIUM_ARGS, MiB, ROOT, makeRaw, opfsEntries, openPage, setup } from '../browser/lib.mjs';
 
 const GiB = 1024 * MiB;
-const T = { timeout: 600_000 };
 let env;
 before(async () => { env = await setup(); });
 after(async () => { await env?.close(); });
@@ -47,7 +46,7 @@ const SAME = `async (a, b) => {
   return 'same';
 }`;
 
-test('a 6 GiB sparse disk converts both ways with the worker under 256 MiB of wasm memory', T, async (t) => {
+test('a 6 GiB sparse disk converts both ways with the worker under 256 MiB of wasm memory', async (t) => {
   const big = makeRaw(env.path('big.raw'), 6 * GiB, {
     chunks: [[0, 8 * MiB], [1 * GiB, 64 * MiB], [3 * GiB + 5 * MiB, 32 * MiB], [6 * GiB - 4 * MiB, 4 * MiB]],
   });
@@ -93,7 +92,7 @@ test('a 6 GiB sparse disk converts both ways with the worker under 256 MiB of wa
   assert.deepEqual(await opfsEntries(page), [], 'release() left files');
 });
 
-test('compressed outputs use the sub-workers and read back to the same bytes', T, async (t) => {
+test('compressed outputs use the sub-workers and read back to the same bytes', async (t) => {
   const src = makeRaw(env.path('medium.raw'), 256 * MiB, {
     chunks: [[0, 32 * MiB], [64 * MiB, 48 * MiB], [160 * MiB, 16 * MiB], [200 * MiB, 40 * MiB]],
   });
@@ -128,7 +127,7 @@ test('compressed outputs use the sub-workers and read back to the same bytes', T
   await page.context().close();
 });
 
-test('errors carry the CLI message and kind; two outputs of one name both live', T, async () => {
+test('errors carry the CLI message and kind; two outputs of one name both live', async () => {
   const good = makeRaw(env.path('same.raw'), 8 * MiB, { chunks: [[0, 1 * MiB]] });
   const cut = env.path('cut.qcow2');
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', env.path('whole.qcow2'), String(64 * MiB)]);
