@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum Error {
     /// The host could not read or write (permissions, disk full, a dropped Blob).
     #[error("I/O error: {0}")]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extent;
 pub mod formats;
 pub mod image;
+pub mod package;
 pub mod probe;
 pub mod report;
 pub mod sink;

@@ -13,13 +13,15 @@ mod cli {
     use clap::{Parser, Subcommand, ValueEnum};
     use std::fs::OpenOptions;
     use std::io::Write;
+    use std::os::unix::fs::FileExt;
     use std::os::unix::fs::MetadataExt;
     use std::path::{Path, PathBuf};
     use std::rc::Rc;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use vmdisk::codec::Codec;
-    use vmdisk::native::{FileSink, FileSource, ThreadPool, block_on};
+    use vmdisk::native::{FileSink, FileSource, TempScratch, ThreadPool, block_on};
+    use vmdisk::package::{Options, Role};
     use vmdisk::writer::{OutputFormat, Qcow2Compat, WriteOptions};
     use vmdisk::{Error, ImageSet, OpenedImage, Report, Result, Source};
 
@@ -36,12 +38,31 @@ mod cli {
 
     #[derive(Subcommand)]
     enum Command {
-        /// Identify an image and report its size, details and safety findings.
+        /// Identify an image and report its size, details and safety findings. A package's
+        /// manifest digests are checked and compressed streams decoded whole, unless
+        /// --no-verify.
         Info {
             /// Print one JSON object instead of text.
             #[arg(long)]
             json: bool,
+            /// Skip reading a package through to check its digests and checksums.
+            #[arg(long)]
+            no_verify: bool,
+            /// Show a progress bar on stderr while a package is verified.
+            #[arg(short = 'p')]
+            progress: bool,
             /// The image and its companions (backing file, extents), resolved by file name.
+            #[arg(required = true)]
+            files: Vec<PathBuf>,
+        },
+        /// Write a member of a package as it is stored (decompressed where the package
+        /// compressed it): a UEC tarball's kernel or ramdisk, an OVA's descriptor.
+        Extract {
+            /// The member's name (its path in the package, or its file name).
+            #[arg(long)]
+            member: String,
+            #[arg(long, short = 'o')]
+            output: PathBuf,
             #[arg(required = true)]
             files: Vec<PathBuf>,
         },
@@ -64,6 +85,14 @@ mod cli {
             /// Show a progress bar on stderr.
             #[arg(short = 'p')]
             progress: bool,
+            /// Convert disk N of a package (1-based; default: the first disk, or a UEC
+            /// tarball's machine image).
+            #[arg(long, value_name = "N", conflicts_with = "all_disks")]
+            disk: Option<usize>,
+            /// Convert every disk of a package into the directory given as --output, each
+            /// named after its disk.
+            #[arg(long)]
+            all_disks: bool,
             #[arg(long, short = 'o')]
             output: PathBuf,
             #[arg(required = true)]
@@ -118,7 +147,19 @@ mod cli {
         }
     }
 
+    /// Seconds since the epoch, for certificate validity.
+    fn now() -> Option<i64> {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+    }
+
     fn open(files: &[PathBuf]) -> Result<OpenedImage> {
+        open_with(files, &Options::default())
+    }
+
+    fn open_with(files: &[PathBuf], opts: &Options) -> Result<OpenedImage> {
         let mut sources: Vec<Rc<dyn Source>> = vec![];
         for path in files {
             let src = FileSource::open(path)?;
@@ -130,14 +171,36 @@ mod cli {
             }
             sources.push(Rc::new(src));
         }
-        block_on(vmdisk::open(ImageSet::new(sources)))
+        let opts = Options {
+            now: now(),
+            ..opts.clone()
+        };
+        block_on(vmdisk::image::open_with(ImageSet::new(sources), &opts))
     }
 
     fn run(command: Command) -> Result<()> {
         match command {
-            Command::Info { json, files } => {
+            Command::Info {
+                json,
+                no_verify,
+                progress,
+                files,
+            } => {
                 let opened = open(&files)?;
-                let report = vmdisk::inspect(&opened);
+                let mut report = vmdisk::inspect(&opened);
+                if let Some(pkg) = &opened.package
+                    && !no_verify
+                {
+                    let found = with_bar(progress, 0, |bar| {
+                        block_on(vmdisk::package::verify(
+                            &opened.set,
+                            pkg,
+                            None,
+                            &mut |d, t| bar(d, t),
+                        ))
+                    })?;
+                    report.add_findings(found);
+                }
                 let text = if json {
                     serde_json::to_string_pretty(&report).expect("report serialises") + "\n"
                 } else {
@@ -145,9 +208,18 @@ mod cli {
                 };
                 print_out(&text)
             }
+            Command::Extract {
+                member,
+                output,
+                files,
+            } => {
+                refuse_overwriting_inputs(&output, &files)?;
+                let opened = open(&files)?;
+                extract(&opened, &member, &output)
+            }
             Command::Map { json, files } => {
                 let opened = open(&files)?;
-                let image = readable(&opened)?;
+                let image = opened.target(None)?;
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
                 let mut first = true;
@@ -196,6 +268,8 @@ mod cli {
                 cluster_size,
                 compat,
                 progress,
+                disk,
+                all_disks,
                 output,
                 files,
             } => {
@@ -218,9 +292,49 @@ mod cli {
                 };
                 opts.validate()?;
                 refuse_overwriting_inputs(&output, &files)?;
-                let opened = open(&files)?;
-                let image = readable(&opened)?;
-                convert_to(&opened, image, &opts, &output, progress)
+                let disk = match disk {
+                    Some(0) => return Err(Error::Invalid("disks are numbered from 1".into())),
+                    d => d.map(|n| n - 1),
+                };
+                // A single disk stops a tarball's walk at it: the stream is decoded once.
+                let mut opened = open_with(
+                    &files,
+                    &Options {
+                        list_all: all_disks,
+                        disk,
+                        now: None,
+                    },
+                )?;
+                if !all_disks {
+                    return convert_disk(&mut opened, disk, &opts, &output, progress);
+                }
+                let count = opened.package.as_ref().map_or(0, |p| p.disks.len());
+                if count == 0 {
+                    return Err(Error::Invalid(
+                        "--all-disks needs a package (OVA, OVF, UEC, GCE, compressed image)".into(),
+                    ));
+                }
+                std::fs::create_dir_all(&output)
+                    .map_err(|e| Error::Io(format!("{}: {e}", output.display())))?;
+                for n in 0..count {
+                    let pkg = opened.package.as_ref().expect("a package");
+                    let d = &pkg.disks[n];
+                    if !matches!(d.role, Role::Disk | Role::Ami) {
+                        eprintln!(
+                            "vmdisk: {} is not a disk ({}): skipped",
+                            d.name,
+                            d.role.name()
+                        );
+                        continue;
+                    }
+                    let ext = match opts.format {
+                        OutputFormat::Raw => "raw",
+                        OutputFormat::Qcow2 => "qcow2",
+                    };
+                    let out = output.join(format!("{}.{ext}", stem(&d.name)));
+                    convert_disk(&mut opened, Some(n), &opts, &out, progress)?;
+                }
+                Ok(())
             }
         }
     }
@@ -233,13 +347,158 @@ mod cli {
         }
     }
 
-    fn readable(opened: &OpenedImage) -> Result<&dyn vmdisk::Image> {
-        let format = opened.probe.primary().format;
-        let image = opened.image.as_deref().ok_or_else(|| {
-            Error::Unsupported(format!("reading {format} images is not supported yet"))
+    /// A disk's name without its directory and extension: `disks/web-disk1.vmdk` -> `web-disk1`.
+    fn stem(name: &str) -> String {
+        let base = vmdisk::source::base_name(name);
+        match base.rsplit_once('.') {
+            Some((s, _)) if !s.is_empty() => s.to_string(),
+            _ => base.to_string(),
+        }
+    }
+
+    /// Run `f` with a progress callback that draws a bar on stderr when `show` (total known
+    /// from the first call when `total` is 0) and returns false once Ctrl-C was pressed.
+    fn with_bar<T>(
+        show: bool,
+        total: u64,
+        f: impl FnOnce(&mut dyn FnMut(u64, u64) -> bool) -> T,
+    ) -> T {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        // Only the first registration succeeds; later ones in-process reuse it.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+        let bar = show.then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        let mut progress = |done: u64, total: u64| {
+            if let Some(b) = &bar {
+                b.set_length(total);
+                b.set_position(done);
+            }
+            !cancelled.load(Ordering::SeqCst)
+        };
+        let result = f(&mut progress);
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        result
+    }
+
+    /// Convert disk `disk` of `opened` (or the image itself): check the manifest digests of
+    /// what it reads, decompress it first when its format is read at random, then convert.
+    fn convert_disk(
+        opened: &mut OpenedImage,
+        disk: Option<usize>,
+        opts: &WriteOptions,
+        output: &Path,
+        show: bool,
+    ) -> Result<()> {
+        if let Some(n) = opened.disk_index(disk)? {
+            let pkg = opened.package.as_ref().expect("a package");
+            let members = pkg.disks[n].members.clone();
+            if pkg.checks.digests.iter().any(|d| members.contains(&d.file)) {
+                let found = with_bar(show, 0, |bar| {
+                    block_on(vmdisk::package::verify(
+                        &opened.set,
+                        pkg,
+                        Some(&members),
+                        bar,
+                    ))
+                })?;
+                if let Some(bad) = found.iter().find(|f| f.code == "digest-mismatch") {
+                    return Err(Error::Corrupt(bad.message.clone()));
+                }
+            }
+            with_bar(show, 0, |bar| {
+                block_on(opened.prepare(Some(n), &TempScratch, &mut |done| bar(done, done)))
+            })?;
+        }
+        let image = opened.target(disk)?;
+        convert_to(opened, image, opts, output, show)
+    }
+
+    /// Copy a package member into `output` (through a temporary file renamed into place).
+    fn extract(opened: &OpenedImage, member: &str, output: &Path) -> Result<()> {
+        let pkg = opened.package.as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} is not a package: there is nothing to extract",
+                opened.set.file(opened.main).name()
+            ))
         })?;
-        vmdisk::engine::check_readable(image)?;
-        Ok(image)
+        let wanted = vmdisk::source::base_name(member);
+        // A disk's decompressed view comes before the member it is read from.
+        let mut files = pkg.files.clone();
+        files.sort_by_key(|&(_, role)| role != "disk");
+        let (id, _) = files
+            .iter()
+            .find(|&&(id, _)| opened.set.file(id).name() == wanted)
+            .copied()
+            .ok_or_else(|| Error::Missing(format!("the package holds no member {member}")))?;
+        let src = opened.set.file(id).clone();
+        let stream = pkg
+            .disks
+            .iter()
+            .find(|d| d.file == Some(id))
+            .and_then(|d| d.stream.clone());
+        write_atomically(output, |file| {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut at = 0u64;
+            loop {
+                let n = match &stream {
+                    Some(s) => s.read_some(at, &mut buf)?,
+                    None => {
+                        let n = (src.len() - at).min(buf.len() as u64) as usize;
+                        block_on(src.read_at(at, &mut buf[..n]))?;
+                        n
+                    }
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                file.write_all_at(&buf[..n], at)?;
+                at += n as u64;
+            }
+        })
+    }
+
+    /// Run `write` on a new temporary file beside `output`, renamed into place only when it
+    /// succeeded: a failed or interrupted write leaves nothing behind.
+    fn write_atomically(
+        output: &Path,
+        write: impl FnOnce(&std::fs::File) -> Result<()>,
+    ) -> Result<()> {
+        let dir = output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = output
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("bad output path {}", output.display())))?;
+        let partial = dir.join(format!(
+            ".{}.{}.vmdisk-partial",
+            base.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&partial)
+            .map_err(|e| Error::Io(format!("{}: {e}", partial.display())))?;
+        let result = write(&file).and_then(|()| {
+            std::fs::rename(&partial, output)
+                .map_err(|e| Error::Io(format!("{}: {e}", output.display())))
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
     }
 
     fn refuse_overwriting_inputs(output: &Path, inputs: &[PathBuf]) -> Result<()> {
@@ -259,8 +518,7 @@ mod cli {
         Ok(())
     }
 
-    /// Write to a temporary file beside the output and rename it into place only on success,
-    /// so a failed or interrupted conversion leaves nothing behind.
+    /// Convert through a temporary file beside the output, renamed into place only on success.
     fn convert_to(
         opened: &OpenedImage,
         image: &dyn vmdisk::Image,
@@ -268,67 +526,23 @@ mod cli {
         output: &Path,
         show: bool,
     ) -> Result<()> {
-        let dir = output
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let base = output
-            .file_name()
-            .ok_or_else(|| Error::Invalid(format!("bad output path {}", output.display())))?;
-        let partial = dir.join(format!(
-            ".{}.{}.vmdisk-partial",
-            base.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&partial)
-            .map_err(|e| Error::Io(format!("{}: {e}", partial.display())))?;
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let flag = cancelled.clone();
-        // Only the first handler registration can succeed; later conversions in-process reuse it.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-
-        let bar = show.then(|| {
-            let bar = indicatif::ProgressBar::new(image.virtual_size());
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
-                .expect("valid template"),
-            );
-            bar
-        });
-        let result = (|| {
-            let mut sink = FileSink::new(file);
-            let mut writer = vmdisk::writer::new_writer(opts, image.virtual_size())?;
-            let pool = ThreadPool::new();
-            let mut progress = |done: u64, _total: u64| {
-                if let Some(b) = &bar {
-                    b.set_position(done);
-                }
-                !cancelled.load(Ordering::SeqCst)
-            };
-            block_on(vmdisk::engine::convert(
-                &opened.set,
-                image,
-                &mut *writer,
-                &mut sink,
-                &pool,
-                &mut progress,
-            ))?;
-            block_on(vmdisk::Sink::finish(&mut sink))?;
-            std::fs::rename(&partial, output)
-                .map_err(|e| Error::Io(format!("{}: {e}", output.display())))
-        })();
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        if result.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        result
+        write_atomically(output, |file| {
+            let file = file.try_clone()?;
+            with_bar(show, image.virtual_size(), |progress| {
+                let mut sink = FileSink::new(file);
+                let mut writer = vmdisk::writer::new_writer(opts, image.virtual_size())?;
+                let pool = ThreadPool::new();
+                block_on(vmdisk::engine::convert(
+                    &opened.set,
+                    image,
+                    &mut *writer,
+                    &mut sink,
+                    &pool,
+                    progress,
+                ))?;
+                block_on(vmdisk::Sink::finish(&mut sink))
+            })
+        })
     }
 
     fn human(r: &Report) -> String {
@@ -337,7 +551,7 @@ mod cli {
         let main = r
             .files
             .iter()
-            .find(|f| f.role == "image")
+            .find(|f| matches!(f.role.as_str(), "image" | "package" | "descriptor"))
             .map_or("?", |f| f.name.as_str());
         let _ = writeln!(s, "image: {main}");
         let _ = writeln!(s, "file format: {}", r.format);
@@ -364,8 +578,27 @@ mod cli {
                 let _ = writeln!(s, "    {k}: {v}");
             }
         }
+        for (i, d) in r.disks.iter().enumerate() {
+            let format = d.format.map_or("?", |f| f.name());
+            let size = d.virtual_size.map_or("?".to_string(), size);
+            let _ = write!(
+                s,
+                "disk {}: {} ({}, {format}, {size})",
+                i + 1,
+                d.name,
+                d.role
+            );
+            match &d.error {
+                Some(e) => {
+                    let _ = writeln!(s, ": {e}");
+                }
+                None => {
+                    let _ = writeln!(s);
+                }
+            }
+        }
         for f in &r.files {
-            if f.role != "image" {
+            if !matches!(f.role.as_str(), "image" | "package") {
                 let _ = writeln!(s, "{}: {} ({})", f.role, f.name, size(f.size));
             }
         }

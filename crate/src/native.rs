@@ -20,14 +20,18 @@ pub struct FileSource {
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(Error::Invalid(format!("{} is a directory", path.display())));
-        }
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        Self::from_file(name, file, path)
+    }
+
+    fn from_file(name: String, file: File, path: &Path) -> Result<Self> {
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(Error::Invalid(format!("{} is a directory", path.display())));
+        }
         // Block devices report length 0 in metadata; seek to the end instead.
         let len = if meta.is_file() {
             meta.len()
@@ -52,6 +56,9 @@ impl Source for FileSource {
         self.len
     }
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_blocking(offset, buf)
+    }
+    fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
             .read_exact_at(buf, offset)
             .map_err(|e| Error::Io(format!("reading {}: {e}", self.name)))
@@ -156,6 +163,29 @@ impl Sink for FileSink {
         // No fsync: like qemu-img convert, durability is the OS's business; the rename into
         // place is what makes a finished output visible.
         Ok(())
+    }
+}
+
+/// Scratch files in the system's temporary directory (`TMPDIR`), unlinked as soon as they are
+/// made: the kernel frees them when the last handle closes, even if vmdisk is killed.
+pub struct TempScratch;
+
+#[async_trait(?Send)]
+impl crate::sink::Scratch for TempScratch {
+    async fn create(&self, _name: &str) -> Result<Box<dyn crate::sink::ScratchFile>> {
+        let file = tempfile::tempfile()
+            .map_err(|e| Error::Io(format!("creating a temporary file: {e}")))?;
+        Ok(Box::new(FileSink { file }))
+    }
+}
+
+impl crate::sink::ScratchFile for FileSink {
+    fn into_source(self: Box<Self>, name: &str) -> Result<std::rc::Rc<dyn Source>> {
+        Ok(std::rc::Rc::new(FileSource::from_file(
+            name.to_string(),
+            self.file,
+            Path::new(name),
+        )?))
     }
 }
 

@@ -99,6 +99,12 @@ pub enum Format {
     Ari,
     /// A gzipped tarball holding AMI + AKI + ARI (Ubuntu UEC).
     Uec,
+    /// An unpacked OVF package: the `.ovf` descriptor, picked with its files.
+    Ovf,
+    /// A Google Compute Engine image tarball: a gzipped tar of one `disk.raw`.
+    Gce,
+    /// One image compressed with gzip, xz or zstd (`disk.qcow2.xz`, `disk.raw.gz`).
+    Compressed,
 }
 
 impl Format {
@@ -120,6 +126,9 @@ impl Format {
             Format::Aki => "aki",
             Format::Ari => "ari",
             Format::Uec => "uec",
+            Format::Ovf => "ovf",
+            Format::Gce => "gce",
+            Format::Compressed => "compressed",
         }
     }
 
@@ -254,6 +263,10 @@ impl<'a> Ctx<'a> {
         let tail_len = len.min(TAIL_LEN);
         let tail = if len <= HEAD_LEN {
             head[(len - tail_len) as usize..].to_vec()
+        } else if src.sequential() {
+            // A decompressed stream: its end costs decoding all of it. Only a footer format
+            // (a fixed VHD) is missed, and the head names every other format.
+            vec![]
         } else {
             crate::source::read_vec(src, len - tail_len, tail_len, "file trailer").await?
         };

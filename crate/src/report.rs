@@ -45,6 +45,15 @@ impl Safety {
     }
 }
 
+impl Report {
+    /// Add findings learnt after inspection (a verification pass), keeping the verdict right.
+    pub fn add_findings(&mut self, more: Vec<Finding>) {
+        let mut all = std::mem::take(&mut self.safety.findings);
+        all.extend(more);
+        self.safety = Safety::from_findings(all);
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct FileInfo {
@@ -66,5 +75,33 @@ pub struct Report {
     pub convertible: bool,
     pub files: Vec<FileInfo>,
     pub format_specific: serde_json::Value,
+    /// A package's disks in package order (for a UEC tarball, every member); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskReport>,
     pub safety: Safety,
+}
+
+/// One disk of a package.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DiskReport {
+    /// The member name (or OVF href).
+    pub name: String,
+    /// What its bytes are; None when it cannot be read.
+    pub format: Option<Format>,
+    pub virtual_size: Option<u64>,
+    /// `disk`, or a UEC member's `ami`, `aki`, `ari`, `other`.
+    pub role: String,
+    pub convertible: bool,
+    /// Why it cannot be read or converted, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Decompressed from the package (`gzip`, `xz`, `zstd`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// The OVF's capacity, VM and controller for this disk.
+    #[serde(flatten)]
+    pub ovf: Option<crate::package::OvfDisk>,
+    pub format_specific: serde_json::Value,
+    pub findings: Vec<Finding>,
 }

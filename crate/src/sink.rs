@@ -12,6 +12,39 @@ pub trait Sink {
     async fn finish(&mut self) -> Result<()>;
 }
 
+/// Temporary files for a package member that must be decompressed before a driver can read
+/// it at random (a qcow2 inside xz, a gzip-compressed OVF disk). The host removes each one
+/// when its source is dropped, whatever happens: natively an unlinked temporary file, in a
+/// browser an OPFS file.
+#[async_trait(?Send)]
+pub trait Scratch {
+    async fn create(&self, name: &str) -> Result<Box<dyn ScratchFile>>;
+}
+
+/// A scratch file: written once from the start (with holes where data is zero), then read.
+pub trait ScratchFile: Sink {
+    /// What was written, as a source named `name`.
+    fn into_source(self: Box<Self>, name: &str) -> Result<std::rc::Rc<dyn crate::Source>>;
+}
+
+/// Scratch space in memory, for tests and small members.
+pub struct MemScratch;
+
+#[async_trait(?Send)]
+impl Scratch for MemScratch {
+    async fn create(&self, _name: &str) -> Result<Box<dyn ScratchFile>> {
+        Ok(Box::new(MemSink::default()))
+    }
+}
+
+impl ScratchFile for MemSink {
+    fn into_source(self: Box<Self>, name: &str) -> Result<std::rc::Rc<dyn crate::Source>> {
+        Ok(std::rc::Rc::new(crate::source::MemSource::new(
+            name, self.data,
+        )))
+    }
+}
+
 /// An in-memory sink, for tests and small outputs.
 #[derive(Default)]
 pub struct MemSink {

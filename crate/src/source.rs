@@ -27,6 +27,21 @@ pub trait Source {
         }
         Ok(buf)
     }
+    /// Fill `buf` from `offset` without yielding, for decoders that pull their input (gzip,
+    /// xz and zstd streams). Every host has it: native files, memory, and in a browser worker
+    /// `FileReaderSync` and OPFS sync access handles.
+    fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let _ = (offset, buf);
+        Err(Error::Unsupported(format!(
+            "{} cannot be read synchronously here (compressed packages are read in a worker)",
+            self.name()
+        )))
+    }
+    /// True when reading far from the last read is costly (a decompressed stream): detection
+    /// then skips the file's tail.
+    fn sequential(&self) -> bool {
+        false
+    }
     /// Bytes the file occupies on its storage, when the host knows (sparse files).
     fn allocated_size(&self) -> Option<u64> {
         None
@@ -113,6 +128,9 @@ impl Source for MemSource {
         self.data.len() as u64
     }
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_blocking(offset, buf)
+    }
+    fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let start = usize::try_from(offset).map_err(|_| Error::Io("offset too large".into()))?;
         let src = start
             .checked_add(buf.len())
@@ -128,15 +146,30 @@ impl Source for MemSource {
 #[derive(Clone)]
 pub struct ImageSet {
     files: Vec<Rc<dyn Source>>,
+    /// How many of `files` the user picked; the rest are package members.
+    picked: usize,
 }
 
 impl ImageSet {
     pub fn new(files: Vec<Rc<dyn Source>>) -> Self {
-        ImageSet { files }
+        let picked = files.len();
+        ImageSet { files, picked }
     }
 
+    /// Every file: the picked ones, then the members packages added.
     pub fn files(&self) -> &[Rc<dyn Source>] {
         &self.files
+    }
+
+    /// The files the user picked.
+    pub fn picked(&self) -> &[Rc<dyn Source>] {
+        &self.files[..self.picked]
+    }
+
+    /// Add a package member; it is found by name like a picked file, after them.
+    pub fn add(&mut self, member: Rc<dyn Source>) -> crate::FileId {
+        self.files.push(member);
+        crate::FileId(self.files.len() - 1)
     }
 
     pub fn file(&self, id: crate::FileId) -> &Rc<dyn Source> {

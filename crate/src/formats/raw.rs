@@ -77,7 +77,32 @@ impl Image for RawImage {
     fn details(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+    /// A kernel or a ramdisk is uploaded as it is, never converted into a disk.
+    fn readable(&self) -> Result<()> {
+        match not_a_disk(self.format) {
+            Some(why) => Err(crate::Error::Unsupported(why)),
+            None => Ok(()),
+        }
+    }
+    fn findings(&self) -> Vec<crate::Finding> {
+        not_a_disk(self.format)
+            .map(|why| crate::Finding::new("not-a-disk", crate::Severity::Info, why))
+            .into_iter()
+            .collect()
+    }
     fn files(&self) -> Vec<(FileId, &'static str)> {
         vec![(self.file, "image")]
     }
+}
+
+/// Why a boot file is not a disk, with what to do instead.
+fn not_a_disk(format: Format) -> Option<String> {
+    let (what, glance) = match format {
+        Format::Aki => ("a kernel (AKI)", "aki"),
+        Format::Ari => ("a ramdisk (ARI)", "ari"),
+        _ => return None,
+    };
+    Some(format!(
+        "this is {what}, not a disk: it is not converted; upload it as it is with disk_format={glance} container_format={glance}"
+    ))
 }

@@ -123,12 +123,7 @@ pub fn sources(files: &JsValue) -> Result<Vec<Rc<dyn Source>>> {
 
 /// The image the conversion reads, or why it cannot be read (the CLI's messages).
 pub fn readable(opened: &OpenedImage) -> Result<&dyn Image> {
-    let format = opened.probe.primary().format;
-    let image = opened.image.as_deref().ok_or_else(|| {
-        Error::Unsupported(format!("reading {format} images is not supported yet"))
-    })?;
-    crate::engine::check_readable(image)?;
-    Ok(image)
+    opened.target(None)
 }
 
 /// `inspect(files) -> Promise<Report>`: what `vmdisk info --json` prints, as a JS object.
@@ -249,7 +244,7 @@ pub fn describe(opened: &OpenedImage, opts: &WriteOptions) -> Converted {
             OutputFormat::Raw => "raw",
             OutputFormat::Qcow2 => "qcow2",
         },
-        virtual_size: opened.image.as_ref().map_or(0, |i| i.virtual_size()),
+        virtual_size: readable(opened).map_or(0, |i| i.virtual_size()),
     }
 }
 

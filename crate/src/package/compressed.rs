@@ -1,0 +1,693 @@
+//! Compressed streams (gzip, xz, zstd): a decompressed view of a file as a [`Source`].
+//!
+//! [`Stream`] decodes front to back and serves reads at or after its position; the start of
+//! the stream and the last bytes decoded are kept, so detection's reads and a conversion that
+//! starts where detection looked cost one pass. A read further back starts decoding afresh.
+//! Decoders pull their input with [`Source::read_blocking`], and every decoder's memory is
+//! capped (xz dictionaries, zstd windows), so a hostile header cannot make it allocate.
+//!
+//! Specs: RFC 1952 (gzip, members may be concatenated), the .xz file format 1.2 (streams,
+//! index, padding), RFC 8878 (zstd frames, skippable frames).
+
+use crate::error::{Error, Result};
+use crate::source::Source;
+use async_trait::async_trait;
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Read};
+use std::rc::Rc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    /// The compression whose magic starts `head`.
+    pub fn of(head: &[u8]) -> Option<Compression> {
+        if head.starts_with(&[0x1f, 0x8b, 8]) {
+            Some(Compression::Gzip)
+        } else if head.starts_with(b"\xfd7zXZ\0") {
+            Some(Compression::Xz)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// The largest xz dictionary and zstd window decoded: `xz -9` and `zstd -19` use 64 MiB and
+/// 8 MiB, `zstd --long` 128 MiB. Larger ones are refused before anything is allocated.
+pub const MAX_WINDOW: u64 = 128 << 20;
+/// Decoded bytes kept from the start of the stream (detection's head, and more).
+const HEAD_KEEP: usize = 1 << 20;
+/// The most recently decoded bytes kept, for a read a little behind the position.
+const BACK_KEEP: usize = 1 << 20;
+/// Input read per call of the input reader.
+const INPUT_CHUNK: usize = 1 << 20;
+
+/// Reads `src` from an offset, synchronously.
+struct SourceReader {
+    src: Rc<dyn Source>,
+    pos: u64,
+}
+
+impl Read for SourceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.src.len().saturating_sub(self.pos);
+        let n = (buf.len() as u64).min(left) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.src
+            .read_blocking(self.pos, &mut buf[..n])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+type Input = BufReader<SourceReader>;
+
+/// A decoder of `input` (a whole compressed file, or the start of one: its error at the end of
+/// a cut input then just ends what is read).
+pub fn decode<'a, R: BufRead + 'a>(codec: Compression, input: R) -> Result<Box<dyn Read + 'a>> {
+    Ok(match codec {
+        Compression::Gzip => Box::new(Gzip {
+            input: Some(input),
+            member: None,
+        }),
+        Compression::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(
+            input,
+            true,
+            (MAX_WINDOW >> 10) as u32 + 1024,
+        )),
+        Compression::Zstd => zstd_decoder(input)?,
+    })
+}
+
+/// A decoder for the whole of `src`.
+fn decoder(codec: Compression, src: Rc<dyn Source>) -> Result<Box<dyn Read>> {
+    let input: Input = BufReader::with_capacity(INPUT_CHUNK, SourceReader { src, pos: 0 });
+    decode(codec, input)
+}
+
+/// gzip members one after another (pigz and `cat a.gz b.gz` make several); zeros after the
+/// last member are padding (tape blocking), anything else is damage.
+struct Gzip<R: BufRead> {
+    /// The input between members.
+    input: Option<R>,
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: BufRead> Read for Gzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(member) = &mut self.member {
+                let n = member.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.input = self.member.take().map(|m| m.into_inner());
+                continue;
+            }
+            let Some(input) = &mut self.input else {
+                return Ok(0);
+            };
+            let head = input.fill_buf()?;
+            if head.is_empty() {
+                self.input = None;
+            } else if head.starts_with(&[0x1f, 0x8b]) {
+                self.member = self.input.take().map(flate2::bufread::GzDecoder::new);
+            } else if head.iter().all(|&b| b == 0) {
+                let n = head.len();
+                input.consume(n);
+            } else {
+                return Err(std::io::Error::other("data after the last gzip member"));
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn zstd_decoder<'a, R: BufRead + 'a>(input: R) -> Result<Box<dyn Read + 'a>> {
+    let mut d = zstd::stream::read::Decoder::with_buffer(input)
+        .map_err(|e| Error::Corrupt(format!("zstd decoder: {e}")))?;
+    d.window_log_max(MAX_WINDOW.trailing_zeros())
+        .map_err(|e| Error::Corrupt(format!("zstd decoder: {e}")))?;
+    Ok(Box::new(d))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn zstd_decoder<'a, R: BufRead + 'a>(input: R) -> Result<Box<dyn Read + 'a>> {
+    Ok(Box::new(Zstd {
+        input: Some(input),
+        frame: None,
+    }))
+}
+
+/// zstd frames one after another with ruzstd (a frame each; skippable frames are skipped),
+/// each window checked before the decoder allocates it.
+#[cfg(target_arch = "wasm32")]
+struct Zstd<R: BufRead> {
+    input: Option<R>,
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+#[cfg(target_arch = "wasm32")]
+impl<R: BufRead> Read for Zstd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let bad = |e: &dyn std::fmt::Display| std::io::Error::other(format!("zstd: {e}"));
+        loop {
+            if let Some(frame) = &mut self.frame {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                let frame = self.frame.take().expect("a frame");
+                let sums = (
+                    frame.decoder.get_checksum_from_data(),
+                    frame.decoder.get_calculated_checksum(),
+                );
+                if let (Some(stored), Some(computed)) = sums
+                    && stored != computed
+                {
+                    return Err(bad(&"content checksum mismatch"));
+                }
+                self.input = Some(frame.into_inner());
+                continue;
+            }
+            let Some(mut input) = self.input.take() else {
+                return Ok(0);
+            };
+            let head = input.fill_buf()?;
+            if head.is_empty() {
+                return Ok(0);
+            }
+            if let Some(w) = zstd_window(head)
+                && w > MAX_WINDOW
+            {
+                return Err(bad(&format!("a {w}-byte window is larger than allowed")));
+            }
+            self.frame = Some(ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| bad(&e))?);
+        }
+    }
+}
+
+/// The window a zstd frame header asks for (RFC 8878 3.1.1.1.2), None when `h` is too short.
+pub fn zstd_window(h: &[u8]) -> Option<u64> {
+    let fhd = *h.get(4)?;
+    if fhd & 0x20 == 0 {
+        let wd = *h.get(5)?;
+        let base = 1u64 << (10 + u32::from(wd >> 3));
+        return Some(base + (base / 8) * u64::from(wd & 7));
+    }
+    // Single segment: the window is the content size.
+    let at = 5 + [0, 1, 2, 4][usize::from(fhd & 3)];
+    let b = |n: usize| h.get(at..at + n);
+    Some(match fhd >> 6 {
+        0 => u64::from(*h.get(at)?),
+        1 => u64::from(u16::from_le_bytes(b(2)?.try_into().ok()?)) + 256,
+        2 => u64::from(u32::from_le_bytes(b(4)?.try_into().ok()?)),
+        _ => u64::from_le_bytes(b(8)?.try_into().ok()?),
+    })
+}
+
+/// The decompressed view of `input`, named `name`.
+pub struct Stream {
+    name: String,
+    input: Rc<dyn Source>,
+    codec: Compression,
+    /// The decompressed length when known (from the container, or measured); u64::MAX while
+    /// unknown, for a stream that is only walked (a tar inside gzip).
+    len: std::cell::Cell<u64>,
+    state: RefCell<Option<State>>,
+}
+
+struct State {
+    decoder: Box<dyn Read>,
+    /// Bytes decoded so far.
+    pos: u64,
+    /// The stream's first bytes.
+    head: Vec<u8>,
+    /// The last bytes decoded: `back[i]` is stream byte `pos - back.len() + i`.
+    back: Vec<u8>,
+    /// The decoder reached the end of the data.
+    ended: bool,
+}
+
+impl Stream {
+    pub fn new(
+        name: impl Into<String>,
+        input: Rc<dyn Source>,
+        codec: Compression,
+        len: Option<u64>,
+    ) -> Self {
+        Stream {
+            name: name.into(),
+            input,
+            codec,
+            len: std::cell::Cell::new(len.unwrap_or(u64::MAX)),
+            state: RefCell::new(None),
+        }
+    }
+
+    pub fn codec(&self) -> Compression {
+        self.codec
+    }
+
+    /// The compressed bytes this stream decodes.
+    pub fn input_len(&self) -> u64 {
+        self.input.len()
+    }
+
+    /// The length once known.
+    pub fn known_len(&self) -> Option<u64> {
+        Some(self.len.get()).filter(|&l| l != u64::MAX)
+    }
+
+    /// Decode the whole stream from its start, handing each piece to `each(offset, bytes)`;
+    /// the codec's own checksums are checked on the way, and the length is learnt. Returns it.
+    pub fn drain(&self, each: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<u64> {
+        let mut slot = self.state.borrow_mut();
+        // Go on from what was decoded so far only when all of it is still held.
+        if slot.as_ref().is_some_and(|s| s.pos > s.head.len() as u64) {
+            *slot = None;
+        }
+        let s = self.fresh_if_behind(&mut slot, 0)?;
+        if s.pos > 0 {
+            each(0, &s.head[..s.pos as usize])?;
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        while !s.ended {
+            let at = s.pos;
+            let n = self.decode(s, &mut buf)?;
+            if n > 0 {
+                each(at, &buf[..n])?;
+            }
+        }
+        if self.known_len().is_some_and(|l| l != s.pos) {
+            return Err(self.ends_early(s.pos));
+        }
+        self.len.set(s.pos);
+        Ok(s.pos)
+    }
+
+    /// Decode to the end to learn the length (checking the codec's checksums on the way).
+    /// `progress(bytes decoded)` cancels by returning false.
+    pub fn measure(&self, progress: &mut dyn FnMut(u64) -> bool) -> Result<u64> {
+        self.drain(&mut |at, bytes| {
+            if progress(at + bytes.len() as u64) {
+                Ok(())
+            } else {
+                Err(Error::Cancelled)
+            }
+        })
+    }
+
+    /// The state, started afresh when `offset` lies before what is still held.
+    fn fresh_if_behind<'a>(
+        &self,
+        slot: &'a mut Option<State>,
+        offset: u64,
+    ) -> Result<&'a mut State> {
+        let behind = slot
+            .as_ref()
+            .is_some_and(|s| offset < s.pos - s.back.len() as u64 && offset >= s.head.len() as u64);
+        if slot.is_none() || behind {
+            *slot = Some(State {
+                decoder: decoder(self.codec, self.input.clone())?,
+                pos: 0,
+                head: vec![],
+                back: vec![],
+                ended: false,
+            });
+        }
+        Ok(slot.as_mut().expect("a state"))
+    }
+
+    /// Decode into `out` (up to its length) from the current position; returns the bytes
+    /// decoded, 0 at the end of the data.
+    fn decode(&self, s: &mut State, out: &mut [u8]) -> Result<usize> {
+        let mut filled = 0;
+        while filled < out.len() && !s.ended {
+            let n = s.decoder.read(&mut out[filled..]).map_err(|e| {
+                Error::Corrupt(format!(
+                    "{}: {} data does not decompress at byte {}: {e}",
+                    self.name,
+                    self.codec.name(),
+                    s.pos + filled as u64
+                ))
+            })?;
+            if n == 0 {
+                s.ended = true;
+                // A stream walked without a known length learns it here.
+                if self.len.get() == u64::MAX {
+                    self.len.set(s.pos + filled as u64);
+                }
+            }
+            filled += n;
+        }
+        let out = &out[..filled];
+        if s.head.len() < HEAD_KEEP && (s.head.len() as u64) == s.pos {
+            let n = (HEAD_KEEP - s.head.len()).min(out.len());
+            s.head.extend_from_slice(&out[..n]);
+        }
+        keep_last(&mut s.back, out);
+        s.pos += filled as u64;
+        Ok(filled)
+    }
+
+    /// Fill `buf` from `offset`, short only where the data ends; returns the bytes filled.
+    pub fn read_some(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let end = offset.saturating_add(buf.len() as u64);
+        let mut slot = self.state.borrow_mut();
+        if let Some(s) = slot.as_ref()
+            && end <= s.head.len() as u64
+        {
+            buf.copy_from_slice(&s.head[offset as usize..end as usize]);
+            return Ok(buf.len());
+        }
+        let s = self.fresh_if_behind(&mut slot, offset)?;
+        let mut at = 0usize;
+        // The part still held behind the position.
+        let held = s.pos - s.back.len() as u64;
+        if offset < s.pos && offset >= held {
+            let from = (offset - held) as usize;
+            let n = (s.back.len() - from).min(buf.len());
+            buf[..n].copy_from_slice(&s.back[from..from + n]);
+            at = n;
+        } else if offset < s.pos {
+            // Inside the head but running past it: decode again from the start.
+            *slot = None;
+            drop(slot);
+            return self.read_some(offset, buf);
+        }
+        let mut skip = vec![];
+        while s.pos < offset {
+            let n = (offset - s.pos).min(1 << 20) as usize;
+            skip.resize(n, 0);
+            if self.decode(s, &mut skip)? < n {
+                return Ok(0);
+            }
+        }
+        Ok(at + self.decode(s, &mut buf[at..])?)
+    }
+
+    fn ends_early(&self, at: u64) -> Error {
+        Error::Truncated(format!(
+            "{}: the {} data ends after {at} bytes, before the end its container states",
+            self.name,
+            self.codec.name()
+        ))
+    }
+}
+
+/// Keep the last [`BACK_KEEP`] bytes of `back` followed by `new`.
+fn keep_last(back: &mut Vec<u8>, new: &[u8]) {
+    if new.len() >= BACK_KEEP {
+        back.clear();
+        back.extend_from_slice(&new[new.len() - BACK_KEEP..]);
+        return;
+    }
+    let excess = (back.len() + new.len()).saturating_sub(BACK_KEEP);
+    back.drain(..excess);
+    back.extend_from_slice(new);
+}
+
+#[async_trait(?Send)]
+impl Source for Stream {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> u64 {
+        self.len.get()
+    }
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_blocking(offset, buf)
+    }
+    fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        offset
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= self.len.get())
+            .ok_or_else(|| Error::Io(format!("short read from {}", self.name)))?;
+        let n = self.read_some(offset, buf)?;
+        if n < buf.len() {
+            return Err(self.ends_early(offset + n as u64));
+        }
+        Ok(())
+    }
+    fn sequential(&self) -> bool {
+        true
+    }
+}
+
+/// The decompressed size an xz file states in its indexes (every stream's, padding allowed),
+/// read from the end without decoding; None when the index cannot be read.
+pub fn xz_size(src: &dyn Source) -> Option<u64> {
+    let mut end = src.len();
+    let mut total = 0u64;
+    for _ in 0..1024 {
+        // Stream padding: zero bytes in multiples of four.
+        let mut word = [0u8; 4];
+        while end >= 4 {
+            src.read_blocking(end - 4, &mut word).ok()?;
+            if word != [0; 4] {
+                break;
+            }
+            end -= 4;
+        }
+        let mut footer = [0u8; 12];
+        src.read_blocking(end.checked_sub(12)?, &mut footer).ok()?;
+        if &footer[10..12] != b"YZ" {
+            return None;
+        }
+        let backward = (u64::from(u32::from_le_bytes(footer[4..8].try_into().ok()?)) + 1) * 4;
+        let index_at = end.checked_sub(12 + backward)?;
+        if backward > 64 << 20 {
+            return None;
+        }
+        let mut index = vec![0u8; backward as usize];
+        src.read_blocking(index_at, &mut index).ok()?;
+        let (records, stored) = xz_index(&index)?;
+        total = total.checked_add(records)?;
+        end = index_at.checked_sub(stored.checked_add(12)?)?;
+        if end == 0 {
+            return Some(total);
+        }
+    }
+    None
+}
+
+/// An xz index: the sum of its records' uncompressed sizes, and the bytes its blocks take
+/// (unpadded sizes rounded up to four).
+fn xz_index(index: &[u8]) -> Option<(u64, u64)> {
+    let mut at = 1usize;
+    if index.first() != Some(&0) {
+        return None;
+    }
+    let mut varint = || -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..9 {
+            let b = *index.get(at)?;
+            at += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    let count = varint()?;
+    let (mut out, mut stored) = (0u64, 0u64);
+    for _ in 0..count.min(1 << 24) {
+        let unpadded = varint()?;
+        let uncompressed = varint()?;
+        stored = stored.checked_add(unpadded.checked_next_multiple_of(4)?)?;
+        out = out.checked_add(uncompressed)?;
+    }
+    Some((out, stored))
+}
+
+/// The decompressed size a zstd file states: the content sizes of its frames when every frame
+/// has one (skippable frames skipped); None otherwise. Reads frame and block headers only.
+pub fn zstd_size(src: &dyn Source) -> Option<u64> {
+    let len = src.len();
+    let (mut at, mut total) = (0u64, 0u64);
+    let mut frames = 0;
+    while at < len {
+        frames += 1;
+        if frames > 1 << 16 {
+            return None;
+        }
+        let mut h = [0u8; 18];
+        let n = (len - at).min(18) as usize;
+        src.read_blocking(at, &mut h[..n]).ok()?;
+        let magic = u32::from_le_bytes(h[..4].try_into().ok()?);
+        if magic & 0xffff_fff0 == 0x184d_2a50 {
+            let size = u32::from_le_bytes(h.get(4..8)?.try_into().ok()?);
+            at = at.checked_add(8 + u64::from(size))?;
+            continue;
+        }
+        if magic != 0xfd2f_b528 {
+            return None;
+        }
+        let fhd = h[4];
+        let single = fhd & 0x20 != 0;
+        let dict = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+        let fcs = match fhd >> 6 {
+            0 if single => 1,
+            0 => return None,
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let fcs_at = 5 + usize::from(!single) + dict;
+        let field = h.get(fcs_at..fcs_at + fcs)?;
+        let mut size = [0u8; 8];
+        size[..fcs].copy_from_slice(field);
+        let mut content = u64::from_le_bytes(size);
+        if fcs == 2 {
+            content += 256;
+        }
+        total = total.checked_add(content)?;
+        // Skip the blocks: each starts with a 3-byte header (last flag, type, size).
+        let mut pos = at + (fcs_at + fcs) as u64;
+        loop {
+            let mut b = [0u8; 3];
+            src.read_blocking(pos, &mut b).ok()?;
+            let bh = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+            let size = u64::from(bh >> 3);
+            let stored = if (bh >> 1) & 3 == 1 { 1 } else { size };
+            pos = pos.checked_add(3 + stored)?;
+            if bh & 1 == 1 {
+                break;
+            }
+        }
+        if fhd & 4 != 0 {
+            pos += 4;
+        }
+        at = pos;
+    }
+    (at == len).then_some(total)
+}
+
+/// The size a gzip file states, when it can only be one value: the trailer holds it modulo
+/// 2^32, and deflate expands at most 1032-fold, so a small single-member file is exact.
+pub fn gzip_size(src: &dyn Source) -> Option<u64> {
+    let len = src.len();
+    if len < 18 || len.saturating_mul(1032) >= 1 << 32 {
+        return None;
+    }
+    let mut isize = [0u8; 4];
+    src.read_blocking(len - 4, &mut isize).ok()?;
+    Some(u64::from(u32::from_le_bytes(isize)))
+}
+
+/// The decompressed size that `codec`'s container states without decoding, if any.
+pub fn stated_size(codec: Compression, src: &dyn Source) -> Option<u64> {
+    match codec {
+        Compression::Gzip => gzip_size(src),
+        Compression::Xz => xz_size(src),
+        Compression::Zstd => zstd_size(src),
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::source::MemSource;
+    use std::io::Write;
+
+    fn data(len: usize) -> Vec<u8> {
+        let mut x = 7u64;
+        (0..len)
+            .map(|i| {
+                if (i / 65536) % 3 == 2 {
+                    return 0;
+                }
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 7) as u8
+            })
+            .collect()
+    }
+
+    fn gzip(d: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(vec![], flate2::Compression::fast());
+        e.write_all(d).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn stream(codec: Compression, packed: Vec<u8>, len: Option<u64>) -> Stream {
+        Stream::new("d", Rc::new(MemSource::new("d.gz", packed)), codec, len)
+    }
+
+    #[test]
+    fn reads_forward_back_and_from_the_head() {
+        let d = data(5 << 20);
+        let s = stream(Compression::Gzip, gzip(&d), Some(d.len() as u64));
+        let mut buf = vec![0u8; 4096];
+        for at in [
+            0usize,
+            100,
+            3 << 20,
+            (3 << 20) - 500_000,
+            10,
+            (5 << 20) - 4096,
+            2 << 20,
+        ] {
+            s.read_blocking(at as u64, &mut buf).unwrap();
+            assert!(buf == d[at..at + 4096], "at {at}");
+        }
+        assert!(s.read_blocking((5 << 20) - 10, &mut buf).is_err());
+    }
+
+    #[test]
+    fn concatenated_members_padding_and_damage() {
+        let (a, b) = (data(300_000), data(70_000));
+        let mut packed = gzip(&a);
+        packed.extend(gzip(&b));
+        packed.extend([0u8; 1000]);
+        let s = stream(Compression::Gzip, packed.clone(), None);
+        assert_eq!(s.measure(&mut |_| true).unwrap(), 370_000);
+        let mut all = vec![0u8; 370_000];
+        s.read_blocking(0, &mut all).unwrap();
+        assert!(all[..300_000] == a[..] && all[300_000..] == b[..]);
+        packed.push(1);
+        let s = stream(Compression::Gzip, packed, None);
+        assert!(matches!(s.measure(&mut |_| true), Err(Error::Corrupt(_))));
+        let s = stream(Compression::Gzip, gzip(&a)[..5000].to_vec(), None);
+        assert!(s.measure(&mut |_| true).is_err());
+    }
+
+    #[test]
+    fn stated_sizes() {
+        let d = data(200_000);
+        let src = MemSource::new("x", gzip(&d));
+        assert_eq!(gzip_size(&src), Some(200_000));
+        // One-shot compression states the content size, as the zstd command does for a file.
+        let z = zstd::bulk::compress(&d, 3).unwrap();
+        assert_eq!(
+            zstd_size(&MemSource::new("x", zstd::encode_all(&d[..], 3).unwrap())),
+            None
+        );
+        assert_eq!(zstd_size(&MemSource::new("x", z.clone())), Some(200_000));
+        let mut two = z.clone();
+        two.extend(&z);
+        assert_eq!(zstd_size(&MemSource::new("x", two)), Some(400_000));
+        assert_eq!(zstd_window(&z).map(|w| w <= MAX_WINDOW), Some(true));
+    }
+}

@@ -1,0 +1,144 @@
+//! Verification of a package against itself: every manifest digest over the member it names,
+//! and every compressed stream decoded to its end (gzip's CRC-32, xz's and zstd's checks).
+//! It reads the package once, front to back, in bounded memory.
+
+use super::Package;
+use super::compressed::Stream;
+use super::manifest::{Algorithm, hex};
+use crate::error::{Error, Result};
+use crate::extent::FileId;
+use crate::report::{Finding, Severity};
+use crate::source::ImageSet;
+use std::rc::Rc;
+
+/// One manifest entry to check.
+#[derive(Clone, Debug)]
+pub struct DigestCheck {
+    /// The name the manifest writes.
+    pub name: String,
+    pub file: FileId,
+    pub algorithm: Algorithm,
+    pub expected: Vec<u8>,
+}
+
+/// What verifying a package reads.
+#[derive(Default)]
+pub struct Checks {
+    pub digests: Vec<DigestCheck>,
+    /// Compressed streams whose own checksums are checked by decoding them to the end.
+    pub streams: Vec<Rc<Stream>>,
+}
+
+/// `progress(done, total)` in bytes read; returning false cancels.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64) -> bool;
+
+/// Bytes hashed per read.
+const CHUNK: usize = 4 << 20;
+
+/// Check everything `pkg` can be checked against (only the digests of `only`, when given: the
+/// members a conversion reads). Returns the findings: a critical `digest-mismatch` per damaged
+/// member, a critical `corrupt` or `truncated` per damaged stream, an info line per success.
+pub async fn verify(
+    set: &ImageSet,
+    pkg: &Package,
+    only: Option<&[FileId]>,
+    progress: Progress<'_>,
+) -> Result<Vec<Finding>> {
+    let digests: Vec<&DigestCheck> = pkg
+        .checks
+        .digests
+        .iter()
+        .filter(|d| only.is_none_or(|o| o.contains(&d.file)))
+        .collect();
+    let streams: &[Rc<Stream>] = if only.is_some() {
+        &[]
+    } else {
+        &pkg.checks.streams
+    };
+    let total: u64 = digests.iter().map(|d| set.file(d.file).len()).sum::<u64>()
+        + streams.iter().map(|s| s.input_len()).sum::<u64>();
+    let mut done = 0u64;
+    let mut findings = vec![];
+    let mut matched = 0;
+    for d in &digests {
+        let actual = digest(set, d, &mut |n| progress(done + n, total)).await?;
+        done += set.file(d.file).len();
+        if actual == d.expected {
+            matched += 1;
+        } else {
+            findings.push(Finding::new(
+                "digest-mismatch",
+                Severity::Critical,
+                format!(
+                    "{}: the manifest's {} is {} but the file's is {}: it was damaged or changed after the manifest was made",
+                    d.name,
+                    d.algorithm.name(),
+                    hex(&d.expected),
+                    hex(&actual)
+                ),
+            ));
+        }
+    }
+    if matched > 0 {
+        findings.push(Finding::new(
+            "manifest",
+            Severity::Info,
+            format!(
+                "{matched} of {} manifest digests checked and matching",
+                digests.len()
+            ),
+        ));
+    }
+    for s in streams {
+        let base = done;
+        let input = s.input_len();
+        match s.measure(&mut |n| progress(base + n.min(input), total)) {
+            Ok(len) => findings.push(Finding::new(
+                "manifest",
+                Severity::Info,
+                format!(
+                    "the {} stream decodes whole ({len} bytes) and its checksums match",
+                    s.codec().name()
+                ),
+            )),
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(Error::Io(e)) => return Err(Error::Io(e)),
+            Err(e) => findings.push(Finding::new(
+                if matches!(e, Error::Truncated(_)) {
+                    "truncated"
+                } else {
+                    "corrupt"
+                },
+                Severity::Critical,
+                e.to_string(),
+            )),
+        }
+        done += input;
+    }
+    if !progress(total, total) {
+        return Err(Error::Cancelled);
+    }
+    Ok(findings)
+}
+
+/// The digest of a whole file of the set.
+async fn digest(
+    set: &ImageSet,
+    d: &DigestCheck,
+    progress: &mut dyn FnMut(u64) -> bool,
+) -> Result<Vec<u8>> {
+    let src = set.file(d.file);
+    let mut hasher = d.algorithm.hasher();
+    let mut buf = vec![0u8; CHUNK];
+    let mut at = 0u64;
+    while at < src.len() {
+        let n = (src.len() - at).min(CHUNK as u64) as usize;
+        src.read_at(at, &mut buf[..n]).await?;
+        hasher.update(&buf[..n]);
+        at += n as u64;
+        if !progress(at) {
+            return Err(Error::Cancelled);
+        }
+    }
+    Ok(hasher.finish())
+}
