@@ -87,6 +87,9 @@ async fn open_probed(
     })
 }
 
+/// What opening a file gives: the image, or None for a format vmdisk names but does not read.
+type MaybeImage = Option<Box<dyn Image>>;
+
 /// A package's disk, opened.
 pub struct OpenedDisk {
     pub probe: Option<Probe>,
@@ -235,7 +238,7 @@ pub async fn open_with(mut set: ImageSet, opts: &package::Options) -> Result<Ope
             packages[i] = Some(pkg);
         }
     }
-    let mut images: Vec<Option<Result<Option<Box<dyn Image>>>>> = (0..n).map(|_| None).collect();
+    let mut images: Vec<Option<Result<MaybeImage>>> = (0..n).map(|_| None).collect();
     for i in 0..n {
         if packages[i].is_some() {
             continue;
@@ -288,23 +291,18 @@ async fn open_disk(set: &ImageSet, disk: &mut package::Disk) -> OpenedDisk {
         );
     };
     let src = set.file(file).clone();
-    let mut probe = match probe::probe(&*src).await {
+    if let Some(stream) = &disk.stream
+        && stream.known_len().is_none()
+        && let Err(e) = stream.measure(&mut |_| true)
+    {
+        // A file's length is part of what detection checks: decode the stream once to know it.
+        return failed(e);
+    }
+    let probe = match probe::probe(&*src).await {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let mut format = probe.primary().format;
-    if let Some(stream) = &disk.stream
-        && stream.known_len().is_none()
-        && format.is_raw_content()
-    {
-        // Raw content is as large as the stream: decode it once to know, then look again.
-        let measured = stream.measure(&mut |_| true);
-        match measured.and(probe::probe(&*src).await) {
-            Ok(p) => probe = p,
-            Err(e) => return failed(e),
-        }
-        format = probe.primary().format;
-    }
+    let format = probe.primary().format;
     if package::is_package(format) {
         return failed(Error::Unsupported(format!(
             "{} is itself a package ({format}): extract it first",

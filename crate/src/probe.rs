@@ -436,7 +436,7 @@ fn decide(cx: &Ctx<'_>, scan: Scan, content: disk::Content) -> Result<Probe> {
             format!(
                 "the file size ({} bytes) is not a multiple of 512: clouds refuse such raw disks; pad it to {} bytes",
                 cx.len,
-                cx.len.div_ceil(512) * 512
+                cx.len.div_ceil(512).saturating_mul(512)
             ),
         );
     }

@@ -402,7 +402,34 @@ impl Stream {
                 return Ok(0);
             }
         }
-        Ok(at + self.decode(s, &mut buf[at..])?)
+        let n = at + self.decode(s, &mut buf[at..])?;
+        if s.pos == self.len.get() && !s.ended {
+            self.finish(s)?;
+        }
+        Ok(n)
+    }
+
+    /// At the stated end, read on to the codec's own end: its trailer carries the checksum
+    /// (gzip's CRC-32 and size, xz's check), which a reader stopping at the last byte skips.
+    fn finish(&self, s: &mut State) -> Result<()> {
+        let mut more = [0u8; 1];
+        let n = s.decoder.read(&mut more).map_err(|e| {
+            Error::Corrupt(format!(
+                "{}: {} data does not decompress at its end: {e}",
+                self.name,
+                self.codec.name()
+            ))
+        })?;
+        if n > 0 {
+            return Err(Error::Corrupt(format!(
+                "{}: the {} data holds more than the {} bytes its container states",
+                self.name,
+                self.codec.name(),
+                s.pos
+            )));
+        }
+        s.ended = true;
+        Ok(())
     }
 
     fn ends_early(&self, at: u64) -> Error {

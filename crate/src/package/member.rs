@@ -37,7 +37,7 @@ impl Window {
         self
     }
 
-    fn from_head(&self, offset: u64, buf: &mut [u8]) -> bool {
+    fn read_head(&self, offset: u64, buf: &mut [u8]) -> bool {
         let Some(head) = &self.head else {
             return false;
         };
@@ -59,7 +59,7 @@ impl Source for Window {
         self.len
     }
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if self.from_head(offset, buf) {
+        if self.read_head(offset, buf) {
             return Ok(());
         }
         self.inner.read_at(self.start + offset, buf).await
@@ -72,7 +72,7 @@ impl Source for Window {
         self.inner.read_into(reads, buf).await
     }
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if self.from_head(offset, buf) {
+        if self.read_head(offset, buf) {
             return Ok(());
         }
         self.inner.read_blocking(self.start + offset, buf)

@@ -424,12 +424,11 @@ async fn lay_out(
     Ok(disk)
 }
 
+/// A disk's source and the members it is made of.
+type Joined = (Rc<dyn Source>, Vec<FileId>);
+
 /// The members `href.000000000`, `href.000000001`, ... concatenated (DSP0243 chunking).
-fn chunks(
-    set: &ImageSet,
-    files: &Files,
-    href: &str,
-) -> Result<Option<(Rc<dyn Source>, Vec<FileId>)>> {
+fn chunks(set: &ImageSet, files: &Files, href: &str) -> Result<Option<Joined>> {
     let mut parts = vec![];
     let mut ids = vec![];
     for i in 0..MAX_CHUNKS {

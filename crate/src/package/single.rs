@@ -11,7 +11,7 @@ use super::compressed::{Compression, Stream, stated_size};
 use super::{Disk, Package, Role};
 use crate::error::{Error, Result};
 use crate::extent::FileId;
-use crate::probe::{self, Format};
+use crate::probe::Format;
 use crate::sink::Scratch;
 use crate::source::{ImageSet, Source};
 use std::rc::Rc;
@@ -30,9 +30,9 @@ pub async fn open(set: &mut ImageSet, id: FileId) -> Result<Package> {
         codec,
         stated_size(codec, &*src),
     ));
-    let inner = probe::probe(&*stream).await?.primary().format;
-    if stream.known_len().is_none() && inner.is_raw_content() {
-        // The disk's size is the stream's length: only decoding tells it.
+    if stream.known_len().is_none() {
+        // The container does not state the length, and a file's length is part of what
+        // detection checks (a raw disk's size is its length): decode once to know it.
         stream.measure(&mut |_| true)?;
     }
     let mut pkg = Package::new(Format::Compressed);
