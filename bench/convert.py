@@ -69,7 +69,59 @@ def make_disk(path):
 def clean():
     for f in os.listdir(DATA):
         if f.startswith("out."):
-            os.remove(os.path.join(DATA, f))
+            p = os.path.join(DATA, f)
+            subprocess.run(["rm", "-rf", p], check=True)
+
+
+def make_packages(raw, vmdk):
+    """The packages users download, made once: an OVA of the streamOptimized disk (with its
+    manifest), and a UEC tarball whose machine image is the test disk with an ext4 superblock
+    written over its first 4 KiB (so it is an AMI), beside a kernel and a ramdisk."""
+    ova, uec, ami = (os.path.join(DATA, n) for n in ("disk.ova", "uec.tar.gz", "ami.img"))
+    if not os.path.exists(ova):
+        with open(os.path.join(DATA, "disk.ovf"), "w") as f:
+            f.write(OVF.format(size=os.path.getsize(vmdk)))
+        digests = subprocess.run(["sha256sum", "disk.ovf", "disk.vmdk"], cwd=DATA, check=True,
+                                 capture_output=True, text=True).stdout.split("\n")
+        with open(os.path.join(DATA, "disk.mf"), "w") as f:
+            for line in filter(None, digests):
+                h, n = line.split()
+                f.write(f"SHA256({n})= {h}\n")
+        subprocess.run(["tar", "--format=ustar", "-cf", ova + ".tmp", "disk.ovf", "disk.vmdk", "disk.mf"],
+                       cwd=DATA, check=True)
+        os.rename(ova + ".tmp", ova)
+    if not os.path.exists(uec):
+        print("building the UEC tarball (once) ...", file=sys.stderr)
+        fs = os.path.join(DATA, "fs.tmp")
+        subprocess.run(["truncate", "-s", "64M", fs], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "cloudimg-rootfs", fs], check=True)
+        subprocess.run(["cp", "--sparse=never", raw, ami], check=True)
+        with open(fs, "rb") as f, open(ami, "r+b") as out_:
+            out_.write(f.read(4096))
+        os.remove(fs)
+        with open(os.path.join(DATA, "vmlinuz"), "wb") as f:
+            k = bytearray(1 << 20)
+            k[0x1fe:0x200], k[0x202:0x206], k[0x206:0x208], k[0x1f1] = b"\x55\xaa", b"HdrS", b"\x0f\x02", 4
+            f.write(k)
+        with open(os.path.join(DATA, "initrd"), "wb") as f:
+            f.write(b"070701" + b"0" * 104 + b"TRAILER!!!\0")
+        subprocess.run(["tar", "-czf", uec + ".tmp", "ami.img", "vmlinuz", "initrd"], cwd=DATA, check=True)
+        os.rename(uec + ".tmp", uec)
+    return ova, uec, ami
+
+
+OVF = """<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
+  <References><File ovf:href="disk.vmdk" ovf:id="file1" ovf:size="{size}"/></References>
+  <DiskSection><Info>disks</Info><Disk ovf:capacity="4" ovf:capacityAllocationUnits="byte * 2^30" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/></DiskSection>
+  <VirtualSystem ovf:id="bench"><Info>the benchmark disk</Info><Name>bench</Name>
+    <VirtualHardwareSection><Info>hw</Info>
+      <Item><rasd:Address>0</rasd:Address><rasd:ElementName>SCSI</rasd:ElementName><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceSubType>lsilogic</rasd:ResourceSubType><rasd:ResourceType>6</rasd:ResourceType></Item>
+      <Item><rasd:AddressOnParent>0</rasd:AddressOnParent><rasd:ElementName>disk</rasd:ElementName><rasd:HostResource>ovf:/disk/vmdisk1</rasd:HostResource><rasd:InstanceID>4</rasd:InstanceID><rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+"""
 
 
 def settle(src):
@@ -125,6 +177,7 @@ def main():
             subprocess.run(["qemu-img", "convert", *args_, raw, made[name] + ".tmp"], check=True)
             os.rename(made[name] + ".tmp", made[name])
     qcow2 = made["disk.qcow2"]
+    ova, uec, ami = make_packages(raw, made["disk.vmdk"])
 
     out = os.path.join(DATA, "out")
     # name, input, qemu-img args, vmdisk args (output appended)
@@ -137,22 +190,35 @@ def main():
         ("streamOptimized vmdk -> qcow2", made["disk.vmdk"], ["-O", "qcow2"], ["-O", "qcow2"]),
         ("vhdx -> qcow2", made["disk.vhdx"], ["-O", "qcow2"], ["-O", "qcow2"]),
     ]
+    # Packages: what users run today (unpack, then qemu-img convert) against vmdisk on the package.
+    unpack = os.path.join(DATA, "out.unpacked")
+    packages = [
+        ("OVA (streamOptimized vmdk) -> qcow2", ova, made["disk.vmdk"],
+         f"mkdir -p {unpack} && tar -xf {ova} -C {unpack} && qemu-img convert -O qcow2 {unpack}/disk.vmdk {out}.q"),
+        ("UEC tarball AMI -> qcow2", uec, ami,
+         f"mkdir -p {unpack} && tar -xzf {uec} -C {unpack} && qemu-img convert -O qcow2 {unpack}/ami.img {out}.q"),
+    ]
+    for name, src, truth, script in packages:
+        cases.append((name, src, ["sh", "-c", script], ["-O", "qcow2"], truth))
     rows = []
-    for name, src, qargs, vargs in cases:
+    for case in cases:
+        name, src, qargs, vargs = case[:4]
+        truth = case[4] if len(case) > 4 else src
         if args.only and args.only not in name:
             continue
         q, v = [], []
         sizes = {}
+        qcmd = qargs if qargs[0] == "sh" else ["qemu-img", "convert", *qargs, src, out + ".q"]
         for _ in range(args.runs):
             # Alternate who goes first, in case settle() cannot drop the page cache.
-            order = [(q, out + ".q", ["qemu-img", "convert", *qargs, src, out + ".q"]),
+            order = [(q, out + ".q", qcmd),
                      (v, out + ".v", [VMDISK, "convert", *vargs, "--output", out + ".v", src])]
             for results, dest, cmd in (order if len(q) % 2 == 0 else order[::-1]):
                 settle(src)
                 results.append(timed(cmd))
                 sizes[dest] = os.stat(dest).st_blocks * 512
                 if dest.endswith(".v") and len(v) == 1:
-                    check = subprocess.run(["qemu-img", "compare", "-q", src, dest])
+                    check = subprocess.run(["qemu-img", "compare", "-q", truth, dest])
                     if check.returncode != 0:
                         sys.exit(f"{name}: vmdisk output differs from the source")
         qs, vs = statistics.median(t for t, _ in q), statistics.median(t for t, _ in v)

@@ -39,12 +39,15 @@ fn info_of(dir: &Path, name: &str, data: &[u8]) -> Value {
     info_json(&[name], dir)
 }
 
+/// The finding codes besides `not-a-disk`, which every kernel and ramdisk carries (checked by
+/// itself in `boot_files_are_not_disks`).
 fn codes(info: &Value) -> Vec<String> {
     info["safety"]["findings"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["code"].as_str().unwrap().to_string())
+        .filter(|c| c != "not-a-disk")
         .collect()
 }
 
@@ -907,4 +910,27 @@ fn mutations_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn boot_files_are_not_disks() {
+    let d = tmp();
+    let dir = d.path();
+    let mut initrd = newc("070701", "init", 0o100755, b"#!/bin/sh\n");
+    initrd.extend(newc("070701", "TRAILER!!!", 0, b""));
+    std::fs::write(dir.join("initrd"), initrd).unwrap();
+    let info = info_json(&["initrd"], dir);
+    assert_eq!(info["format"], "ari");
+    assert_eq!(info["convertible"], false);
+    let f = &info["safety"]["findings"][0];
+    assert_eq!(f["code"], "not-a-disk", "{info}");
+    assert!(
+        f["message"].as_str().unwrap().contains("disk_format=ari"),
+        "{f}"
+    );
+    let err = vmdisk_fails(
+        &["convert", "-O", "raw", "--output", "x.raw", "initrd"],
+        dir,
+    );
+    assert!(err.contains("ramdisk (ARI), not a disk"), "{err}");
 }

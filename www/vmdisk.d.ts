@@ -4,7 +4,7 @@
 /** Every format vmdisk names. */
 export type Format =
   | 'raw' | 'qcow2' | 'qcow' | 'qed' | 'vmdk' | 'vdi' | 'vhd' | 'vhdx' | 'parallels' | 'luks'
-  | 'iso' | 'ova' | 'ami' | 'aki' | 'ari' | 'uec';
+  | 'iso' | 'ova' | 'ovf' | 'ami' | 'aki' | 'ari' | 'uec' | 'gce' | 'compressed';
 
 export type Severity = 'info' | 'warning' | 'critical';
 
@@ -34,7 +34,34 @@ export interface Report {
   files: FileInfo[];
   /** Format details (qcow2: version, cluster size, snapshots, ...); an object, maybe empty. */
   'format-specific': Record<string, unknown>;
+  /** A package's disks in package order (OVA/OVF, UEC members, GCE, compressed): absent otherwise. */
+  disks?: DiskReport[];
+  /** Every finding, a package's disks' included (their messages start "disk N (name): "). */
   safety: { safe: boolean; findings: Finding[] };
+}
+
+/** One disk of a package (for a UEC tarball, one member). */
+export interface DiskReport {
+  /** The member name or OVF href. */
+  name: string;
+  /** What its bytes are; null when it cannot be read (see `error`). */
+  format: Format | null;
+  'virtual-size': number | null;
+  /** "disk", or a UEC member's "ami", "aki", "ari", "other". */
+  role: 'disk' | 'ami' | 'aki' | 'ari' | 'other';
+  /** Whether convert({disk}) can read it (a kernel or ramdisk cannot: it is not a disk). */
+  convertible: boolean;
+  /** The CLI's one-line message when it cannot be read (a missing member, an unsafe href). */
+  error?: string;
+  /** Stored compressed in the package. */
+  compression?: 'gzip' | 'xz' | 'zstd';
+  /** From an OVF descriptor. */
+  capacity?: number;
+  vm?: string;
+  controller?: string;
+  'declared-format'?: string;
+  'format-specific': Record<string, unknown> | null;
+  findings: Finding[];
 }
 
 /** One row of `vmdisk map --json`, shaped like `qemu-img map --output=json`. */
@@ -80,6 +107,8 @@ export interface ConvertOptions {
   clusterSize?: number;
   /** qcow2 only: "1.1" (version 3, default) or "0.10" (version 2; no zstd). */
   compat?: '1.1' | '0.10';
+  /** A package's disk: an index into the report's `disks` (default: its first disk, or a UEC tarball's machine image). */
+  disk?: number;
   /**
    * Write here (e.g. a handle from showSaveFilePicker) instead of a new OPFS file; on failure or
    * abort the file keeps its previous contents. The result's `file` is then this file.
@@ -97,7 +126,7 @@ export interface ConvertResult {
   name: string;
   size: number;
   format: 'qcow2' | 'raw';
-  /** The main input file's name. */
+  /** The main input file's name (for a package, the converted disk's name). */
   input: string;
   virtualSize: number;
   /** The output's name in the origin-private file system; null when written to `output`. */
@@ -119,6 +148,15 @@ export function map(files: Files): Promise<MapEntry[]>;
 
 /** Convert an image set (flattening any backing chain) to qcow2 or raw, in a Web Worker. */
 export function convert(files: Files, options?: ConvertOptions): Promise<ConvertResult>;
+
+/**
+ * Read a package through and check it: every manifest digest, every compressed stream's own
+ * checksums. Resolves to the findings `vmdisk info` adds for them; [] for a plain image.
+ */
+export function verify(
+  files: Files,
+  options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal },
+): Promise<Finding[]>;
 
 /** Delete a conversion's output from the origin-private file system. */
 export function release(result: ConvertResult): Promise<void>;

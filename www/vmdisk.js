@@ -83,10 +83,11 @@ export function map(files) {
  * `release(result)` or until the page closes. With `output` (a FileSystemFileHandle, e.g. from
  * showSaveFilePicker) it is written there instead, and that file is left as it was on failure.
  */
-export function convert(files, { format = 'qcow2', compression = null, clusterSize, compat, output, onProgress, signal } = {}) {
+export function convert(files, { format = 'qcow2', compression = null, clusterSize, compat, disk, output, onProgress, signal } = {}) {
   if (signal?.aborted) return Promise.reject(abortError());
   const options = { format, compression: compression || null };
   if (output) options.output = output;
+  if (disk !== undefined && disk !== null) options.disk = disk;
   if (clusterSize !== undefined) options.clusterSize = clusterSize;
   if (compat !== undefined) options.compat = compat;
 
@@ -118,6 +119,36 @@ export function convert(files, { format = 'qcow2', compression = null, clusterSi
         throw abortError();
       }
       return result;
+    },
+    (e) => {
+      signal?.removeEventListener('abort', onAbort);
+      throw signal?.aborted ? abortError() : e;
+    },
+  );
+}
+
+/**
+ * Read a package through and check it against itself: every manifest digest, every compressed
+ * stream's own checksums. Resolves to the findings (as `vmdisk info` adds them to its report:
+ * `digest-mismatch`, `manifest`, `corrupt`, `truncated`); [] for a file that is not a package.
+ * `onProgress({ done, total })` in bytes; `signal` cancels (an AbortError).
+ */
+export function verify(files, { onProgress, signal } = {}) {
+  if (signal?.aborted) return Promise.reject(abortError());
+  const { id, promise } = request('verify', { files: fileArray(files) }, (done, total) => {
+    try {
+      onProgress?.({ done, total });
+    } catch (e) {
+      setTimeout(() => { throw e; });
+    }
+  });
+  const onAbort = () => worker?.postMessage({ id, type: 'cancel' });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return promise.then(
+    (findings) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) throw abortError();
+      return findings;
     },
     (e) => {
       signal?.removeEventListener('abort', onAbort);

@@ -4,7 +4,12 @@
 // (compress-worker.js), one wasm instance each.
 //
 // Requests (from vmdisk.js): {id, type: 'inspect'|'map', files}, {id, type: 'convert', files,
-// options} (options.output: a FileSystemFileHandle to write instead of an OPFS file), {id, type: 'cancel'}, {id, type: 'release', name}, {id, type: 'memory'}.
+// options} (options.output: a FileSystemFileHandle to write instead of an OPFS file;
+// options.disk: a package's disk), {id, type: 'verify', files}, {id, type: 'cancel'} (of a
+// convert or verify), {id, type: 'release', name}, {id, type: 'memory'}.
+//
+// A compressed disk that its driver reads at random (a qcow2 inside xz) is decompressed into a
+// scratch file "<disk>.vmdisk-scratch" in OPFS first, removed when the conversion ends.
 // Replies: {id, type: 'progress', done, total}, {id, type: 'result', value},
 // {id, type: 'error', error: {name, message, kind, detail}}.
 //
@@ -16,7 +21,7 @@
 import init, * as wasm from './pkg/vmdisk.js';
 
 const WASM_URL = new URL('./pkg/vmdisk_bg.wasm', import.meta.url);
-const OUTPUT = /\.(qcow2|raw)$/i;
+const OUTPUT = /\.(qcow2|raw|vmdisk-scratch)$/i; // outputs, and scratch copies of compressed disks
 const lockName = (name) => `vmdisk-output:${name}`;
 
 let memory = null;
@@ -192,6 +197,7 @@ async function convert(id, files, { output, ...options }) {
   let out = null;
   let access = null; // the OPFS file's sync access handle
   let writable = null; // or the writable stream of a file the user picked
+  const scratches = []; // scratch files of this conversion: { name, access }
   try {
     const module = await ready;
     await swept;
@@ -220,8 +226,16 @@ async function convert(id, files, { output, ...options }) {
       }
       return true;
     };
+    // Called by the engine for a compressed disk it must decompress before reading it.
+    const makeScratch = async (name) => {
+      root ??= await navigator.storage.getDirectory();
+      const s = await createOutput(root, `${name}.vmdisk-scratch`);
+      const scratch = { name: s.name, access: await s.handle.createSyncAccessHandle() };
+      scratches.push(scratch);
+      return scratch.access;
+    };
     const started = performance.now();
-    const info = await wasm.convert(files, options, makeOutput, onProgress, getPool(module));
+    const info = await wasm.convert(files, options, makeOutput, onProgress, getPool(module), makeScratch);
     writable = null; // closed by the engine
     access?.close();
     access = null;
@@ -250,6 +264,33 @@ async function convert(id, files, { output, ...options }) {
     await writable?.abort().catch(() => {});
     post({ id, type: 'error', error: errorOf(e, job.cancelled) });
   } finally {
+    for (const s of scratches) {
+      try { s.access.close(); } catch { /* already closed */ }
+      await removeOutput(root, s.name);
+    }
+    jobs.delete(id);
+  }
+}
+
+async function verify(id, files) {
+  const job = { cancelled: false };
+  jobs.set(id, job);
+  try {
+    await ready;
+    let last = 0;
+    const onProgress = (done, total) => {
+      if (job.cancelled) return false;
+      const now = performance.now();
+      if (now - last >= 50 || done === total) {
+        last = now;
+        post({ id, type: 'progress', done, total });
+      }
+      return true;
+    };
+    post({ id, type: 'result', value: await wasm.verify(files, onProgress) });
+  } catch (e) {
+    post({ id, type: 'error', error: errorOf(e, job.cancelled) });
+  } finally {
     jobs.delete(id);
   }
 }
@@ -257,6 +298,7 @@ async function convert(id, files, { output, ...options }) {
 self.onmessage = async ({ data }) => {
   const { id, type } = data;
   if (type === 'convert') return convert(id, data.files, data.options);
+  if (type === 'verify') return verify(id, data.files);
   if (type === 'cancel') {
     const job = jobs.get(id);
     if (job) job.cancelled = true;

@@ -42,6 +42,7 @@ async fn js_convert_into_a_writable_stream() {
         writable(&handle).await.into(),
         None,
         wasm_bindgen::JsValue::UNDEFINED,
+        None,
     )
     .await
     .unwrap();

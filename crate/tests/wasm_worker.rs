@@ -59,6 +59,7 @@ async fn js_convert_into_an_opfs_file() {
             make.into_js_value(),
             None,
             local_pool(2),
+            None,
         )
         .await
         .unwrap();

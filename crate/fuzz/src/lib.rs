@@ -26,7 +26,8 @@ pub fn exercise(files: &[(&str, &[u8])], format: vmdisk::Format) {
     }
     // The report must build for anything that opens.
     let _ = vmdisk::inspect(&opened);
-    let Some(image) = opened.image.as_deref() else {
+    // A package converts its default disk; anything else, itself.
+    let Ok(image) = opened.target(None) else {
         return;
     };
     let size = image.virtual_size();

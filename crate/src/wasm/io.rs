@@ -88,6 +88,115 @@ impl Source for BlobSource {
         self.read_parts(split_reads(reads, &mut buf)?).await?;
         Ok(buf)
     }
+
+    /// `FileReaderSync`, which only dedicated workers have: where the engine runs. Decoders of
+    /// compressed packages pull their input this way.
+    fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let io = |e: JsValue| Error::Io(format!("reading {}: {}", self.name, js_message(&e)));
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= self.len)
+            .ok_or_else(|| Error::Io(format!("short read from {}", self.name)))?;
+        let reader = web_sys::FileReaderSync::new().map_err(|_| {
+            Error::Unsupported(format!(
+                "{} is compressed: vmdisk reads compressed packages only in a worker",
+                self.name
+            ))
+        })?;
+        let slice = self
+            .blob
+            .slice_with_f64_and_f64(offset as f64, end as f64)
+            .map_err(io)?;
+        let view = Uint8Array::new(&reader.read_as_array_buffer(&slice).map_err(io)?.into());
+        if view.length() as usize != buf.len() {
+            return Err(Error::Io(format!(
+                "short read from {}: the file changed after it was picked",
+                self.name
+            )));
+        }
+        view.copy_to(buf);
+        Ok(())
+    }
+}
+
+/// A scratch file in the origin-private file system, read and written through its synchronous
+/// access handle. The worker that created the handle closes it and removes the file when the
+/// conversion ends, however it ends.
+pub struct SyncHandleSource {
+    name: String,
+    handle: FileSystemSyncAccessHandle,
+    len: u64,
+}
+
+impl SyncHandleSource {
+    pub fn new(name: impl Into<String>, handle: FileSystemSyncAccessHandle) -> Result<Self> {
+        let len = handle
+            .get_size()
+            .map_err(|e| Error::Io(format!("a scratch file: {}", js_message(&e))))?;
+        Ok(SyncHandleSource {
+            name: name.into(),
+            handle,
+            len: len as u64,
+        })
+    }
+}
+
+#[async_trait(?Send)]
+impl Source for SyncHandleSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_blocking(offset, buf)
+    }
+    fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let opts = FileSystemReadWriteOptions::new();
+        opts.set_at(offset as f64);
+        let n = self
+            .handle
+            .read_with_u8_array_and_options(buf, &opts)
+            .map_err(|e| Error::Io(format!("reading {}: {}", self.name, js_message(&e))))?;
+        if n as usize != buf.len() {
+            return Err(Error::Io(format!("short read from {}", self.name)));
+        }
+        Ok(())
+    }
+}
+
+impl crate::sink::ScratchFile for SyncHandleSink {
+    fn into_source(self: Box<Self>, name: &str) -> Result<std::rc::Rc<dyn Source>> {
+        Ok(std::rc::Rc::new(SyncHandleSource::new(name, self.handle)?))
+    }
+}
+
+/// Scratch files made by a JS function `(name) => Promise<FileSystemSyncAccessHandle>` (the
+/// worker's, which also removes them when the conversion ends).
+pub struct JsScratch {
+    make: js_sys::Function,
+}
+
+impl JsScratch {
+    pub fn new(make: js_sys::Function) -> Self {
+        JsScratch { make }
+    }
+}
+
+#[async_trait(?Send)]
+impl crate::sink::Scratch for JsScratch {
+    async fn create(&self, name: &str) -> Result<Box<dyn crate::sink::ScratchFile>> {
+        let err = |e: JsValue| Error::Io(format!("creating a scratch file: {}", js_message(&e)));
+        let mut made = self.make.call1(&JsValue::NULL, &name.into()).map_err(err)?;
+        if let Some(p) = made.dyn_ref::<js_sys::Promise>() {
+            made = JsFuture::from(p.clone()).await.map_err(err)?;
+        }
+        let handle = made.dyn_into::<FileSystemSyncAccessHandle>().map_err(|_| {
+            Error::Invalid("a scratch file must be a FileSystemSyncAccessHandle".into())
+        })?;
+        Ok(Box::new(SyncHandleSink::new(handle)))
+    }
 }
 
 /// One Blob read: file bytes `[start, end)` and the parts it fills.

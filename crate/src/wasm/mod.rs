@@ -14,6 +14,8 @@ pub use pool::{WorkerPool, compress_batch, decompress_batch};
 
 use crate::codec::{Codec, Pool, Serial};
 use crate::error::{Error, Result};
+use crate::package::Options;
+use crate::sink::Scratch;
 use crate::sink::Sink;
 use crate::source::{ImageSet, Source};
 use crate::writer::{OutputFormat, Qcow2Compat, WriteOptions};
@@ -131,10 +133,71 @@ pub fn readable(opened: &OpenedImage) -> Result<&dyn Image> {
 pub async fn inspect(files: JsValue) -> std::result::Result<JsValue, JsValue> {
     hook();
     let run = async {
-        let opened = crate::open(ImageSet::new(sources(&files)?)).await?;
+        let opened = open_files(sources(&files)?, &Options::default()).await?;
         to_js(&crate::inspect(&opened))
     };
     run.await.map_err(|e| to_js_error(&e))
+}
+
+/// Open picked files, with the clock's time for certificate validity.
+async fn open_files(files: Vec<Rc<dyn Source>>, opts: &Options) -> Result<OpenedImage> {
+    let opts = Options {
+        now: Some((js_sys::Date::now() / 1000.0) as i64),
+        ..opts.clone()
+    };
+    crate::image::open_with(ImageSet::new(files), &opts).await
+}
+
+/// `verify(files, onProgress?) -> Promise<Finding[]>`: read a package through (every manifest
+/// digest, every compressed stream's checksums) and return what that found, as `vmdisk info`
+/// adds it to its report; an empty list for a file that is not a package. `onProgress(done,
+/// total)` in bytes; returning false cancels (an `AbortError`).
+#[wasm_bindgen]
+pub async fn verify(
+    files: JsValue,
+    on_progress: Option<Function>,
+) -> std::result::Result<JsValue, JsValue> {
+    hook();
+    let mut thrown: Option<JsValue> = None;
+    let result = async {
+        let opened = open_files(sources(&files)?, &Options::default()).await?;
+        let Some(pkg) = &opened.package else {
+            return to_js(&Vec::<crate::Finding>::new());
+        };
+        let mut progress =
+            |done: u64, total: u64| call_progress(&on_progress, done, total, &mut thrown);
+        let found = crate::package::verify(&opened.set, pkg, None, &mut progress).await?;
+        to_js(&found)
+    }
+    .await;
+    match result {
+        Ok(v) => Ok(v),
+        Err(Error::Cancelled) if thrown.is_some() => Err(thrown.unwrap_or_default()),
+        Err(e) => Err(to_js_error(&e)),
+    }
+}
+
+/// Call a JS progress callback: false (or a throw, kept in `thrown`) cancels.
+fn call_progress(
+    f: &Option<Function>,
+    done: u64,
+    total: u64,
+    thrown: &mut Option<JsValue>,
+) -> bool {
+    let Some(f) = f else {
+        return true;
+    };
+    match f.call2(
+        &JsValue::NULL,
+        &(done as f64).into(),
+        &(total as f64).into(),
+    ) {
+        Ok(v) => v.as_bool() != Some(false),
+        Err(e) => {
+            *thrown = Some(e);
+            false
+        }
+    }
 }
 
 /// `map(files) -> Promise<MapEntry[]>`: the rows of `vmdisk map --json`.
@@ -229,43 +292,94 @@ pub struct Converted {
     pub virtual_size: u64,
 }
 
-/// Open `files` for a conversion: fails, before any output exists, when the image cannot be read.
-pub async fn open_for_convert(files: Vec<Rc<dyn Source>>) -> Result<OpenedImage> {
-    let opened = crate::open(ImageSet::new(files)).await?;
-    readable(&opened)?;
+/// Open `files` for a conversion of `disk` (0-based, a package's; None: its default disk or
+/// the image): fails, before any output exists, when it cannot be read. A tarball's walk stops
+/// at that disk.
+pub async fn open_for_convert(
+    files: Vec<Rc<dyn Source>>,
+    disk: Option<usize>,
+) -> Result<OpenedImage> {
+    let opts = Options {
+        list_all: false,
+        disk,
+        now: None,
+    };
+    let opened = open_files(files, &opts).await?;
+    match opened.disk_index(disk)? {
+        Some(n) if opened.disks[n].needs_scratch => {}
+        _ => {
+            opened.target(disk)?;
+        }
+    }
     Ok(opened)
 }
 
-/// What a conversion of `opened` to `opts` makes (known before it starts).
-pub fn describe(opened: &OpenedImage, opts: &WriteOptions) -> Converted {
+/// What a conversion of `opened` to `opts` makes (known before it starts): named after the
+/// disk it converts.
+pub fn describe(opened: &OpenedImage, disk: Option<usize>, opts: &WriteOptions) -> Converted {
+    let index = opened.disk_index(disk).ok().flatten();
+    let input = match (index, &opened.package) {
+        (Some(n), Some(pkg)) => crate::source::base_name(&pkg.disks[n].name).to_string(),
+        _ => opened.set.file(opened.main).name().to_string(),
+    };
+    let virtual_size = match index {
+        Some(n) => opened.disks[n]
+            .probe
+            .as_ref()
+            .and_then(|p| p.primary().virtual_size)
+            .or_else(|| opened.disks[n].image.as_ref().map(|i| i.virtual_size()))
+            .unwrap_or(0),
+        None => readable(opened).map_or(0, |i| i.virtual_size()),
+    };
     Converted {
-        input: opened.set.file(opened.main).name().to_string(),
+        input,
         format: match opts.format {
             OutputFormat::Raw => "raw",
             OutputFormat::Qcow2 => "qcow2",
         },
-        virtual_size: readable(opened).map_or(0, |i| i.virtual_size()),
+        virtual_size,
     }
 }
 
-/// Convert an opened image to `opts` into `sink` and finish the sink.
+/// Convert disk `disk` of an opened image set to `opts` into `sink` and finish the sink: the
+/// manifest digests of what it reads are checked first, and a compressed disk that its driver
+/// reads at random is decompressed into a file from `scratch`.
 pub async fn convert_opened(
-    opened: &OpenedImage,
+    opened: &mut OpenedImage,
+    disk: Option<usize>,
     opts: &WriteOptions,
     sink: &mut dyn Sink,
     pool: &dyn Pool,
+    scratch: &dyn Scratch,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<Converted> {
     opts.validate()?;
-    let image = readable(opened)?;
+    if let Some(n) = opened.disk_index(disk)? {
+        let pkg = opened.package.as_ref().expect("a package");
+        let members = pkg.disks[n].members.clone();
+        if pkg.checks.digests.iter().any(|d| members.contains(&d.file)) {
+            let found = crate::package::verify(&opened.set, pkg, Some(&members), progress).await?;
+            if let Some(bad) = found.iter().find(|f| f.code == "digest-mismatch") {
+                return Err(Error::Corrupt(bad.message.clone()));
+            }
+        }
+        opened
+            .prepare(Some(n), scratch, &mut |done| progress(0, done.max(1)))
+            .await?;
+    }
+    let info = describe(opened, disk, opts);
+    let image = opened.target(disk)?;
     let mut writer = crate::writer::new_writer(opts, image.virtual_size())?;
     crate::engine::convert(&opened.set, image, &mut *writer, sink, pool, progress).await?;
     sink.finish().await?;
-    Ok(describe(opened, opts))
+    Ok(Converted {
+        virtual_size: image.virtual_size(),
+        ..info
+    })
 }
 
 /// Open `files` and convert them into `sink`: the host-neutral part of the JS `convert`, which
-/// tests drive with in-memory sinks.
+/// tests drive with in-memory sinks (scratch files in memory too).
 pub async fn convert_sources(
     files: Vec<Rc<dyn Source>>,
     opts: &WriteOptions,
@@ -274,8 +388,9 @@ pub async fn convert_sources(
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<Converted> {
     opts.validate()?;
-    let opened = open_for_convert(files).await?;
-    convert_opened(&opened, opts, sink, pool, progress).await
+    let mut opened = open_for_convert(files, None).await?;
+    let scratch = crate::sink::MemScratch;
+    convert_opened(&mut opened, None, opts, sink, pool, &scratch, progress).await
 }
 
 /// A sink over any JS object with `writeAt(offset, Uint8Array)`, `setLength(len)` and
@@ -348,14 +463,18 @@ async fn output(sink: JsValue, info: &Converted) -> Result<Box<dyn Sink>> {
     sink_from_js(made)
 }
 
-/// `convert(files, options, output, onProgress?, pool?) -> Promise<{input, format, virtualSize}>`.
+/// `convert(files, options, output, onProgress?, pool?, scratch?) -> Promise<{input, format,
+/// virtualSize}>`.
 ///
-/// `output` is a sink (see [`sink_from_js`]) or a function returning one (see [`output`]).
-/// `onProgress(done, total)` is called after each chunk of guest data; returning `false`
-/// cancels (the promise rejects with an `AbortError`), and so does throwing (it rejects with
-/// what was thrown). `pool` is `{workers, dispatch}` (see [`pool`]); without it compression
-/// runs in this worker. The sink is finished on success (a writable stream closed; a sync
-/// handle is left unflushed for its owner to close); on failure the caller discards the output.
+/// `options.disk` picks a package's disk (0-based, as in the report's `disks`; default: its
+/// first disk, or a UEC tarball's machine image). `output` is a sink (see [`sink_from_js`]) or
+/// a function returning one (see [`output`]). `onProgress(done, total)` is called after each
+/// chunk of guest data; returning `false` cancels (the promise rejects with an `AbortError`),
+/// and so does throwing (it rejects with what was thrown). `pool` is `{workers, dispatch}` (see
+/// [`pool`]); without it compression runs in this worker. `scratch(name)` returns a
+/// `FileSystemSyncAccessHandle` for a compressed disk that must be decompressed first (without
+/// it, memory). The sink is finished on success (a writable stream closed; a sync handle is
+/// left unflushed for its owner to close); on failure the caller discards the output.
 #[wasm_bindgen]
 pub async fn convert(
     files: JsValue,
@@ -363,33 +482,38 @@ pub async fn convert(
     output: JsValue,
     on_progress: Option<Function>,
     pool: JsValue,
+    scratch: Option<Function>,
 ) -> std::result::Result<JsValue, JsValue> {
     hook();
     let mut thrown: Option<JsValue> = None;
     let result = async {
         let opts = write_options(&options)?;
+        let disk = disk_option(&options)?;
         let workers = WorkerPool::from_js(&pool)?;
-        let opened = open_for_convert(sources(&files)?).await?;
-        let mut sink = self::output(output, &describe(&opened, &opts)).await?;
+        let mut opened = open_for_convert(sources(&files)?, disk).await?;
+        let mut sink = self::output(output, &describe(&opened, disk, &opts)).await?;
         let pool: &dyn Pool = match &workers {
             Some(p) => p,
             None => &Serial,
         };
-        let mut progress = |done: u64, total: u64| match &on_progress {
-            None => true,
-            Some(f) => match f.call2(
-                &JsValue::NULL,
-                &(done as f64).into(),
-                &(total as f64).into(),
-            ) {
-                Ok(v) => v.as_bool() != Some(false),
-                Err(e) => {
-                    thrown = Some(e);
-                    false
-                }
-            },
+        let js_scratch = scratch.map(io::JsScratch::new);
+        let mem_scratch = crate::sink::MemScratch;
+        let scratch: &dyn Scratch = match &js_scratch {
+            Some(s) => s,
+            None => &mem_scratch,
         };
-        let done = convert_opened(&opened, &opts, &mut *sink, pool, &mut progress).await?;
+        let mut progress =
+            |done: u64, total: u64| call_progress(&on_progress, done, total, &mut thrown);
+        let done = convert_opened(
+            &mut opened,
+            disk,
+            &opts,
+            &mut *sink,
+            pool,
+            scratch,
+            &mut progress,
+        )
+        .await?;
         to_js(&done)
     }
     .await;
@@ -397,5 +521,22 @@ pub async fn convert(
         Ok(v) => Ok(v),
         Err(Error::Cancelled) if thrown.is_some() => Err(thrown.unwrap_or_default()),
         Err(e) => Err(to_js_error(&e)),
+    }
+}
+
+/// `options.disk`: a package's disk, 0-based.
+fn disk_option(options: &JsValue) -> Result<Option<usize>> {
+    if options.is_null() || options.is_undefined() {
+        return Ok(None);
+    }
+    let v = Reflect::get(options, &"disk".into()).unwrap_or(JsValue::UNDEFINED);
+    if v.is_null() || v.is_undefined() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n < 1e9 => Ok(Some(n as usize)),
+        _ => Err(Error::Invalid(format!(
+            "bad disk {v:?}: a disk index from 0"
+        ))),
     }
 }

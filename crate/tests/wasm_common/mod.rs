@@ -276,6 +276,7 @@ async fn errors_carry_the_cli_message() {
         asked.into_js_value(),
         None,
         JsValue::UNDEFINED,
+        None,
     )
     .await
     .unwrap_err();
@@ -427,6 +428,7 @@ async fn js_convert_reports_progress_and_cancels() {
         sink.clone().into(),
         Some(progress.into_js_value().unchecked_into()),
         local_pool(2),
+        None,
     )
     .await
     .unwrap();
@@ -444,6 +446,7 @@ async fn js_convert_reports_progress_and_cancels() {
         sink.into(),
         Some(stop.into_js_value().unchecked_into()),
         JsValue::UNDEFINED,
+        None,
     )
     .await
     .unwrap_err();
