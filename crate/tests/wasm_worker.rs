@@ -68,3 +68,44 @@ async fn js_convert_into_an_opfs_file() {
         assert!(file_bytes(&handle).await == expected, "{options}");
     }
 }
+
+/// In a worker a picked file reads synchronously (`FileReaderSync`), and a compressed qcow2 is
+/// decompressed into a scratch file the JS side hands over (an OPFS sync access handle) before
+/// it converts.
+#[wasm_bindgen_test]
+async fn compressed_qcow2_converts_through_an_opfs_scratch_file() {
+    let data = disk(DISK_LEN);
+    let src = vmdisk::wasm::BlobSource::new(file("d.raw", &data).into());
+    let mut buf = vec![0u8; 5000];
+    vmdisk::Source::read_blocking(&src, 70_000, &mut buf).unwrap();
+    assert!(buf == data[70_000..75_000]);
+
+    let packed = gzip(&make_image(&data, &qcow2(Some(Codec::Zstd))).await);
+    let out = opfs_file("vmdisk-test-scratch-out").await;
+    let out_access = sync_handle(&out).await;
+    let scratch = opfs_file("vmdisk-test-scratch").await;
+    let scratch_access = sync_handle(&scratch).await;
+    let asked = std::rc::Rc::new(std::cell::Cell::new(0));
+    let a = asked.clone();
+    let handed = scratch_access.clone();
+    let make_scratch = Closure::<dyn Fn(JsValue) -> js_sys::Promise>::new(move |name: JsValue| {
+        assert_eq!(name.as_string().unwrap(), "disk.qcow2");
+        a.set(a.get() + 1);
+        js_sys::Promise::resolve(&JsValue::from(handed.clone()))
+    });
+    let result = wasm::convert(
+        Array::of1(&file("disk.qcow2.gz", &packed)).into(),
+        js_sys::JSON::parse(r#"{"format":"raw"}"#).unwrap(),
+        out_access.clone().into(),
+        None,
+        local_pool(2),
+        Some(make_scratch.into_js_value().unchecked_into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked.get(), 1, "one scratch file");
+    assert_eq!(get(&result, "input").as_string().unwrap(), "disk.qcow2");
+    out_access.close();
+    scratch_access.close();
+    assert!(file_bytes(&out).await == data);
+}

@@ -121,24 +121,45 @@ pub async fn verify(
     Ok(findings)
 }
 
-/// The digest of a whole file of the set.
+/// The digest of a whole file of the set. The next chunk's read is in flight while this one is
+/// hashed (natively the read runs on the reader thread), so hashing costs about its own time.
 async fn digest(
     set: &ImageSet,
     d: &DigestCheck,
     progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<Vec<u8>> {
     let src = set.file(d.file);
+    let len = src.len();
     let mut hasher = d.algorithm.hasher();
-    let mut buf = vec![0u8; CHUNK];
+    let read = |at: u64, buf: Vec<u8>| {
+        let n = (len - at).min(CHUNK as u64) as usize;
+        src.read_into(vec![(at, 0..n)], buf)
+    };
     let mut at = 0u64;
-    while at < src.len() {
-        let n = (src.len() - at).min(CHUNK as u64) as usize;
-        src.read_at(at, &mut buf[..n]).await?;
-        hasher.update(&buf[..n]);
-        at += n as u64;
+    let mut spare = vec![0u8; CHUNK];
+    let mut current = if len > 0 {
+        Some(read(0, vec![0u8; CHUNK]).await?)
+    } else {
+        None
+    };
+    while let Some(buf) = current {
+        let n = (len - at).min(CHUNK as u64) as usize;
+        let next_at = at + n as u64;
+        let next = async {
+            if next_at < len {
+                Some(read(next_at, std::mem::take(&mut spare)).await)
+            } else {
+                None
+            }
+        };
+        let hash = async { hasher.update(&buf[..n]) };
+        let (next, ()) = futures::future::join(next, hash).await;
+        spare = buf;
+        at = next_at;
         if !progress(at) {
             return Err(Error::Cancelled);
         }
+        current = next.transpose()?;
     }
     Ok(hasher.finish())
 }

@@ -516,3 +516,76 @@ fn zero_check_finds_a_single_set_byte() {
         }
     }
 }
+
+/// `data` gzip-compressed (as `gzip` would: one member).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(vec![], flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// An OVA holding `disk` as `disk1.qcow2` (a qcow2 is what oVirt exports), with its OVF
+/// descriptor first and a SHA256 manifest last.
+pub fn ova(disk: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let ovf = format!(
+        r#"<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"><References><File ovf:href="disk1.qcow2" ovf:id="f1"/></References><DiskSection><Info>d</Info><Disk ovf:capacity="{DISK_LEN}" ovf:diskId="d1" ovf:fileRef="f1"/></DiskSection><VirtualSystem ovf:id="vm"><Info>vm</Info></VirtualSystem></Envelope>"#
+    );
+    let hex = |d: &[u8]| -> String {
+        sha2::Sha256::digest(d)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let mf = format!(
+        "SHA256(vm.ovf)= {}\nSHA256(disk1.qcow2)= {}\n",
+        hex(ovf.as_bytes()),
+        hex(disk)
+    );
+    let mut tar = tar::Builder::new(vec![]);
+    for (name, data) in [
+        ("vm.ovf", ovf.as_bytes()),
+        ("disk1.qcow2", disk),
+        ("vm.mf", mf.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data).unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+/// An OVA and a gzip-compressed raw disk convert in memory to the disk that went in; the
+/// manifest's digest is checked on the way (a damaged member fails the conversion).
+#[wasm_bindgen_test]
+async fn packages_convert_in_memory() {
+    let data = disk(DISK_LEN);
+    let image = make_image(&data, &qcow2(None)).await;
+    let package = ova(&image);
+    for (name, bytes) in [("vm.ova", package.clone()), ("disk.raw.gz", gzip(&data))] {
+        let src: Rc<dyn Source> = Rc::new(MemSource::new(name, bytes));
+        let mut out = MemSink::default();
+        let done = wasm::convert_sources(vec![src], &raw(), &mut out, &Serial, &mut |_, _| true)
+            .await
+            .unwrap();
+        assert!(out.data == data, "{name}");
+        assert_eq!(done.virtual_size, DISK_LEN as u64, "{name}");
+    }
+    let mut damaged = package;
+    let at = damaged.len() / 2;
+    damaged[at] ^= 1;
+    let src: Rc<dyn Source> = Rc::new(MemSource::new("vm.ova", damaged));
+    let err = wasm::convert_sources(
+        vec![src],
+        &raw(),
+        &mut MemSink::default(),
+        &Serial,
+        &mut |_, _| true,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("disk1.qcow2"), "{err}");
+}
