@@ -1209,3 +1209,82 @@ fn archives_that_hold_no_disk_are_refused() {
     let err = vmdisk_fails(&["info", "notes.txt.bz2"], dir);
     assert!(err.contains("bzip2"), "{err}");
 }
+
+#[test]
+fn a_gzip_bomb_stays_bounded_and_noise_members_are_skipped() {
+    let d = tmp();
+    let dir = d.path();
+    // 256 MiB of zeros in 256 KiB of gzip, as four members (as `cat a.gz b.gz` makes, whose
+    // trailer states only the last member's size): inspection decodes it to learn its size in
+    // bounded memory, and a conversion keeps the zeros as holes.
+    sh(
+        dir,
+        "truncate -s 64M zeros && gzip -1 -c zeros > z.gz && cat z.gz z.gz z.gz z.gz > bomb.raw.gz && rm zeros z.gz",
+    );
+    let out = ok(
+        "/usr/bin/time",
+        &["-f", "%M", vmdisk_bin(), "info", "--json", "bomb.raw.gz"],
+        dir,
+    );
+    let info = json(&out);
+    assert_eq!(info["virtual-size"], 256 * MIB, "{info}");
+    let rss = run(
+        "/usr/bin/time",
+        &[
+            "-f",
+            "%M",
+            vmdisk_bin(),
+            "convert",
+            "-O",
+            "qcow2",
+            "--output",
+            "bomb.qcow2",
+            "bomb.raw.gz",
+        ],
+        dir,
+    );
+    assert!(rss.status.success());
+    let kib: u64 = String::from_utf8_lossy(&rss.stderr)
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        kib < 64 << 10,
+        "peak RSS {kib} KiB converting a 256 MiB stream"
+    );
+    assert!(len(dir, "bomb.qcow2") < 4 * MIB, "zeros were written out");
+
+    // What macOS tar and tars that did not understand pax headers leave beside the members.
+    disk(dir, "n", 16, 0x18);
+    stream_vmdk(dir, "n.raw", "n.vmdk");
+    std::fs::write(
+        path(dir, "n.ovf"),
+        ovftool_ovf(
+            "n",
+            &[D {
+                href: "n.vmdk",
+                mib: 16,
+                format: STREAM,
+            }],
+            "",
+        ),
+    )
+    .unwrap();
+    sh(
+        dir,
+        "mkdir -p PaxHeader && echo x > PaxHeader/n.vmdk && echo y > ._n.vmdk && tar --format=ustar -cf noise.ova n.ovf ._n.vmdk PaxHeader/n.vmdk n.vmdk",
+    );
+    let info = info_json(&["noise.ova"], dir);
+    let members: Vec<&str> = info["format-specific"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["n.ovf", "n.vmdk"], "{info}");
+    assert_eq!(info["disks"][0]["format"], "vmdk");
+    assert_eq!(info["safety"]["safe"], true, "{info}");
+}
