@@ -2,7 +2,10 @@
 // (a Web Worker running the wasm engine); this file only drives the DOM.
 //
 // Element ids other tools rely on: files, report (data-json), format, compression, convert, cancel,
-// progress, error. `window.vmdisk` exposes { inspect, convert } once the engine module has loaded.
+// progress, error. `window.vmdisk` exposes { inspect, convert, verify, ... } once the engine module
+// has loaded. A package's disks, their conversions and the integrity check live in disks.js.
+
+import { createPackages } from './disks.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,6 +17,8 @@ const state = {
   run: null, // { controller } while a conversion runs
   url: null, // object URL of the last result
   result: null, // the last conversion's result: its output stays in OPFS until released
+  checked: [], // findings of the last integrity check of this file set (a package's verify())
+  checkedAll: false, // whether that check ran to its end
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -44,7 +49,7 @@ const FINDINGS = {
   'truncated': ['Cut short',
     'The file ends before the data it describes: an incomplete download or copy. Part of the disk is missing.'],
   'corrupt': ['Damaged structure',
-    'The image\'s internal tables are inconsistent or marked corrupt. Reading it may give wrong data.'],
+    'The image\'s internal structure (its tables, or a compressed stream\'s data and checksums) is inconsistent or marked corrupt. Reading it may give wrong data.'],
   'unsupported-format': ['Format not readable yet',
     'vmdisk recognises this format but cannot read its contents yet, so it cannot convert it. The size and checks above still apply.'],
   'dirty': ['Not closed cleanly',
@@ -73,12 +78,78 @@ const FINDINGS = {
     'The image holds dirty bitmaps used for incremental backups. They are not carried over by a conversion.'],
   'log-replayed': ['Unfinished updates were applied',
     'The VHDX log held updates that were not yet applied to the file. vmdisk applied them in memory to read the disk; the file itself is unchanged.'],
+  // Packages: OVA/OVF, UEC and GCE tarballs, compressed images.
   'ova-layout': ['Unusual OVA layout',
     'The OVA archive does not put its descriptor first, as the OVF standard requires; some hypervisors refuse it.'],
-  'unsafe-member-name': ['Archive member escapes its folder',
-    'A file inside the OVA has a name that would be written outside the extraction folder when unpacked, a classic path traversal attack.'],
+  'unsafe-member-name': ['A name that escapes its folder',
+    'A name inside the package (an archive member, or a file the descriptor points to) is an absolute path, climbs out with "..", is a URL or is a link, or two members share one name. vmdisk never follows such a name, but a tool unpacking the package might write or read files outside its folder, or use a different file than vmdisk did.'],
   'unverified-content': ['Content not verified',
     'The appliance\'s checksums could not be checked against its contents, so tampering would go unnoticed.'],
+  'missing-member': ['Part of the package is missing',
+    'The package lacks a file it should hold: a disk its descriptor names, a machine image or a kernel. What is missing can be neither checked nor converted.'],
+  'manifest': ['Manifest and checksums',
+    'A package\'s manifest (.mf) records a digest, a fingerprint, of each of its files. This note says what was checked against it, or why it could not be: no manifest, lines vmdisk cannot read, files it lists that the package does not hold. A compressed stream\'s own checksums are reported here too.'],
+  'digest-mismatch': ['A file does not match the manifest',
+    'The package\'s manifest records a digest of this file, and the file\'s digest is different: it was damaged in transfer or changed after the manifest was made. Do not use the package until you have a copy whose digests match.'],
+  'signed': ['Signed',
+    'The package carries a signature over its manifest (a .cert file), and vmdisk checked that it matches the certificate\'s key. The message names the signer. A browser has no list of authorities to vouch for certificates, so vmdisk cannot tell whether the signer is who the certificate claims: compare the name with who you expect the package from.'],
+  'bad-signature': ['The signature does not match',
+    'The package\'s signature does not verify over its manifest (or there is a certificate but no manifest for it to sign). The manifest or the certificate file was changed after signing: this is not the package that was signed.'],
+  'signed-file-mismatch': ['The signature covers another file',
+    'The .cert file signs a file other than this package\'s manifest, so it vouches for nothing in this package.'],
+  'unparsable-cert-file': ['Signature file unreadable',
+    'The package\'s .cert file does not start with the line vmdisk expects (a digest name, the manifest\'s name and the signature in hex), or is far too large to be one. The signature cannot be checked.'],
+  'unparsable-certificate': ['Certificate unreadable',
+    'The .cert file holds no readable X.509 certificate, so the signature cannot be checked.'],
+  'unsupported-digest': ['Unknown signature digest',
+    'The signature names a digest other than SHA-1, SHA-256, SHA-384 or SHA-512, so vmdisk cannot check it.'],
+  'unsupported-key': ['Signing key cannot be checked',
+    'OVF signatures use RSA keys. This certificate\'s key is of another kind, or an RSA key of a size vmdisk does not accept, so the signature was not checked.'],
+  'weak-digest': ['Signed over SHA-1',
+    'The signature is made over a SHA-1 digest, which a well-funded attacker can forge. A signature over SHA-256 (ovftool --shaAlgorithm=SHA256) is stronger.'],
+  'weak-key': ['Weak signing key',
+    'The signing key is RSA with fewer than 2048 bits; keys that short can be forged.'],
+  'bad-certificate-signature': ['Certificate damaged',
+    'The certificate names itself as its issuer, but its own signature does not verify with its key: it was damaged or edited after it was made.'],
+  'certificate-expired': ['Signing certificate expired',
+    'The certificate that signed the package is past its expiry date. The signature itself can still match; whether an expired signer is acceptable is your call.'],
+  'certificate-not-yet-valid': ['Signing certificate not valid yet',
+    'The certificate\'s validity starts after today\'s date: either the certificate or this computer\'s clock is wrong.'],
+  'capacity-mismatch': ['The descriptor gives another disk size',
+    'The OVF descriptor records a different capacity for this disk than the disk image itself holds. vmdisk uses the image\'s own size; a hypervisor importing the package may use the descriptor\'s and grow or cut the disk.'],
+  'format-label': ['Not the format the descriptor says',
+    'The OVF descriptor labels this disk as one format, but its bytes are another (oVirt, for example, labels qcow2 disks as VMDK). vmdisk reads the bytes as what they are; an importer that trusts the label may refuse or misread the disk.'],
+  'name-mismatch': ['Named like something else',
+    'A member of the tarball is named like one thing (a kernel, a ramdisk, a disk) but holds another. vmdisk goes by the content; a tool that goes by the name would use it wrongly.'],
+  'not-a-disk': ['A boot file, not a disk',
+    'This is a Linux kernel (AKI) or an initial ramdisk (ARI), not a disk image, so it is not converted. Upload it unchanged next to the machine image, with the image formats the message gives.'],
+  'compressed-disk': ['Stored compressed',
+    'This disk is inside a compressed stream, and its format must be read at random places, so its tables are checked in full only when it is converted: vmdisk first decompresses it into a temporary file in this site\'s private browser storage, deleted when the conversion ends.'],
+  // The OVF descriptor.
+  'ovf-dangling-ref': ['The descriptor refers to something it lacks',
+    'An entry of the OVF descriptor points to another (a disk to its file, a hardware item to its disk or controller) that the descriptor does not contain. Importers may drop the disk or refuse the package.'],
+  'ovf-duplicate-id': ['The descriptor reuses an id',
+    'Two files, disks, virtual machines or hardware items in the OVF descriptor share one id, so what refers to it is ambiguous: importers may pick different ones.'],
+  'ovf-missing-attribute': ['A descriptor entry is incomplete',
+    'An entry of the OVF descriptor lacks a required attribute: a file\'s id or path, a disk\'s id, a virtual machine\'s id. A disk without an id is skipped.'],
+  'ovf-missing-capacity': ['Disk size not given',
+    'The OVF descriptor gives no usable capacity for a disk, so the disk image\'s own size is used.'],
+  'ovf-unknown-units': ['Unknown size units',
+    'A size in the OVF descriptor is in units vmdisk does not know as a multiple of bytes, so that size is not used. Memory with no units is taken to be in MiB.'],
+  'ovf-size-overflow': ['Impossibly large size',
+    'A size in the OVF descriptor, times its units, does not fit in 64 bits. It is ignored.'],
+  'ovf-bad-value': ['Not a number',
+    'A value of the OVF descriptor that must be a number (a size, a chunk size, a CPU count) is not one, and is ignored.'],
+  'ovf-no-virtual-system': ['No virtual machine described',
+    'The OVF descriptor lists files and disks but describes no virtual machine, so an importer has no machine to create from it.'],
+  'ovf-nesting-limit': ['Groups nested too deeply',
+    'The descriptor nests groups of virtual machines deeper than vmdisk reads; what lies deeper was ignored.'],
+  'ovf-too-many': ['Too many entries',
+    'The OVF descriptor lists more files, disks, machines and devices than vmdisk reads; the rest were ignored.'],
+  'ovf-version-mismatch': ['OVF version and namespace disagree',
+    'The descriptor\'s version number and the OVF namespace it is written in name different OVF versions. oVirt and virt-v2v exports do this; importers usually accept it.'],
+  'ovf-problems-truncated': ['More descriptor problems',
+    'The OVF descriptor has more problems than are listed here; the rest were counted, not shown.'],
 };
 
 const FORMATS = {
@@ -86,6 +157,7 @@ const FORMATS = {
   vmdk: 'VMware virtual disk', vdi: 'VirtualBox disk image', vhd: 'Virtual Hard Disk', vhdx: 'Hyper-V virtual hard disk',
   parallels: 'Parallels disk', luks: 'LUKS encrypted volume', iso: 'Optical disc image', ova: 'Open virtual appliance',
   ami: 'Root filesystem image', aki: 'Linux kernel', ari: 'Initial ramdisk', uec: 'Ubuntu cloud image bundle',
+  ovf: 'Open virtualization format package', gce: 'Google Compute Engine image tarball', compressed: 'Compressed disk image',
 };
 
 const ROLES = {
@@ -94,6 +166,12 @@ const ROLES = {
   extent: 'holds part of the disk',
   'data-file': 'holds the image\'s data',
   unused: 'not used by this image',
+  package: 'the package, read in place',
+  descriptor: 'the OVF descriptor',
+  manifest: 'digests of the package\'s files',
+  certificate: 'the signature over the manifest',
+  disk: 'a disk of the package',
+  member: 'a file of the package',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -123,7 +201,7 @@ function duration(s) {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
-const ACRONYMS = new Set(['id', 'guid', 'uuid', 'l1', 'l2', 'lba', 'mbr', 'gpt', 'vm', 'os', 'cid', 'crc', 'ovf', 'iso', 'fat', 'ntfs', 'efi']);
+const ACRONYMS = new Set(['id', 'guid', 'uuid', 'l1', 'l2', 'lba', 'mbr', 'gpt', 'vm', 'os', 'cid', 'crc', 'ovf', 'iso', 'fat', 'ntfs', 'efi', 'ami', 'aki', 'ari', 'nic', 'uec', 'gce']);
 
 function label(key) {
   const words = String(key).split(/[-_]/).filter(Boolean)
@@ -229,7 +307,9 @@ async function inspectCurrent() {
   abortRun();
   clearError();
   resetConvert();
+  packages.reset();
   state.report = null;
+  state.checked = [];
   $('report').hidden = true;
   $('report').removeAttribute('data-json');
   $('convert-box').hidden = true;
@@ -293,30 +373,57 @@ function mainFile(report) {
   return (files.find((f) => f.role === 'image') || files[0] || state.files[0] || { name: 'disk' }).name;
 }
 
-function renderReport(r) {
-  state.report = r;
-  const findings = [...(r.safety?.findings || [])]
+// The findings shown: the report's, and those an integrity check added (state.checked).
+function allFindings(r) {
+  const seen = new Set();
+  return [...(r.safety?.findings || []), ...state.checked]
+    .filter((f) => {
+      const key = `${f.code}\n${f.severity}\n${f.message}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    })
     .sort((a, b) => (SEVERITY[a.severity]?.rank ?? 3) - (SEVERITY[b.severity]?.rank ?? 3));
+}
+
+/** The verdict and the findings list, from the report and any integrity check since. */
+function renderSafety() {
+  const r = state.report;
+  if (!r) return;
+  const findings = allFindings(r);
   const count = (s) => findings.filter((f) => f.severity === s).length;
   const critical = count('critical');
   const warnings = count('warning');
-  const safe = !!r.safety?.safe;
+  const safe = !!r.safety?.safe && !state.checked.some((f) => f.severity === 'critical');
+  const what = r.disks ? 'package' : 'image';
 
-  // Verdict.
   const v = $('verdict');
   v.className = `verdict ${safe ? (warnings ? 'safe warn' : 'safe') : 'unsafe'}`;
   const plural = (n, w) => `${n} ${w}${n === 1 ? '' : 's'}`;
   const sub = !safe
-    ? `Do not upload or boot this image as it is: ${plural(critical, 'critical problem')} below.`
+    ? `Do not upload or boot this ${what} as it is: ${plural(critical, 'critical problem')} below.`
     : warnings
       ? `No critical problems, but read the ${plural(warnings, 'warning')} below.`
-      : 'No problems found: the image is self-contained and its structure is sound.';
+      : `No problems found: the ${what} is self-contained and its structure is sound.`;
   v.innerHTML = `<span class="verdict-icon">${safe ? ICON_OK : ICON_BAD}</span>`;
   v.append(el('div', {},
     el('p', { class: 'verdict-title', text: safe ? 'Safe' : 'Unsafe' }),
     el('p', { class: 'verdict-sub', text: sub }),
+    r.disks && !state.checkedAll
+      ? el('p', { class: 'verdict-note', text: 'Only the headers were read. "Check integrity" below reads the whole package and checks its digests and checksums.' })
+      : null,
     el('p', { class: 'verdict-file', text: mainFile(r) })));
   v.setAttribute('data-safe', String(safe));
+
+  $('findings').replaceChildren(...(findings.length ? findings.map(renderFinding)
+    : [el('li', { class: 'finding none', text: 'Nothing to report.' })]));
+}
+
+function renderReport(r) {
+  state.report = r;
+  state.checked = [];
+  state.checkedAll = false;
+  renderSafety();
 
   // Facts.
   const fmt = String(r.format || 'unknown');
@@ -329,10 +436,6 @@ function renderReport(r) {
   $('r-virtual-bytes').textContent = bytes(r['virtual-size']);
   $('r-actual').textContent = human(r['actual-size']);
   $('r-actual-bytes').textContent = bytes(r['actual-size']);
-
-  // Findings.
-  $('findings').replaceChildren(...(findings.length ? findings.map(renderFinding)
-    : [el('li', { class: 'finding none', text: 'Nothing to report.' })]));
 
   // Files.
   $('files-table').tBodies[0].replaceChildren(...(r.files || []).map((f) => el('tr', { class: f.role === 'unused' ? 'muted' : null },
@@ -356,6 +459,7 @@ function renderReport(r) {
   $('report').setAttribute('data-json', jsonOf(r));
   $('report').hidden = false;
   setupConvert(r);
+  packages.render(r);
 }
 
 function renderFinding(f) {
@@ -420,7 +524,11 @@ function setupConvert(r) {
   const note = $('convert-note');
   if (r.convertible) {
     note.hidden = true;
-    $('convert').disabled = false;
+    $('convert').disabled = packages.busy();
+  } else if (r.disks) {
+    note.textContent = 'The package holds no disk that can be converted: see its disks below.';
+    note.hidden = false;
+    $('convert').disabled = true;
   } else {
     const f = r.safety?.findings || [];
     const missing = f.find((x) => /not supplied|missing/.test(x.message || ''));
@@ -455,8 +563,39 @@ function setConvertState(s) {
   $('convert').hidden = running;
   $('cancel').hidden = !running;
   $('cancel').disabled = !running;
-  $('format').disabled = running;
-  $('compression').disabled = running || $('format').value === 'raw';
+  syncBusy();
+}
+
+/** One engine task at a time (a conversion or an integrity check): the others wait. */
+function syncBusy() {
+  const main = !!state.run;
+  const fixed = main || packages.converting(); // options are read when a conversion starts
+  $('format').disabled = fixed;
+  $('compression').disabled = fixed || $('format').value === 'raw';
+  $('convert').disabled = !state.report?.convertible || packages.busy();
+  packages.sync();
+}
+
+/** The target the format and compression selectors name. */
+function convertOptions() {
+  const format = $('format').value;
+  return { format, compression: format === 'qcow2' && $('compression').value ? $('compression').value : null };
+}
+
+/** Progress may arrive faster than frames: `draw` gets the latest once per frame while `live()`. */
+function frameThrottle(draw, live) {
+  let latest = null;
+  let queued = false;
+  return (p) => {
+    if (!live()) return;
+    latest = p;
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      if (live() && latest) draw(latest);
+    });
+  };
 }
 
 function resetConvert() {
@@ -481,11 +620,10 @@ function abortRun() {
 }
 
 async function startConvert() {
-  if (!state.report || state.run) return;
+  if (!state.report || state.run || packages.busy()) return;
   clearError();
   resetConvert();
-  const format = $('format').value;
-  const compression = format === 'qcow2' && $('compression').value ? $('compression').value : null;
+  const { format, compression } = convertOptions();
   const controller = new AbortController();
   const run = { controller };
   state.run = run;
@@ -494,19 +632,7 @@ async function startConvert() {
   progress.removeAttribute('value'); // indeterminate until the first report
   $('convert-status').textContent = 'Starting…';
   const t0 = performance.now();
-  // Progress may arrive faster than frames: draw the latest once per frame.
-  let latest = null;
-  let queued = false;
-  const onProgress = (p) => {
-    if (state.run !== run) return;
-    latest = p;
-    if (queued) return;
-    queued = true;
-    requestAnimationFrame(() => {
-      queued = false;
-      if (state.run === run && latest) showProgress(latest, t0);
-    });
-  };
+  const onProgress = frameThrottle((p) => drawProgress($('progress'), $('convert-status'), p, t0), () => state.run === run);
   try {
     const api = await engine();
     const result = await api.convert(state.files.slice(), { format, compression, onProgress, signal: controller.signal });
@@ -549,19 +675,37 @@ function convertHint(e) {
     return 'The browser ran out of storage for the output. Private windows allow only a little: use a normal window, free some disk space, or convert to qcow2 with compression for a smaller result.';
   }
   if (m.includes('opfs') || m.includes('getdirectory') || m.includes('security')) return 'This browser does not let the page store the output (private windows often do not). Try a normal window.';
+  if (state.report?.disks && (e?.kind === 'corrupt' || e?.kind === 'truncated')) {
+    return 'The package is damaged. "Check integrity" reads it whole and lists every file that does not match its manifest.';
+  }
   return null;
 }
 
-function showProgress(p, t0) {
+/**
+ * Show `{ done, total, rate?, phase? }` (bytes) on a progress bar and its status line. Phases
+ * before a conversion proper: `verifying` (the manifest digests of the disk) and
+ * `decompressing` (a compressed disk copied into temporary storage; total 0 when not known).
+ */
+function drawProgress(progress, status, p, t0) {
   const total = Number(p.total) || 0;
   const done = Number(p.done) || 0;
+  if (p.phase === 'decompressing') {
+    if (total > 0) { progress.max = total; progress.value = Math.min(done, total); } else progress.removeAttribute('value');
+    status.textContent = `Decompressing the disk into temporary storage first: ${human(done)}${total > 0 ? ` of ${human(total)}` : ' so far'}`;
+    return;
+  }
+  if (p.phase === 'verifying' && total > 0) {
+    progress.max = total;
+    progress.value = Math.min(done, total);
+    status.textContent = `Checking the disk against the package's manifest: ${Math.floor((done / total) * 100)}%`;
+    return;
+  }
   const elapsed = (performance.now() - t0) / 1000;
   const rate = Number(p.rate) > 0 ? Number(p.rate) : elapsed > 0 ? done / elapsed : 0;
-  const progress = $('progress');
   if (total > 0) { progress.max = total; progress.value = Math.min(done, total); }
   const pct = total > 0 ? Math.floor((done / total) * 100) : 0;
   const left = rate > 0 && total > done ? duration((total - done) / rate) : '';
-  $('convert-status').textContent = [`${pct}%`, `${human(done)} of ${human(total)}`,
+  status.textContent = [`${pct}%`, `${human(done)} of ${human(total)}`,
     rate > 0 ? `${human(rate)}/s` : '', left ? `${left} left` : ''].filter(Boolean).join(' · ');
 }
 
@@ -572,7 +716,7 @@ let enginePromise = null;
 function engine() {
   if (!enginePromise) {
     enginePromise = import('./vmdisk.js').then((m) => {
-      state.api = { inspect: m.inspect, convert: m.convert, release: m.release, map: m.map, memory: m.memory };
+      state.api = { inspect: m.inspect, convert: m.convert, verify: m.verify, release: m.release, map: m.map, memory: m.memory };
       window.vmdisk = state.api;
       return state.api;
     }, (e) => {
@@ -587,7 +731,8 @@ function wire() {
   $('files').addEventListener('change', (e) => { setFiles(e.target.files); e.target.value = ''; });
   $('add-files').addEventListener('change', (e) => { setFiles(e.target.files, { add: true }); e.target.value = ''; });
   $('clear').addEventListener('click', () => { state.files = []; inspectCurrent(); $('files').focus(); });
-  $('format').addEventListener('change', syncCompression);
+  $('format').addEventListener('change', () => { syncCompression(); packages.sync(); });
+  $('compression').addEventListener('change', () => packages.sync());
   $('convert').addEventListener('click', startConvert);
   $('cancel').addEventListener('click', () => {
     if (!state.run) return;
@@ -615,6 +760,11 @@ function wire() {
   window.addEventListener('error', (e) => showError('Something went wrong', errorText(e.error || e.message)));
   window.addEventListener('unhandledrejection', (e) => showError('Something went wrong', errorText(e.reason)));
 }
+
+const packages = createPackages({
+  $, el, human, bytes, duration, state, engine, errorText, showError, clearError, convertHint,
+  renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS,
+});
 
 wire();
 engine().catch((e) => showError('vmdisk could not start', errorText(e),

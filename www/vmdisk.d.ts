@@ -92,11 +92,17 @@ export interface VmdiskError extends Error {
 export type Files = FileList | ArrayLike<File> | Iterable<File> | File;
 
 export interface Progress {
-  /** Guest bytes done and in all (the virtual size). */
+  /** Guest bytes done and in all (the virtual size); for the phases before: see `phase`. */
   done: number;
   total: number;
   /** Bytes per second over the last few seconds. */
   rate: number;
+  /**
+   * `converting` (done/total: guest bytes); before it, for a package's disk, `verifying` (the
+   * manifest digests of its members: bytes read) and `decompressing` (a compressed disk copied
+   * into OPFS first: bytes decompressed, total 0 when not known).
+   */
+  phase: 'verifying' | 'decompressing' | 'converting';
 }
 
 export interface ConvertOptions {

@@ -22,7 +22,7 @@ function getWorker() {
     const call = calls.get(data.id);
     if (!call) return;
     if (data.type === 'progress') {
-      call.progress?.(data.done, data.total);
+      call.progress?.(data.done, data.total, data.phase);
       return;
     }
     calls.delete(data.id);
@@ -91,16 +91,22 @@ export function convert(files, { format = 'qcow2', compression = null, clusterSi
   if (clusterSize !== undefined) options.clusterSize = clusterSize;
   if (compat !== undefined) options.compat = compat;
 
-  // Rate: bytes per second over the last few seconds (steadier than per report).
+  // Rate: bytes per second over the last few seconds (steadier than per report), per phase.
   const samples = [];
-  const progress = (done, total) => {
+  let lastPhase = 'converting';
+  const progress = (done, total, phase = 'converting') => {
     const now = performance.now();
+    if (phase !== lastPhase) {
+      samples.length = 0;
+      samples.push([now, 0]);
+      lastPhase = phase;
+    }
     samples.push([now, done]);
     while (samples.length > 2 && now - samples[0][0] > 3000) samples.shift();
     const [t0, d0] = samples[0];
     const rate = now > t0 ? ((done - d0) * 1000) / (now - t0) : 0;
     try {
-      onProgress?.({ done, total, rate });
+      onProgress?.({ done, total, rate, phase });
     } catch (e) {
       setTimeout(() => { throw e; }); // the caller's bug: report it, keep converting
     }

@@ -10,7 +10,7 @@
 //
 // A compressed disk that its driver reads at random (a qcow2 inside xz) is decompressed into a
 // scratch file "<disk>.vmdisk-scratch" in OPFS first, removed when the conversion ends.
-// Replies: {id, type: 'progress', done, total}, {id, type: 'result', value},
+// Replies: {id, type: 'progress', done, total, phase}, {id, type: 'result', value},
 // {id, type: 'error', error: {name, message, kind, detail}}.
 //
 // OPFS: outputs are files in the root directory, named after the main input ("disk.qcow2",
@@ -217,12 +217,14 @@ async function convert(id, files, { output, ...options }) {
       return access;
     };
     let last = 0;
-    const onProgress = (done, total) => {
+    let lastPhase = null;
+    const onProgress = (done, total, phase) => {
       if (job.cancelled) return false;
       const now = performance.now();
-      if (now - last >= 50 || done === total) {
+      if (now - last >= 50 || done === total || phase !== lastPhase) {
         last = now;
-        post({ id, type: 'progress', done, total });
+        lastPhase = phase;
+        post({ id, type: 'progress', done, total, phase });
       }
       return true;
     };

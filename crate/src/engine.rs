@@ -188,6 +188,9 @@ pub async fn convert(
         if let Some(&(pos, n)) = segments.last() {
             report(pos + n as u64)?;
         }
+        // A browser worker hears a cancel between chunks even when its reads are synchronous
+        // (a decompressed stream).
+        crate::yield_now().await;
         spare = buf;
     }
     report(size)?;

@@ -293,7 +293,7 @@ async fn open_disk(set: &ImageSet, disk: &mut package::Disk) -> OpenedDisk {
     let src = set.file(file).clone();
     if let Some(stream) = &disk.stream
         && stream.known_len().is_none()
-        && let Err(e) = stream.measure(&mut |_| true)
+        && let Err(e) = stream.measure(&mut |_| true).await
     {
         // A file's length is part of what detection checks: decode the stream once to know it.
         return failed(e);

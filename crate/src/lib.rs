@@ -27,6 +27,13 @@ pub mod native;
 pub mod wasm;
 
 pub use error::{Error, Result};
+
+/// Give the host its turn during long synchronous work (decoding a stream): in a browser
+/// worker, the messages waiting (a cancel) are handled; natively, nothing happens.
+pub async fn yield_now() {
+    #[cfg(target_arch = "wasm32")]
+    wasm::yield_now().await;
+}
 pub use extent::{Extent, FileId, Mapping};
 pub use image::{Image, OpenedImage, inspect, open};
 pub use probe::Format;

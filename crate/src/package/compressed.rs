@@ -54,6 +54,8 @@ pub const MAX_WINDOW: u64 = 128 << 20;
 const HEAD_KEEP: usize = 1 << 20;
 /// The most recently decoded bytes kept, for a read a little behind the position.
 const BACK_KEEP: usize = 1 << 20;
+/// Bytes decoded between the host's turns while measuring.
+const MEASURE_STEP: usize = 8 << 20;
 /// Input read per call of the input reader.
 const INPUT_CHUNK: usize = 1 << 20;
 
@@ -277,43 +279,42 @@ impl Stream {
         Some(self.len.get()).filter(|&l| l != u64::MAX)
     }
 
-    /// Decode the whole stream from its start, handing each piece to `each(offset, bytes)`;
-    /// the codec's own checksums are checked on the way, and the length is learnt. Returns it.
-    pub fn drain(&self, each: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<u64> {
-        let mut slot = self.state.borrow_mut();
-        // Go on from what was decoded so far only when all of it is still held.
-        if slot.as_ref().is_some_and(|s| s.pos > s.head.len() as u64) {
-            *slot = None;
-        }
-        let s = self.fresh_if_behind(&mut slot, 0)?;
-        if s.pos > 0 {
-            each(0, &s.head[..s.pos as usize])?;
-        }
-        let mut buf = vec![0u8; 1 << 20];
-        while !s.ended {
-            let at = s.pos;
-            let n = self.decode(s, &mut buf)?;
-            if n > 0 {
-                each(at, &buf[..n])?;
+    /// Decode on from wherever the stream is to its end, checking the codec's own checksums
+    /// on the way, and learn the length. `progress(bytes decoded)` cancels by returning false;
+    /// the host gets its turn between steps (a worker hears a cancel).
+    pub async fn measure(&self, progress: &mut dyn FnMut(u64) -> bool) -> Result<u64> {
+        loop {
+            if let Some(len) = self.measure_step(MEASURE_STEP)? {
+                return Ok(len);
             }
+            let at = self.state.borrow().as_ref().map_or(0, |s| s.pos);
+            if !progress(at) {
+                return Err(Error::Cancelled);
+            }
+            crate::yield_now().await;
+        }
+    }
+
+    /// Decode up to `budget` more bytes (discarded); the length once the end is reached.
+    fn measure_step(&self, budget: usize) -> Result<Option<u64>> {
+        let mut slot = self.state.borrow_mut();
+        if slot.is_none() {
+            self.fresh_if_behind(&mut slot, 0)?;
+        }
+        let s = slot.as_mut().expect("a state");
+        let mut buf = vec![0u8; budget.min(1 << 20)];
+        let mut done = 0;
+        while !s.ended && done < budget {
+            done += self.decode(s, &mut buf)?.max(1);
+        }
+        if !s.ended {
+            return Ok(None);
         }
         if self.known_len().is_some_and(|l| l != s.pos) {
             return Err(self.ends_early(s.pos));
         }
         self.len.set(s.pos);
-        Ok(s.pos)
-    }
-
-    /// Decode to the end to learn the length (checking the codec's checksums on the way).
-    /// `progress(bytes decoded)` cancels by returning false.
-    pub fn measure(&self, progress: &mut dyn FnMut(u64) -> bool) -> Result<u64> {
-        self.drain(&mut |at, bytes| {
-            if progress(at + bytes.len() as u64) {
-                Ok(())
-            } else {
-                Err(Error::Cancelled)
-            }
-        })
+        Ok(Some(s.pos))
     }
 
     /// The state, started afresh when `offset` lies before what is still held.
@@ -477,6 +478,25 @@ impl Source for Stream {
     }
     fn sequential(&self) -> bool {
         true
+    }
+    async fn advance(&self, offset: u64) -> Result<()> {
+        loop {
+            {
+                let mut slot = self.state.borrow_mut();
+                let s = self.fresh_if_behind(&mut slot, offset)?;
+                if s.ended || s.pos >= offset {
+                    return Ok(());
+                }
+                let n = (offset - s.pos).min(MEASURE_STEP as u64) as usize;
+                let mut skip = vec![0u8; n.min(1 << 20)];
+                let mut done = 0;
+                while done < n && !s.ended {
+                    let want = (n - done).min(skip.len());
+                    done += self.decode(s, &mut skip[..want])?.max(1);
+                }
+            }
+            crate::yield_now().await;
+        }
     }
 }
 
@@ -679,15 +699,21 @@ mod tests {
         packed.extend(gzip(&b));
         packed.extend([0u8; 1000]);
         let s = stream(Compression::Gzip, packed.clone(), None);
-        assert_eq!(s.measure(&mut |_| true).unwrap(), 370_000);
+        assert_eq!(
+            crate::native::block_on(s.measure(&mut |_| true)).unwrap(),
+            370_000
+        );
         let mut all = vec![0u8; 370_000];
         s.read_blocking(0, &mut all).unwrap();
         assert!(all[..300_000] == a[..] && all[300_000..] == b[..]);
         packed.push(1);
         let s = stream(Compression::Gzip, packed, None);
-        assert!(matches!(s.measure(&mut |_| true), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            crate::native::block_on(s.measure(&mut |_| true)),
+            Err(Error::Corrupt(_))
+        ));
         let s = stream(Compression::Gzip, gzip(&a)[..5000].to_vec(), None);
-        assert!(s.measure(&mut |_| true).is_err());
+        assert!(crate::native::block_on(s.measure(&mut |_| true)).is_err());
     }
 
     #[test]

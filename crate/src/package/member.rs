@@ -80,6 +80,9 @@ impl Source for Window {
     fn sequential(&self) -> bool {
         self.inner.sequential()
     }
+    async fn advance(&self, offset: u64) -> Result<()> {
+        self.inner.advance(self.start + offset).await
+    }
     async fn data_ranges(&self, start: u64, len: u64) -> Option<Vec<(u64, u64)>> {
         let ranges = self.inner.data_ranges(self.start + start, len).await?;
         Some(

@@ -11,11 +11,14 @@
 //!
 //! ## Finding codes raised here
 //! `digest-mismatch` (a manifest digest that does not match), `manifest` (manifest problems:
-//! absent files, unreadable lines, no manifest), `bad-signature`, `certificate-expired` and
-//! `signed` (from [`cert`]), `unsafe-member-name` (absolute, `..` or URL names, links, two
-//! members of one name), `ova-layout`, `missing-member`, `capacity-mismatch`,
-//! `format-label` (the OVF names another format than the disk's bytes), `ovf` (descriptor
-//! problems, from [`ovf`]), `not-a-disk` (a kernel or ramdisk), `truncated`, `corrupt`.
+//! absent files, unreadable lines, no manifest; and what verification checked),
+//! `unsafe-member-name` (absolute, `..` or URL names, links, two members of one name),
+//! `ova-layout`, `missing-member`, `capacity-mismatch`, `format-label` (the OVF names another
+//! format than the disk's bytes), `name-mismatch` (a UEC member named like a kernel holds
+//! something else), `compressed-disk` (checked in full only when converted), `truncated`,
+//! `corrupt`. The signature's codes are [`cert`]'s (`signed`, `bad-signature`,
+//! `certificate-expired`, ...), the descriptor's [`ovf`]'s (`ovf-*`); `not-a-disk` (a kernel
+//! or ramdisk) comes from the raw-content driver.
 
 pub mod cert;
 pub mod compressed;

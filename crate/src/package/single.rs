@@ -33,7 +33,7 @@ pub async fn open(set: &mut ImageSet, id: FileId) -> Result<Package> {
     if stream.known_len().is_none() {
         // The container does not state the length, and a file's length is part of what
         // detection checks (a raw disk's size is its length): decode once to know it.
-        stream.measure(&mut |_| true)?;
+        stream.measure(&mut |_| true).await?;
     }
     let mut pkg = Package::new(Format::Compressed);
     pkg.details
@@ -100,6 +100,7 @@ pub async fn materialize(
         if !progress(at) {
             return Err(Error::Cancelled);
         }
+        crate::yield_now().await;
     }
     if stream.known_len().is_some_and(|l| l != at) {
         return Err(Error::Truncated(format!(

@@ -238,6 +238,8 @@ impl<'a> Walk<'a> {
             }
             let pos = self.pos;
             let mut bytes = [0u8; BLOCK as usize];
+            // In a compressed stream, skipping a member's data is decoding it: in steps.
+            self.src.advance(pos).await?;
             match read(self.src, pos, &mut bytes).await {
                 Ok(true) => {}
                 // A stream of unknown length learns it here: ending right at a header is the

@@ -36,8 +36,11 @@ pub async fn open(
     src.read_at(0, &mut head[..src.len().min(6) as usize])
         .await?;
     let codec = Compression::of(&head).unwrap_or(Compression::Gzip);
-    let stream: Rc<dyn Source> = Rc::new(Stream::new(src.name(), src.clone(), codec, None));
+    let whole = Rc::new(Stream::new(src.name(), src.clone(), codec, None));
+    let stream: Rc<dyn Source> = whole.clone();
     let mut pkg = Package::new(format);
+    // Verifying reads the stream to its end: gzip's CRC covers the whole tarball.
+    pkg.checks.streams.push(whole);
     pkg.details
         .insert("compression".into(), codec.name().into());
     let mut walk = Walk::new(&*stream);

@@ -92,7 +92,10 @@ pub async fn verify(
     for s in streams {
         let base = done;
         let input = s.input_len();
-        match s.measure(&mut |n| progress(base + n.min(input), total)) {
+        match s
+            .measure(&mut |n| progress(base + n.min(input), total))
+            .await
+        {
             Ok(len) => findings.push(Finding::new(
                 "manifest",
                 Severity::Info,
@@ -159,6 +162,7 @@ async fn digest(
         if !progress(at) {
             return Err(Error::Cancelled);
         }
+        crate::yield_now().await;
         current = next.transpose()?;
     }
     Ok(hasher.finish())

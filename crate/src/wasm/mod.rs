@@ -164,8 +164,9 @@ pub async fn verify(
         let Some(pkg) = &opened.package else {
             return to_js(&Vec::<crate::Finding>::new());
         };
-        let mut progress =
-            |done: u64, total: u64| call_progress(&on_progress, done, total, &mut thrown);
+        let mut progress = |done: u64, total: u64| {
+            call_progress(&on_progress, "verifying", done, total, &mut thrown)
+        };
         let found = crate::package::verify(&opened.set, pkg, None, &mut progress).await?;
         to_js(&found)
     }
@@ -177,9 +178,12 @@ pub async fn verify(
     }
 }
 
-/// Call a JS progress callback: false (or a throw, kept in `thrown`) cancels.
+/// Call a JS progress callback `(done, total, phase)`: false (or a throw, kept in `thrown`)
+/// cancels. Phases: `verifying` (manifest digests), `decompressing` (into a scratch file; total
+/// 0 when unknown), `converting`.
 fn call_progress(
     f: &Option<Function>,
+    phase: &str,
     done: u64,
     total: u64,
     thrown: &mut Option<JsValue>,
@@ -187,11 +191,12 @@ fn call_progress(
     let Some(f) = f else {
         return true;
     };
-    match f.call2(
-        &JsValue::NULL,
-        &(done as f64).into(),
-        &(total as f64).into(),
-    ) {
+    let args = [
+        (done as f64).into(),
+        (total as f64).into(),
+        JsValue::from(phase),
+    ];
+    match f.apply(&JsValue::NULL, &args.iter().collect::<Array>()) {
         Ok(v) => v.as_bool() != Some(false),
         Err(e) => {
             *thrown = Some(e);
@@ -351,26 +356,39 @@ pub async fn convert_opened(
     sink: &mut dyn Sink,
     pool: &dyn Pool,
     scratch: &dyn Scratch,
-    progress: &mut dyn FnMut(u64, u64) -> bool,
+    progress: &mut dyn FnMut(&'static str, u64, u64) -> bool,
 ) -> Result<Converted> {
     opts.validate()?;
     if let Some(n) = opened.disk_index(disk)? {
         let pkg = opened.package.as_ref().expect("a package");
         let members = pkg.disks[n].members.clone();
         if pkg.checks.digests.iter().any(|d| members.contains(&d.file)) {
-            let found = crate::package::verify(&opened.set, pkg, Some(&members), progress).await?;
+            let found = crate::package::verify(&opened.set, pkg, Some(&members), &mut |d, t| {
+                progress("verifying", d, t)
+            })
+            .await?;
             if let Some(bad) = found.iter().find(|f| f.code == "digest-mismatch") {
                 return Err(Error::Corrupt(bad.message.clone()));
             }
         }
+        let total = pkg.disks[n]
+            .stream
+            .as_ref()
+            .and_then(|s| s.known_len())
+            .unwrap_or(0);
         opened
-            .prepare(Some(n), scratch, &mut |done| progress(0, done.max(1)))
+            .prepare(Some(n), scratch, &mut |done| {
+                progress("decompressing", done, total)
+            })
             .await?;
     }
     let info = describe(opened, disk, opts);
     let image = opened.target(disk)?;
     let mut writer = crate::writer::new_writer(opts, image.virtual_size())?;
-    crate::engine::convert(&opened.set, image, &mut *writer, sink, pool, progress).await?;
+    crate::engine::convert(&opened.set, image, &mut *writer, sink, pool, &mut |d, t| {
+        progress("converting", d, t)
+    })
+    .await?;
     sink.finish().await?;
     Ok(Converted {
         virtual_size: image.virtual_size(),
@@ -390,7 +408,17 @@ pub async fn convert_sources(
     opts.validate()?;
     let mut opened = open_for_convert(files, None).await?;
     let scratch = crate::sink::MemScratch;
-    convert_opened(&mut opened, None, opts, sink, pool, &scratch, progress).await
+    let mut converting = |phase: &str, done, total| phase != "converting" || progress(done, total);
+    convert_opened(
+        &mut opened,
+        None,
+        opts,
+        sink,
+        pool,
+        &scratch,
+        &mut converting,
+    )
+    .await
 }
 
 /// A sink over any JS object with `writeAt(offset, Uint8Array)`, `setLength(len)` and
@@ -467,7 +495,8 @@ async fn output(sink: JsValue, info: &Converted) -> Result<Box<dyn Sink>> {
 /// virtualSize}>`.
 ///
 /// `options.disk` picks a package's disk (0-based, as in the report's `disks`; default: its
-/// first disk, or a UEC tarball's machine image). `output` is a sink (see [`sink_from_js`]) or
+/// first disk, or a UEC tarball's machine image). `onProgress(done, total, phase)`: see
+/// [`call_progress`]. `output` is a sink (see [`sink_from_js`]) or
 /// a function returning one (see [`output`]). `onProgress(done, total)` is called after each
 /// chunk of guest data; returning `false` cancels (the promise rejects with an `AbortError`),
 /// and so does throwing (it rejects with what was thrown). `pool` is `{workers, dispatch}` (see
@@ -502,8 +531,9 @@ pub async fn convert(
             Some(s) => s,
             None => &mem_scratch,
         };
-        let mut progress =
-            |done: u64, total: u64| call_progress(&on_progress, done, total, &mut thrown);
+        let mut progress = |phase: &'static str, done: u64, total: u64| {
+            call_progress(&on_progress, phase, done, total, &mut thrown)
+        };
         let done = convert_opened(
             &mut opened,
             disk,
@@ -539,4 +569,17 @@ fn disk_option(options: &JsValue) -> Result<Option<usize>> {
             "bad disk {v:?}: a disk index from 0"
         ))),
     }
+}
+
+/// Let the worker's event loop run (its messages: a cancel) without the 4 ms clamp of a
+/// nested `setTimeout`: a message through a fresh channel is a task of its own.
+pub async fn yield_now() {
+    let Ok(channel) = web_sys::MessageChannel::new() else {
+        return;
+    };
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        channel.port2().set_onmessage(Some(&resolve));
+    });
+    let _ = channel.port1().post_message(&JsValue::NULL);
+    let _ = JsFuture::from(promise).await;
 }
