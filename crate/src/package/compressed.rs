@@ -25,6 +25,14 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The compression whose magic starts `src`.
+    pub async fn of_source(src: &dyn Source) -> Result<Option<Compression>> {
+        let mut head = [0u8; 6];
+        let n = src.len().min(head.len() as u64) as usize;
+        src.read_at(0, &mut head[..n]).await?;
+        Ok(Compression::of(&head[..n]))
+    }
+
     /// The compression whose magic starts `head`.
     pub fn of(head: &[u8]) -> Option<Compression> {
         if head.starts_with(&[0x1f, 0x8b, 8]) {

@@ -131,6 +131,34 @@ impl Spans {
         })
     }
 
+    /// A sparse file of `size` bytes whose `segments` `(offset, length)` are stored back to
+    /// back from `data` in `src`, zeros between them (an old-GNU sparse tar member).
+    pub fn sparse(
+        name: impl Into<String>,
+        src: &Rc<dyn Source>,
+        data: u64,
+        segments: &[(u64, u64)],
+        size: u64,
+    ) -> Result<Self> {
+        let mut parts = vec![];
+        let (mut pos, mut stored) = (0u64, data);
+        for &(off, len) in segments {
+            parts.push((off - pos, Part::Zero));
+            let offset = stored;
+            parts.push((
+                len,
+                Part::Bytes {
+                    src: src.clone(),
+                    offset,
+                },
+            ));
+            pos = off + len;
+            stored += len;
+        }
+        parts.push((size - pos, Part::Zero));
+        Spans::new(name, parts)
+    }
+
     /// The spans overlapping `[offset, offset + len)`, each as (span, offset inside it, length).
     fn pieces(&self, offset: u64, len: u64) -> Result<Vec<(&Part, u64, u64)>> {
         let end = offset

@@ -99,7 +99,9 @@ pub async fn open_ova(set: &mut ImageSet, id: FileId, opts: &Options) -> Result<
             ));
         } else if m.is_file() && m.data.checked_add(m.stored).is_some_and(|e| e <= src.len()) {
             let source: Rc<dyn Source> = match &m.kind {
-                Kind::Sparse { segments } => Rc::new(sparse(m, segments, &src)?),
+                Kind::Sparse { segments } => {
+                    Rc::new(Spans::sparse(m.name(), &src, m.data, segments, m.size)?)
+                }
                 _ => Rc::new(Window::new(m.name(), src.clone(), m.data, m.size)),
             };
             let file = set.add(source);
@@ -147,26 +149,6 @@ pub async fn open_ovf(set: &mut ImageSet, id: FileId, opts: &Options) -> Result<
     let name = set.file(id).name().to_string();
     describe(set, &mut pkg, &files, &name, id, opts).await?;
     Ok(pkg)
-}
-
-/// An old-GNU sparse member read in place: its segments, zeros between them.
-fn sparse(m: &tar::Member, segments: &[(u64, u64)], src: &Rc<dyn Source>) -> Result<Spans> {
-    let mut parts = vec![];
-    let (mut pos, mut stored) = (0u64, m.data);
-    for &(off, len) in segments {
-        parts.push((off - pos, Part::Zero));
-        parts.push((
-            len,
-            Part::Bytes {
-                src: src.clone(),
-                offset: stored,
-            },
-        ));
-        pos = off + len;
-        stored += len;
-    }
-    parts.push((m.size - pos, Part::Zero));
-    Spans::new(m.name(), parts)
 }
 
 /// Read the descriptor, the manifest and the certificate, and lay out every disk.

@@ -18,10 +18,8 @@ use std::rc::Rc;
 
 pub async fn open(set: &mut ImageSet, id: FileId) -> Result<Package> {
     let src = set.file(id).clone();
-    let mut head = [0u8; 6];
-    src.read_at(0, &mut head[..src.len().min(6) as usize])
-        .await?;
-    let codec = Compression::of(&head)
+    let codec = Compression::of_source(&*src)
+        .await?
         .ok_or_else(|| Error::NotAnImage(format!("{} is not compressed", src.name())))?;
     let name = inner_name(src.name(), codec);
     let stream = Rc::new(Stream::new(

@@ -9,7 +9,7 @@
 //! image; the content decides, a name that disagrees is a warning.
 
 use super::compressed::{Compression, Stream};
-use super::member::{Part, Spans, Window};
+use super::member::{Spans, Window};
 use super::tar::{End, Kind, Member, Walk};
 use super::{Disk, Options, Package, Role, unsafe_name, unsafe_name_finding};
 use crate::error::Result;
@@ -32,10 +32,9 @@ pub async fn open(
     opts: &Options,
 ) -> Result<Package> {
     let src = set.file(id).clone();
-    let mut head = [0u8; 6];
-    src.read_at(0, &mut head[..src.len().min(6) as usize])
-        .await?;
-    let codec = Compression::of(&head).unwrap_or(Compression::Gzip);
+    let codec = Compression::of_source(&*src)
+        .await?
+        .unwrap_or(Compression::Gzip);
     let whole = Rc::new(Stream::new(src.name(), src.clone(), codec, None));
     let stream: Rc<dyn Source> = whole.clone();
     let mut pkg = Package::new(format);
@@ -147,22 +146,8 @@ pub async fn open(
 /// an old-GNU sparse member its segments with zeros between them.
 async fn member_source(stream: &Rc<dyn Source>, m: &Member, keep: bool) -> Result<Rc<dyn Source>> {
     if let Kind::Sparse { segments } = &m.kind {
-        let mut parts = vec![];
-        let (mut pos, mut stored) = (0u64, m.data);
-        for &(off, len) in segments {
-            parts.push((off - pos, Part::Zero));
-            parts.push((
-                len,
-                Part::Bytes {
-                    src: stream.clone(),
-                    offset: stored,
-                },
-            ));
-            pos = off + len;
-            stored += len;
-        }
-        parts.push((m.size - pos, Part::Zero));
-        return Ok(Rc::new(Spans::new(m.name(), parts)?));
+        let spans = Spans::sparse(m.name(), stream, m.data, segments, m.size)?;
+        return Ok(Rc::new(spans));
     }
     let mut w = Window::new(m.name(), stream.clone(), m.data, m.size);
     if keep && m.size > 0 {
