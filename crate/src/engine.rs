@@ -5,7 +5,7 @@ use crate::codec::{Codec, Pool};
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::{Backing, Image};
-use crate::sink::Sink;
+use crate::sink::{Chunk, Copied, Sink};
 use crate::source::{ImageSet, Reads, check_range};
 use crate::writer::Writer;
 
@@ -134,6 +134,8 @@ pub async fn convert(
     check_readable(image)?;
     let size = image.virtual_size();
     let gran = writer.granularity();
+    // A composed output references what the writer passes through: nothing to read for it.
+    let read_copied = writer.reads_data() || !sink.composes();
     let mut plan = Plan::new(image, gran);
     let mut done = 0;
     let mut report = |pos: u64| {
@@ -148,20 +150,28 @@ pub async fn convert(
     let mut current = match plan.next(&mut report).await? {
         Some(segments) => {
             let first = ChunkBuf::new(plan.chunk).with_len(total(&segments));
-            Some((
-                fill(set, pool, &plan.extents, &segments, first).await?,
-                segments,
-            ))
+            let filled = fill(set, pool, &plan.extents, &segments, first, read_copied).await?;
+            Some((filled, segments))
         }
         None => None,
     };
-    while let Some((buf, segments)) = current {
+    while let Some(((buf, copied), segments)) = current {
         let next = plan.next(&mut report).await?;
         let write = async {
+            let copied: Vec<Copied> = copied
+                .iter()
+                .map(|&(buf, len, file, at)| Copied {
+                    buf,
+                    len,
+                    src: &**set.file(file),
+                    at,
+                })
+                .collect();
+            let chunk = Chunk::new(buf.bytes(), &copied);
             let mut at = 0;
             for &(pos, n) in &segments {
                 writer
-                    .write(sink, pool, pos, &buf.bytes()[at..at + n])
+                    .write(sink, pool, pos, chunk.slice(at, at + n))
                     .await?;
                 at += n;
             }
@@ -175,6 +185,7 @@ pub async fn convert(
                     &plan.extents,
                     &next,
                     spare.with_len(total(&next)),
+                    read_copied,
                 );
                 let (read, written) = futures::future::join(read, write).await;
                 written?;
@@ -358,14 +369,21 @@ struct Inflate {
     len: usize,
 }
 
-/// Materialise the guest bytes of `segments` into `buf`, one after the other, handing it back.
+/// The runs of a chunk that are input bytes unchanged: `(offset in the chunk, length, file,
+/// offset in the file)`, ascending, merged where they continue each other.
+type CopiedRuns = Vec<(usize, usize, FileId, u64)>;
+
+/// Materialise the guest bytes of `segments` into `buf`, one after the other, handing it back
+/// with the runs copied from input files. Those runs are left unread unless `read_copied`.
 async fn fill(
     set: &ImageSet,
     pool: &dyn Pool,
     extents: &[Resolved],
     segments: &Segments,
     mut buf: ChunkBuf,
-) -> Result<ChunkBuf> {
+    read_copied: bool,
+) -> Result<(ChunkBuf, CopiedRuns)> {
+    let mut copied: CopiedRuns = vec![];
     let mut inflates = vec![];
     // Verbatim reads, grouped by file, each group handed to its source at once.
     let mut reads: Vec<(FileId, Reads)> = vec![];
@@ -388,6 +406,17 @@ async fn fill(
                 Mapping::Data { file, offset } => {
                     let at = offset + (s - e.start);
                     check_range(&**set.file(file), at, t - s, "data")?;
+                    match copied.last_mut() {
+                        Some((b, n, f, a))
+                            if *f == file && *b + *n == dest.start && *a + *n as u64 == at =>
+                        {
+                            *n += dest.len()
+                        }
+                        _ => copied.push((dest.start, dest.len(), file, at)),
+                    }
+                    if !read_copied {
+                        continue;
+                    }
                     let dest = buf.start + dest.start..buf.start + dest.end;
                     match reads.iter_mut().find(|(f, _)| *f == file) {
                         Some((_, list)) => list.push((at, dest)),
@@ -427,7 +456,7 @@ async fn fill(
     if !inflates.is_empty() {
         inflate_all(set, pool, &inflates, buf.bytes_mut()).await?;
     }
-    Ok(buf)
+    Ok((buf, copied))
 }
 
 async fn inflate_all(

@@ -8,6 +8,7 @@
 //! into a [`Report`], and [`engine::convert`] copies any image through a [`writer`].
 
 pub mod codec;
+pub mod compose;
 pub mod engine;
 pub mod error;
 pub mod extent;

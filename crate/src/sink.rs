@@ -1,15 +1,141 @@
 //! Seekable output. qcow2 needs to patch tables after the data, so a sink is random-access.
 
 use crate::error::{Error, Result};
+use crate::source::Source;
 use async_trait::async_trait;
+
+/// Bytes copied from an input at most this much at a time when a sink copies a reference.
+const COPY_STEP: u64 = 1 << 20;
 
 #[async_trait(?Send)]
 pub trait Sink {
     async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()>;
+    /// The `len` bytes at `offset` are `src`'s bytes from `at`, unchanged. A composing sink
+    /// keeps the reference; the others copy.
+    async fn write_ref(&mut self, offset: u64, src: &dyn Source, at: u64, len: u64) -> Result<()> {
+        let mut buf = vec![0; len.min(COPY_STEP) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(COPY_STEP) as usize;
+            src.read_at(at + done, &mut buf[..n]).await?;
+            self.write_at(offset + done, &buf[..n]).await?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+    /// True when [`Sink::write_ref`] is cheaper than writing the bytes (the output is composed
+    /// of references to the input): writers then hand over references where they can, and the
+    /// engine does not even read what a writer passes through unchanged.
+    fn composes(&self) -> bool {
+        false
+    }
     /// Set the final length (extends with a hole when longer: raw output stays sparse).
     async fn set_len(&mut self, len: u64) -> Result<()>;
     /// Make everything durable / visible; called once after the last write.
     async fn finish(&mut self) -> Result<()>;
+}
+
+/// A run of a chunk copied unchanged from an input: `len` bytes at `buf` in the chunk are
+/// `src`'s bytes from `at`.
+#[derive(Clone, Copy)]
+pub struct Copied<'a> {
+    pub buf: usize,
+    pub len: usize,
+    pub src: &'a dyn Source,
+    pub at: u64,
+}
+
+/// Guest bytes as the engine hands them to a writer, with the runs that are input bytes
+/// unchanged. When the sink composes and the writer does not look at the data
+/// ([`crate::writer::Writer::reads_data`]), the copied runs of `bytes` were never read.
+#[derive(Clone, Copy)]
+pub struct Chunk<'a> {
+    pub bytes: &'a [u8],
+    /// Ascending, disjoint; their `buf` counts from `base` bytes before `bytes` (a slice of a
+    /// chunk shares its runs).
+    copied: &'a [Copied<'a>],
+    base: usize,
+}
+
+impl<'a> From<&'a [u8]> for Chunk<'a> {
+    fn from(bytes: &'a [u8]) -> Self {
+        Chunk::new(bytes, &[])
+    }
+}
+
+impl<'a> Chunk<'a> {
+    pub fn new(bytes: &'a [u8], copied: &'a [Copied<'a>]) -> Self {
+        Chunk {
+            bytes,
+            copied,
+            base: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// `bytes[start..end]`, with its copied runs.
+    pub fn slice(&self, start: usize, end: usize) -> Chunk<'a> {
+        Chunk {
+            bytes: &self.bytes[start..end],
+            copied: self.copied,
+            base: self.base + start,
+        }
+    }
+
+    /// The chunk as pieces `(start, end, run)`: the copied runs clipped to it (`buf` relative
+    /// to this chunk), and `None` for the bytes between them.
+    pub fn pieces(&self) -> Vec<(usize, usize, Option<Copied<'a>>)> {
+        let (lo, hi) = (self.base, self.base + self.bytes.len());
+        let first = self.copied.partition_point(|c| c.buf + c.len <= lo);
+        let mut out = vec![];
+        let mut pos = lo;
+        for c in &self.copied[first..] {
+            if c.buf >= hi {
+                break;
+            }
+            let (s, e) = (c.buf.max(pos), (c.buf + c.len).min(hi));
+            if s > pos {
+                out.push((pos - lo, s - lo, None));
+            }
+            let run = Copied {
+                buf: s - lo,
+                len: e - s,
+                src: c.src,
+                at: c.at + (s - c.buf) as u64,
+            };
+            out.push((s - lo, e - lo, Some(run)));
+            pos = e;
+        }
+        if pos < hi {
+            out.push((pos - lo, hi - lo, None));
+        }
+        out
+    }
+}
+
+/// Write `chunk` at `offset`: as references where it is input bytes and the sink composes,
+/// else as bytes.
+pub async fn put(sink: &mut dyn Sink, offset: u64, chunk: Chunk<'_>) -> Result<()> {
+    if !sink.composes() || chunk.copied.is_empty() {
+        return sink.write_at(offset, chunk.bytes).await;
+    }
+    for (s, e, run) in chunk.pieces() {
+        match run {
+            Some(r) => {
+                sink.write_ref(offset + s as u64, r.src, r.at, r.len as u64)
+                    .await?
+            }
+            None => sink.write_at(offset + s as u64, &chunk.bytes[s..e]).await?,
+        }
+    }
+    Ok(())
 }
 
 /// Temporary files for a package member that must be decompressed before a driver can read

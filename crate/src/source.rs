@@ -49,6 +49,14 @@ pub trait Source {
         let _ = offset;
         Ok(())
     }
+    /// Where `[at, at + len)` of this source is stored unchanged in a file of the host (a
+    /// picked `File`): that file and the offset there. A composed output references such
+    /// ranges instead of copying them. Windows of a file (package members) answer for it;
+    /// decoded streams and scratch copies do not.
+    fn host_range(&self, at: u64, len: u64) -> Option<(HostFile, u64)> {
+        let _ = (at, len);
+        None
+    }
     /// Bytes the file occupies on its storage, when the host knows (sparse files).
     fn allocated_size(&self) -> Option<u64> {
         None
@@ -60,6 +68,10 @@ pub trait Source {
         None
     }
 }
+
+/// A file of the host, opaque to the engine (a `Blob` in a browser); two are the same file
+/// when they are the same allocation.
+pub type HostFile = Rc<dyn std::any::Any>;
 
 /// Reads into one buffer: `(file offset, range of the buffer)`, ascending and disjoint.
 pub type Reads = Vec<(u64, Range<usize>)>;

@@ -83,6 +83,9 @@ impl Source for Window {
     async fn advance(&self, offset: u64) -> Result<()> {
         self.inner.advance(self.start + offset).await
     }
+    fn host_range(&self, at: u64, len: u64) -> Option<(crate::source::HostFile, u64)> {
+        self.inner.host_range(self.start + at, len)
+    }
     async fn data_ranges(&self, start: u64, len: u64) -> Option<Vec<(u64, u64)>> {
         let ranges = self.inner.data_ranges(self.start + start, len).await?;
         Some(
@@ -251,6 +254,13 @@ impl Source for Spans {
         self.spans
             .iter()
             .any(|(_, _, p)| matches!(p, Part::Bytes { src, .. } if src.sequential()))
+    }
+    /// A range inside one stored span is where that span's source has it.
+    fn host_range(&self, at: u64, len: u64) -> Option<(crate::source::HostFile, u64)> {
+        match self.pieces(at, len).ok()?.as_slice() {
+            [(Part::Bytes { src, offset }, inner, _)] => src.host_range(offset + inner, len),
+            _ => None,
+        }
     }
     /// Zero spans are holes, everything stored is data.
     async fn data_ranges(&self, start: u64, len: u64) -> Option<Vec<(u64, u64)>> {

@@ -6,7 +6,7 @@ pub mod raw;
 
 use crate::codec::{Codec, Pool};
 use crate::error::{Error, Result};
-use crate::sink::Sink;
+use crate::sink::{Chunk, Sink};
 use async_trait::async_trait;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +76,11 @@ pub trait Writer {
     /// Every `write` offset and length is a multiple of this (except a final tail that ends at
     /// the virtual size); the engine pads with zeros to get there.
     fn granularity(&self) -> u64;
+    /// Whether the writer looks at the guest bytes it passes on unchanged. One that does not
+    /// (raw output) gets copied runs unread when the sink composes its output of references.
+    fn reads_data(&self) -> bool {
+        true
+    }
     /// Guest bytes `data` at guest `offset`, in increasing offset order, never overlapping.
     /// Ranges never written read as zeros; a writer also skips all-zero blocks it is given.
     async fn write(
@@ -83,7 +88,7 @@ pub trait Writer {
         sink: &mut dyn Sink,
         pool: &dyn Pool,
         offset: u64,
-        data: &[u8],
+        data: Chunk<'_>,
     ) -> Result<()>;
     /// Write the remaining metadata and set the file's final length.
     async fn finish(&mut self, sink: &mut dyn Sink) -> Result<()>;

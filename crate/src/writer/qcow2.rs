@@ -41,7 +41,7 @@ use crate::formats::qcow2::layout::{
     FLAG_COMPRESSED, FLAG_COPIED, MAGIC, MAX_L1_BYTES, MAX_OFFSET, MAX_REFTABLE_BYTES,
     compressed_offset_bits,
 };
-use crate::sink::Sink;
+use crate::sink::{Chunk, Sink, put};
 use crate::zero::is_zero;
 use async_trait::async_trait;
 
@@ -281,8 +281,9 @@ impl Qcow2Writer {
         sink: &mut dyn Sink,
         pool: &dyn Pool,
         offset: u64,
-        data: &[u8],
+        chunk: Chunk<'_>,
     ) -> Result<()> {
+        let data = chunk.bytes;
         let cs = self.cs as usize;
         let first = offset / self.cs;
         let clusters: Vec<(usize, &[u8])> = data
@@ -317,7 +318,7 @@ impl Qcow2Writer {
         }
         // Standard clusters that follow each other in guest and host go out in one write.
         let mut run: Option<(usize, u64, usize)> = None; // (data index, host offset, length)
-        for (j, &(i, chunk)) in clusters.iter().enumerate() {
+        for (j, &(i, cluster)) in clusters.iter().enumerate() {
             let g = first + i as u64;
             self.enter_l2(sink, g).await?;
             let entry = match packed.get(j).and_then(|p| p.as_deref()) {
@@ -329,13 +330,13 @@ impl Qcow2Writer {
                     let d = i * cs;
                     match &mut run {
                         Some((rd, rh, len)) if *rd + *len == d && *rh + *len as u64 == host => {
-                            *len += chunk.len();
+                            *len += cluster.len();
                         }
                         _ => {
                             if let Some((rd, rh, len)) = run.take() {
-                                sink.write_at(rh, &data[rd..rd + len]).await?;
+                                put(sink, rh, chunk.slice(rd, rd + len)).await?;
                             }
-                            run = Some((d, host, chunk.len()));
+                            run = Some((d, host, cluster.len()));
                         }
                     }
                     host | FLAG_COPIED
@@ -344,7 +345,7 @@ impl Qcow2Writer {
             self.l2[(g % (self.cs / 8)) as usize] = entry;
         }
         if let Some((rd, rh, len)) = run {
-            sink.write_at(rh, &data[rd..rd + len]).await?;
+            put(sink, rh, chunk.slice(rd, rd + len)).await?;
         }
         Ok(())
     }
@@ -396,7 +397,7 @@ impl Writer for Qcow2Writer {
         sink: &mut dyn Sink,
         pool: &dyn Pool,
         offset: u64,
-        data: &[u8],
+        data: Chunk<'_>,
     ) -> Result<()> {
         let cs = self.cs as usize;
         let end = offset + data.len() as u64;
@@ -418,8 +419,9 @@ impl Writer for Qcow2Writer {
             Some(_) => data.len().max(1),
             None => (PIECE / cs).max(1) * cs,
         };
-        for (k, part) in data.chunks(piece).enumerate() {
-            self.store(sink, pool, offset + (k * piece) as u64, part)
+        for k in 0..data.len().div_ceil(piece) {
+            let (s, e) = (k * piece, ((k + 1) * piece).min(data.len()));
+            self.store(sink, pool, offset + s as u64, data.slice(s, e))
                 .await?;
         }
         Ok(())
@@ -630,7 +632,7 @@ mod tests {
         pollster::block_on(async {
             for (k, chunk) in disk.chunks(step).enumerate() {
                 if !is_zero(chunk) {
-                    w.write(&mut sink, &Serial, (k * step) as u64, chunk)
+                    w.write(&mut sink, &Serial, (k * step) as u64, chunk.into())
                         .await
                         .unwrap();
                 }
@@ -712,7 +714,7 @@ mod tests {
         let data = vec![1u8; cs as usize];
         pollster::block_on(async {
             for g in 0..n {
-                w.write(&mut sink, &Tiny, g * u64::from(cs), &data)
+                w.write(&mut sink, &Tiny, g * u64::from(cs), data[..].into())
                     .await
                     .unwrap();
             }
