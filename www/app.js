@@ -598,6 +598,29 @@ function frameThrottle(draw, live) {
   };
 }
 
+/**
+ * Downloads by object URL: the result each saves. A click first checks that the picked files
+ * the output is made of are still readable; a changed one gets a readable error instead of a
+ * download that fails in the browser's list.
+ */
+const downloads = new Map();
+document.addEventListener('click', async (e) => {
+  const link = e.target.closest?.('a[download]');
+  const result = link && downloads.get(link.href);
+  if (!result || link.dataset.checked) return;
+  e.preventDefault();
+  try {
+    const api = await engine();
+    await api.readable(result);
+  } catch (err) {
+    showError('The download cannot start', errorText(err), 'The output reads the picked files as it is saved. Pick the files again and convert once more.');
+    return;
+  }
+  link.dataset.checked = '1';
+  link.click();
+  delete link.dataset.checked;
+});
+
 function resetConvert() {
   setConvertState('idle');
   $('progress').value = 0;
@@ -605,7 +628,7 @@ function resetConvert() {
   $('convert-status').textContent = '';
   $('result').hidden = true;
   $('result').replaceChildren();
-  if (state.url) { URL.revokeObjectURL(state.url); state.url = null; }
+  if (state.url) { URL.revokeObjectURL(state.url); downloads.delete(state.url); state.url = null; }
   // One output at a time: the previous one leaves the browser's storage.
   if (state.result) {
     const old = state.result;
@@ -645,6 +668,7 @@ async function startConvert() {
     const name = result.name || outputName(format);
     state.result = result;
     state.url = URL.createObjectURL(result.file);
+    downloads.set(state.url, result);
     const total = state.report['virtual-size'];
     $('convert-status').textContent = `Done in ${duration(secs)} (${human(Number(total) / Math.max(secs, 1e-3))}/s).`;
     $('result').replaceChildren(
@@ -716,7 +740,7 @@ let enginePromise = null;
 function engine() {
   if (!enginePromise) {
     enginePromise = import('./vmdisk.js').then((m) => {
-      state.api = { inspect: m.inspect, convert: m.convert, verify: m.verify, release: m.release, map: m.map, memory: m.memory };
+      state.api = { inspect: m.inspect, convert: m.convert, verify: m.verify, release: m.release, map: m.map, memory: m.memory, readable: m.readable };
       window.vmdisk = state.api;
       return state.api;
     }, (e) => {
@@ -763,7 +787,7 @@ function wire() {
 
 const packages = createPackages({
   $, el, human, bytes, duration, state, engine, errorText, showError, clearError, convertHint,
-  renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS,
+  renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS, downloads,
 });
 
 wire();

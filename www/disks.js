@@ -28,7 +28,8 @@ const INTRO = {
 
 export function createPackages(ctx) {
   const { $, el, human, bytes, duration, state, engine, errorText, showError, clearError, convertHint,
-    renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS } = ctx;
+    renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS,
+    downloads } = ctx;
 
   const view = {
     report: null,
@@ -206,7 +207,7 @@ export function createPackages(ctx) {
   }
 
   function releaseCard(c) {
-    if (c.url) { URL.revokeObjectURL(c.url); c.url = null; }
+    if (c.url) { URL.revokeObjectURL(c.url); downloads.delete(c.url); c.url = null; }
     if (c.result) {
       const old = c.result;
       c.result = null;
@@ -288,6 +289,7 @@ export function createPackages(ctx) {
       const secs = (performance.now() - t0) / 1000;
       c.result = out;
       c.url = URL.createObjectURL(out.file);
+      downloads.set(c.url, out);
       progress.max = 1;
       progress.value = 1;
       setCardState(c, 'done');

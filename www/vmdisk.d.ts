@@ -120,22 +120,37 @@ export interface ConvertOptions {
    * abort the file keeps its previous contents. The result's `file` is then this file.
    */
   output?: FileSystemFileHandle;
+  /**
+   * The most parts the output File may be composed of (default 4096): past it, input bytes are
+   * copied into the spill file (each part costs the browser time when the File is built).
+   */
+  maxParts?: number;
   onProgress?: (progress: Progress) => void;
   /** Aborting cancels the conversion, deletes its output and rejects with an AbortError. */
   signal?: AbortSignal;
 }
 
 export interface ConvertResult {
-  /** The output, stored in the origin-private file system; readable until release() or the page closes. */
+  /**
+   * The output, composed: slices of the picked files for the data it keeps unchanged, generated
+   * tables, zero runs, and a spill file in the origin-private file system for bytes that had to
+   * be produced. Readable until release(), the page closes, or a picked file changes (readable()).
+   */
   file: File;
-  /** The output's name, after the main input's: disk.vmdk -> disk.qcow2 (file.name may carry " (2)"). */
+  /** The output's name, after the main input's: disk.vmdk -> disk.qcow2. */
   name: string;
   size: number;
+  /** The parts `file` is composed of (0 when written to `output`). */
+  parts: number;
+  /** Bytes of `file` in the spill file (what had to be produced). */
+  spilledBytes: number;
+  /** The picked files `file` reads when it is saved. */
+  sources: File[];
   format: 'qcow2' | 'raw';
   /** The main input file's name (for a package, the converted disk's name). */
   input: string;
   virtualSize: number;
-  /** The output's name in the origin-private file system; null when written to `output`. */
+  /** The spill file's name in the origin-private file system; null when none or written to `output`. */
   opfsName: string | null;
   seconds: number;
   /** The engine worker's wasm memory at the end (it never shrinks: the peak). */
@@ -164,7 +179,13 @@ export function verify(
   options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal },
 ): Promise<Finding[]>;
 
-/** Delete a conversion's output from the origin-private file system. */
+/**
+ * Resolves when `result.file` can still be saved; rejects (kind "io", a message naming the file)
+ * when a picked file it reads changed on disk after it was picked.
+ */
+export function readable(result: ConvertResult): Promise<void>;
+
+/** Delete a conversion's spill file from the origin-private file system. */
 export function release(result: ConvertResult): Promise<void>;
 
 /** The engine worker's wasm memory now, and the largest a compression sub-worker's reached. */

@@ -78,18 +78,21 @@ export function map(files) {
 }
 
 /**
- * Convert an image set to qcow2 or raw. The output is written into the origin-private file
- * system and resolves as `{ file, name, size, format, ... }`; `file` stays readable until
- * `release(result)` or until the page closes. With `output` (a FileSystemFileHandle, e.g. from
+ * Convert an image set to qcow2 or raw. Resolves as `{ file, name, size, format, parts,
+ * spilledBytes, sources, ... }`. `file` is composed: slices of the picked files for the data the
+ * output keeps unchanged, generated tables, zero runs, and a spill file in the origin-private
+ * file system for bytes that had to be produced (`spilledBytes`); it stays readable until
+ * `release(result)`, until the page closes, or until a picked file changes (see `readable`). With `output` (a FileSystemFileHandle, e.g. from
  * showSaveFilePicker) it is written there instead, and that file is left as it was on failure.
  */
-export function convert(files, { format = 'qcow2', compression = null, clusterSize, compat, disk, output, onProgress, signal } = {}) {
+export function convert(files, { format = 'qcow2', compression = null, clusterSize, compat, disk, output, maxParts, onProgress, signal } = {}) {
   if (signal?.aborted) return Promise.reject(abortError());
   const options = { format, compression: compression || null };
   if (output) options.output = output;
   if (disk !== undefined && disk !== null) options.disk = disk;
   if (clusterSize !== undefined) options.clusterSize = clusterSize;
   if (compat !== undefined) options.compat = compat;
+  if (maxParts !== undefined) options.maxParts = maxParts;
 
   // Rate: bytes per second over the last few seconds (steadier than per report), per phase.
   const samples = [];
@@ -161,6 +164,25 @@ export function verify(files, { onProgress, signal } = {}) {
       throw signal?.aborted ? abortError() : e;
     },
   );
+}
+
+/**
+ * Resolve when `result.file` can still be saved. An output is composed of slices of the picked
+ * files and read only when it is saved, and Chromium fails every read of a File that changed on
+ * disk after it was picked: check before a download starts, which would otherwise fail in the
+ * browser's download list. Rejects with a one-line Error (kind 'io') naming the file.
+ */
+export async function readable(result) {
+  for (const f of result?.sources ?? []) {
+    try {
+      await f.slice(0, Math.min(1, f.size)).arrayBuffer();
+      if (f.size > 1) await f.slice(f.size - 1).arrayBuffer();
+    } catch {
+      const err = new Error(`${f.name} changed or became unreadable after it was picked: pick it again`);
+      err.kind = 'io';
+      throw err;
+    }
+  }
 }
 
 /** Delete a conversion's output from the origin-private file system (its `file` becomes unreadable). */

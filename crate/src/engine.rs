@@ -135,7 +135,8 @@ pub async fn convert(
     let size = image.virtual_size();
     let gran = writer.granularity();
     // A composed output references what the writer passes through: nothing to read for it.
-    let read_copied = writer.reads_data() || !sink.composes();
+    let writer_reads = writer.reads_data();
+    let reads = |sink: &dyn Sink| writer_reads || !sink.composes();
     let mut plan = Plan::new(image, gran);
     let mut done = 0;
     let mut report = |pos: u64| {
@@ -150,13 +151,15 @@ pub async fn convert(
     let mut current = match plan.next(&mut report).await? {
         Some(segments) => {
             let first = ChunkBuf::new(plan.chunk).with_len(total(&segments));
-            let filled = fill(set, pool, &plan.extents, &segments, first, read_copied).await?;
-            Some((filled, segments))
+            let read = reads(sink);
+            let filled = fill(set, pool, &plan.extents, &segments, first, read).await?;
+            Some((filled, read, segments))
         }
         None => None,
     };
-    while let Some(((buf, copied), segments)) = current {
+    while let Some(((buf, copied), read, segments)) = current {
         let next = plan.next(&mut report).await?;
+        let next_read = reads(sink);
         let write = async {
             let copied: Vec<Copied> = copied
                 .iter()
@@ -167,7 +170,7 @@ pub async fn convert(
                     at,
                 })
                 .collect();
-            let chunk = Chunk::new(buf.bytes(), &copied);
+            let chunk = Chunk::new(buf.bytes(), &copied, !read);
             let mut at = 0;
             for &(pos, n) in &segments {
                 writer
@@ -185,11 +188,11 @@ pub async fn convert(
                     &plan.extents,
                     &next,
                     spare.with_len(total(&next)),
-                    read_copied,
+                    next_read,
                 );
-                let (read, written) = futures::future::join(read, write).await;
+                let (filled, written) = futures::future::join(read, write).await;
                 written?;
-                Some((read?, next))
+                Some((filled?, next_read, next))
             }
             None => {
                 write.await?;

@@ -25,7 +25,8 @@ pub trait Sink {
     }
     /// True when [`Sink::write_ref`] is cheaper than writing the bytes (the output is composed
     /// of references to the input): writers then hand over references where they can, and the
-    /// engine does not even read what a writer passes through unchanged.
+    /// engine does not even read what a writer passes through unchanged. Asked again for
+    /// every chunk: a composed output past its part budget wants bytes.
     fn composes(&self) -> bool {
         false
     }
@@ -47,10 +48,12 @@ pub struct Copied<'a> {
 
 /// Guest bytes as the engine hands them to a writer, with the runs that are input bytes
 /// unchanged. When the sink composes and the writer does not look at the data
-/// ([`crate::writer::Writer::reads_data`]), the copied runs of `bytes` were never read.
+/// ([`crate::writer::Writer::reads_data`]), the copied runs of `bytes` were never read
+/// (`unread`): they must go out as references.
 #[derive(Clone, Copy)]
 pub struct Chunk<'a> {
     pub bytes: &'a [u8],
+    pub unread: bool,
     /// Ascending, disjoint; their `buf` counts from `base` bytes before `bytes` (a slice of a
     /// chunk shares its runs).
     copied: &'a [Copied<'a>],
@@ -59,14 +62,15 @@ pub struct Chunk<'a> {
 
 impl<'a> From<&'a [u8]> for Chunk<'a> {
     fn from(bytes: &'a [u8]) -> Self {
-        Chunk::new(bytes, &[])
+        Chunk::new(bytes, &[], false)
     }
 }
 
 impl<'a> Chunk<'a> {
-    pub fn new(bytes: &'a [u8], copied: &'a [Copied<'a>]) -> Self {
+    pub fn new(bytes: &'a [u8], copied: &'a [Copied<'a>], unread: bool) -> Self {
         Chunk {
             bytes,
+            unread,
             copied,
             base: 0,
         }
@@ -84,6 +88,7 @@ impl<'a> Chunk<'a> {
     pub fn slice(&self, start: usize, end: usize) -> Chunk<'a> {
         Chunk {
             bytes: &self.bytes[start..end],
+            unread: self.unread,
             copied: self.copied,
             base: self.base + start,
         }
@@ -120,10 +125,10 @@ impl<'a> Chunk<'a> {
     }
 }
 
-/// Write `chunk` at `offset`: as references where it is input bytes and the sink composes,
-/// else as bytes.
+/// Write `chunk` at `offset`: as references where it is input bytes and the sink composes
+/// (or they were not read), else as bytes.
 pub async fn put(sink: &mut dyn Sink, offset: u64, chunk: Chunk<'_>) -> Result<()> {
-    if !sink.composes() || chunk.copied.is_empty() {
+    if (!sink.composes() && !chunk.unread) || chunk.copied.is_empty() {
         return sink.write_at(offset, chunk.bytes).await;
     }
     for (s, e, run) in chunk.pieces() {

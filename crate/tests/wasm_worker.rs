@@ -109,3 +109,89 @@ async fn compressed_qcow2_converts_through_an_opfs_scratch_file() {
     scratch_access.close();
     assert!(file_bytes(&out).await == data);
 }
+
+/// `convert` into a composed output (`{compose}`): parts as the worker gets them, put together
+/// here as www/worker.js does (numbers are zero runs, `[start, end]` ranges of the spill file).
+async fn composed(input: &[u8], name: &str, options: &str) -> (Vec<u8>, Array, bool) {
+    let spill = opfs_file(&format!("vmdisk-test-spill-{name}")).await;
+    let access: std::rc::Rc<std::cell::RefCell<Option<FileSystemSyncAccessHandle>>> =
+        Default::default();
+    let make = {
+        let (spill, access) = (spill.clone(), access.clone());
+        Closure::<dyn FnMut(JsValue) -> js_sys::Promise>::new(move |_name: JsValue| {
+            let (spill, access) = (spill.clone(), access.clone());
+            wasm_bindgen_futures::future_to_promise(async move {
+                let h = sync_handle(&spill).await;
+                *access.borrow_mut() = Some(h.clone());
+                Ok(h.into())
+            })
+        })
+    };
+    let target = js_sys::Object::new();
+    js_sys::Reflect::set(&target, &"compose".into(), make.as_ref()).unwrap();
+    let result = wasm::convert(
+        Array::of1(&file(name, input)).into(),
+        js_sys::JSON::parse(options).unwrap(),
+        target.into(),
+        None,
+        JsValue::UNDEFINED,
+        None,
+    )
+    .await
+    .unwrap();
+    let spilled = access.borrow().is_some();
+    if let Some(a) = access.borrow_mut().take() {
+        a.close();
+    }
+    let spill_file: web_sys::Blob = JsFuture::from(spill.get_file())
+        .await
+        .unwrap()
+        .unchecked_into();
+    let parts: Array = get(&result, "parts").unchecked_into();
+    let blob_parts = Array::new();
+    for p in parts.iter() {
+        if let Some(n) = p.as_f64() {
+            blob_parts.push(&js_sys::Uint8Array::new_with_length(n as u32));
+        } else if Array::is_array(&p) {
+            let r: Array = p.unchecked_into();
+            let (s, e) = (r.get(0).as_f64().unwrap(), r.get(1).as_f64().unwrap());
+            blob_parts.push(&spill_file.slice_with_f64_and_f64(s, e).unwrap());
+        } else {
+            blob_parts.push(&p);
+        }
+    }
+    let whole = web_sys::Blob::new_with_blob_sequence(&blob_parts).unwrap();
+    (blob_bytes(&whole).await, parts, spilled)
+}
+
+#[wasm_bindgen_test]
+async fn composed_outputs_reference_the_input_and_spill_what_was_produced() {
+    let data = disk(DISK_LEN);
+    // qcow2 -> raw: the data clusters are slices of the picked file, nothing produced.
+    let image = make_image(&data, &qcow2(None)).await;
+    let (out, parts, spilled) = composed(&image, "d.qcow2", r#"{"format":"raw"}"#).await;
+    assert!(out == data, "qcow2 -> raw composed differs");
+    assert!(!spilled, "nothing to spill");
+    assert!(
+        parts.iter().any(|p| p.is_instance_of::<web_sys::Blob>()),
+        "input slices"
+    );
+    // raw -> qcow2: the same bytes as a written output.
+    let (out, _, spilled) = composed(&data, "d.raw", r#"{"format":"qcow2"}"#).await;
+    assert!(
+        out == image,
+        "raw -> qcow2 composed differs from the written output"
+    );
+    assert!(!spilled);
+    // Compressed clusters are inflated: produced bytes (in memory at this size), with slices
+    // for the clusters that stayed uncompressed.
+    let packed = make_image(&data, &qcow2(Some(Codec::Deflate))).await;
+    let (out, parts, _) = composed(&packed, "c.qcow2", r#"{"format":"raw"}"#).await;
+    assert!(out == data, "compressed qcow2 -> raw composed differs");
+    assert!(
+        parts
+            .iter()
+            .any(|p| p.is_instance_of::<js_sys::Uint8Array>()),
+        "produced bytes"
+    );
+}

@@ -81,8 +81,10 @@ test('raw -> qcow2, uncompressed, zlib and zstd: qemu-img check and compare pass
       assert.equal(c.json['compressed-clusters'] ?? 0, 0);
     }
   }
-  // Each new conversion releases the previous output: only the last one stays in OPFS.
-  assert.deepEqual(await opfsEntries(page), ['plain.qcow2']);
+  // Each new conversion releases the previous output: at most the last one's spill file (what
+  // was produced: compressed clusters past what is kept in memory) stays in OPFS.
+  const left = await opfsEntries(page);
+  assert.ok(left.length <= 1 && left.every((n) => n === 'plain.qcow2'), `OPFS holds ${left}`);
   await finish(page);
 });
 

@@ -12,6 +12,20 @@ use web_sys::{
     FileSystemWritableFileStream, WriteCommandType, WriteParams,
 };
 
+/// Why reading picked file `name` failed. Chromium fails every read of a `File` that changed
+/// on disk after it was picked (a `NotReadableError`): say so in words.
+pub fn read_error(name: &str, e: &JsValue) -> Error {
+    let changed = e
+        .dyn_ref::<web_sys::DomException>()
+        .is_some_and(|d| d.name() == "NotReadableError");
+    if changed {
+        return Error::Io(format!(
+            "{name} changed or became unreadable after it was picked: pick it again"
+        ));
+    }
+    Error::Io(format!("reading {name}: {}", js_message(e)))
+}
+
 /// The message of a JS exception (an `Error`/`DOMException`, or whatever was thrown).
 pub fn js_message(e: &JsValue) -> String {
     if let Some(err) = e.dyn_ref::<js_sys::Error>() {
@@ -37,6 +51,8 @@ pub struct BlobSource {
     name: String,
     blob: Blob,
     len: u64,
+    /// The blob again, as the host file a composed output references.
+    host: crate::source::HostFile,
 }
 
 impl BlobSource {
@@ -53,6 +69,7 @@ impl BlobSource {
         let len = blob.size() as u64;
         BlobSource {
             name: name.into(),
+            host: std::rc::Rc::new(blob.clone()),
             blob,
             len,
         }
@@ -82,6 +99,10 @@ impl Source for BlobSource {
         self.read_parts(vec![(offset, buf)]).await
     }
 
+    fn host_range(&self, at: u64, _len: u64) -> Option<(crate::source::HostFile, u64)> {
+        Some((self.host.clone(), at))
+    }
+
     /// All of a chunk's reads go out at once: one Blob read after another waits out each
     /// read's fixed latency (a qcow2 chunk is often a dozen runs).
     async fn read_into(&self, reads: Reads, mut buf: Vec<u8>) -> Result<Vec<u8>> {
@@ -92,7 +113,7 @@ impl Source for BlobSource {
     /// `FileReaderSync`, which only dedicated workers have: where the engine runs. Decoders of
     /// compressed packages pull their input this way.
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let io = |e: JsValue| Error::Io(format!("reading {}: {}", self.name, js_message(&e)));
+        let io = |e: JsValue| read_error(&self.name, &e);
         let end = offset
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.len)
@@ -218,8 +239,10 @@ impl BlobSource {
     /// out as a few slices at once, whatever parts it holds: Chromium serves one read at a time
     /// at about two thirds of the rate of several at once (qcow2 -> raw, whose chunks are one
     /// span each, took 3.4 s unsplit and 2.7 s split).
-    async fn read_parts(&self, parts: Vec<(u64, &mut [u8])>) -> Result<()> {
-        let io = |e: JsValue| Error::Io(format!("reading {}: {}", self.name, js_message(&e)));
+    async fn read_parts(&self, mut parts: Vec<(u64, &mut [u8])>) -> Result<()> {
+        let io = |e: JsValue| read_error(&self.name, &e);
+        // In file order, so runs stored back to front (a fragmented image) share reads.
+        parts.sort_by_key(|(offset, _)| *offset);
         let mut spans: Vec<Span> = vec![];
         for (offset, part) in parts {
             let end = offset + part.len() as u64;

@@ -3,7 +3,8 @@
 use super::Writer;
 use crate::codec::Pool;
 use crate::error::Result;
-use crate::sink::{Chunk, Sink};
+use crate::sink::{Chunk, Copied, Sink};
+use crate::source::{Reads, Source};
 use crate::zero::is_zero;
 use async_trait::async_trait;
 
@@ -44,13 +45,20 @@ impl Writer for RawWriter {
             sink.set_len(self.size).await?;
             self.sized = true;
         }
-        if !sink.composes() {
+        if !sink.composes() && !data.unread {
             return write_nonzero(sink, offset, data.bytes).await;
         }
-        for (s, e, run) in data.pieces() {
+        let pieces = data.pieces();
+        for (i, &(s, e, run)) in pieces.iter().enumerate() {
             let at = offset + s as u64;
             match run {
-                Some(r) => sink.write_ref(at, r.src, r.at, r.len as u64).await?,
+                Some(r) if sink.composes() => sink.write_ref(at, r.src, r.at, r.len as u64).await?,
+                Some(_) => {
+                    // The output stopped taking references (its part budget): read the rest
+                    // of the chunk at once rather than copy each reference on its own.
+                    let rest = read_rest(&data, &pieces[i..]).await?;
+                    return write_nonzero(sink, at, &rest).await;
+                }
                 None => write_nonzero(sink, at, &data.bytes[s..e]).await?,
             }
         }
@@ -81,4 +89,30 @@ async fn write_nonzero(sink: &mut dyn Sink, offset: u64, data: &[u8]) -> Result<
         sink.write_at(offset + start as u64, &data[start..]).await?;
     }
     Ok(())
+}
+
+/// The bytes of `pieces` (the tail of `data`'s, back to back), their copied runs read in one
+/// batch per input file.
+async fn read_rest(
+    data: &Chunk<'_>,
+    pieces: &[(usize, usize, Option<Copied<'_>>)],
+) -> Result<Vec<u8>> {
+    let base = pieces.first().map_or(0, |p| p.0);
+    let mut buf = data.bytes[base..].to_vec();
+    let mut batches: Vec<(&dyn Source, Reads)> = vec![];
+    for &(s, e, run) in pieces {
+        let Some(r) = run else { continue };
+        let read = (r.at, s - base..e - base);
+        match batches
+            .iter_mut()
+            .find(|(src, _)| std::ptr::addr_eq(*src, r.src))
+        {
+            Some((_, reads)) => reads.push(read),
+            None => batches.push((r.src, vec![read])),
+        }
+    }
+    for (src, reads) in batches {
+        buf = src.read_into(reads, buf).await?;
+    }
+    Ok(buf)
 }
