@@ -26,7 +26,7 @@
 //! ## Compressed files rule
 //! - gzip: the first KiB are inflated. A tar inside is a UEC tarball (`uec`, members listed), a cpio
 //!   inside is an initrd (`ari`), anything else is "not an image: decompress it first".
-//! - zstd: likewise inflated with ruzstd: cpio => `ari`, anything else => not an image.
+//! - zstd: likewise inflated with the C zstd: cpio => `ari`, anything else => not an image.
 //! - xz: cannot be looked into here. The kernel only accepts xz initramfs with a CRC32 (or no)
 //!   integrity check, which is what initramfs-tools and dracut write (`xz --check=crc32`), while
 //!   plain `xz` (as in `disk.raw.xz`) writes CRC64. So xz with CRC32/none => `ari`, with a Warning

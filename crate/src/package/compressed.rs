@@ -150,69 +150,12 @@ impl<R: BufRead> Read for Gzip<R> {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 fn zstd_decoder<'a, R: BufRead + 'a>(input: R) -> Result<Box<dyn Read + 'a>> {
     let mut d = zstd::stream::read::Decoder::with_buffer(input)
         .map_err(|e| Error::Corrupt(format!("zstd decoder: {e}")))?;
     d.window_log_max(MAX_WINDOW.trailing_zeros())
         .map_err(|e| Error::Corrupt(format!("zstd decoder: {e}")))?;
     Ok(Box::new(d))
-}
-
-#[cfg(target_arch = "wasm32")]
-fn zstd_decoder<'a, R: BufRead + 'a>(input: R) -> Result<Box<dyn Read + 'a>> {
-    Ok(Box::new(Zstd {
-        input: Some(input),
-        frame: None,
-    }))
-}
-
-/// zstd frames one after another with ruzstd (a frame each; skippable frames are skipped),
-/// each window checked before the decoder allocates it.
-#[cfg(target_arch = "wasm32")]
-struct Zstd<R: BufRead> {
-    input: Option<R>,
-    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
-}
-
-#[cfg(target_arch = "wasm32")]
-impl<R: BufRead> Read for Zstd<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let bad = |e: &dyn std::fmt::Display| std::io::Error::other(format!("zstd: {e}"));
-        loop {
-            if let Some(frame) = &mut self.frame {
-                let n = frame.read(buf)?;
-                if n > 0 || buf.is_empty() {
-                    return Ok(n);
-                }
-                let frame = self.frame.take().expect("a frame");
-                let sums = (
-                    frame.decoder.get_checksum_from_data(),
-                    frame.decoder.get_calculated_checksum(),
-                );
-                if let (Some(stored), Some(computed)) = sums
-                    && stored != computed
-                {
-                    return Err(bad(&"content checksum mismatch"));
-                }
-                self.input = Some(frame.into_inner());
-                continue;
-            }
-            let Some(mut input) = self.input.take() else {
-                return Ok(0);
-            };
-            let head = input.fill_buf()?;
-            if head.is_empty() {
-                return Ok(0);
-            }
-            if let Some(w) = zstd_window(head)
-                && w > MAX_WINDOW
-            {
-                return Err(bad(&format!("a {w}-byte window is larger than allowed")));
-            }
-            self.frame = Some(ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| bad(&e))?);
-        }
-    }
 }
 
 /// The window a zstd frame header asks for (RFC 8878 3.1.1.1.2), None when `h` is too short.
