@@ -159,6 +159,8 @@ export interface ConvertResult {
   poolMemoryBytes: number;
   /** Compression sub-workers alive at the end. */
   poolWorkers: number;
+  /** Each live sub-worker's wasm memory at the end (one past 128 MiB is replaced once idle). */
+  poolWorkerMemory: number[];
 }
 
 /** Identify and check an image set: the Report of `vmdisk info --json`. */
@@ -166,6 +168,8 @@ export function inspect(files: Files): Promise<Report>;
 
 /** Where every guest byte lives: the rows of `vmdisk map --json`. */
 export function map(files: Files): Promise<MapEntry[]>;
+/** The rows in batches as the map is walked; resolves to their count. */
+export function map(files: Files, options: { onRows: (rows: MapEntry[]) => void }): Promise<number>;
 
 /** Convert an image set (flattening any backing chain) to qcow2 or raw, in a Web Worker. */
 export function convert(files: Files, options?: ConvertOptions): Promise<ConvertResult>;

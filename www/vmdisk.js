@@ -25,6 +25,10 @@ function getWorker() {
       call.progress?.(data.done, data.total, data.phase);
       return;
     }
+    if (data.type === 'rows') {
+      call.rows?.(data.rows);
+      return;
+    }
     calls.delete(data.id);
     if (data.type === 'result') call.resolve(data.value);
     else call.reject(toError(data.error));
@@ -72,9 +76,22 @@ export function inspect(files) {
   return request('inspect', { files: fileArray(files) }).promise;
 }
 
-/** Where every guest byte lives: the rows of `vmdisk map --json`. */
-export function map(files) {
-  return request('map', { files: fileArray(files) }).promise;
+/**
+ * Where every guest byte lives: the rows of `vmdisk map --json`. With `onRows(rows)`, rows come
+ * in batches as the map is walked (a fragmented image has millions) and the promise resolves to
+ * their count.
+ */
+export function map(files, { onRows } = {}) {
+  if (!onRows) return request('map', { files: fileArray(files) }).promise;
+  const { id, promise } = request('map', { files: fileArray(files), stream: true });
+  calls.get(id).rows = (rows) => {
+    try {
+      onRows(rows);
+    } catch (e) {
+      setTimeout(() => { throw e; });
+    }
+  };
+  return promise;
 }
 
 /**

@@ -49,6 +49,9 @@ const ready = (async () => {
 // Compression sub-workers.
 
 const IDLE_MS = 20_000;
+// A sub-worker whose wasm memory grew past this is ended once idle (wasm memory never shrinks)
+// and a fresh one takes its place: what a batch needs is a few times its 32 MiB at most.
+const SUB_MEMORY_CAP = 128 << 20;
 
 class Pool {
   constructor(module, size) {
@@ -57,6 +60,7 @@ class Pool {
     this.workers = [];
     this.seq = 0;
     this.maxMemory = 0;
+    this.retired = 0; // sub-workers ended for their memory
     this.idle = null;
   }
 
@@ -67,7 +71,15 @@ class Pool {
       const p = w.pending.get(data.id);
       if (!p) return;
       w.pending.delete(data.id);
-      if (data.memory) this.maxMemory = Math.max(this.maxMemory, data.memory);
+      if (data.memory) {
+        w.memory = data.memory;
+        this.maxMemory = Math.max(this.maxMemory, data.memory);
+        if (data.memory > SUB_MEMORY_CAP && !w.pending.size) {
+          w.terminate();
+          this.workers = this.workers.filter((x) => x !== w);
+          this.retired++;
+        }
+      }
       if (data.error) p.reject(Object.assign(new Error(data.error.message), data.error));
       else p.resolve(data.reply);
       this.settle();
@@ -305,6 +317,8 @@ async function convert(id, files, { output, ...options }) {
         wasmMemoryBytes: memory.buffer.byteLength,
         poolMemoryBytes: pool?.maxMemory ?? 0,
         poolWorkers: pool?.workers.length ?? 0,
+        // Each live sub-worker's wasm memory now.
+        poolWorkerMemory: pool?.workers.map((w) => w.memory ?? 0) ?? [],
       },
     });
   } catch (e) {
@@ -360,7 +374,8 @@ self.onmessage = async ({ data }) => {
       value = await wasm.inspect(data.files);
     } else if (type === 'map') {
       await ready;
-      value = await wasm.map(data.files);
+      // With onRows, rows travel in batches as the map is walked.
+      value = await wasm.map(data.files, data.stream ? (rows) => post({ id, type: 'rows', rows }) : undefined);
     } else if (type === 'release') {
       if (held.has(data.name)) await removeOutput(await navigator.storage.getDirectory(), data.name);
     } else if (type === 'memory') {

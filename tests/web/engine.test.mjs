@@ -101,6 +101,7 @@ test('compressed outputs use the sub-workers and read back to the same bytes', a
   const out = await inPage(page, async (api, files, same) => {
     const compare = new Function(`return (${same})`)();
     const rows = [];
+    let map = null;
     for (const compression of ['zlib', 'zstd']) {
       const t0 = performance.now();
       const q = await api.convert(files, { format: 'qcow2', compression });
@@ -109,13 +110,19 @@ test('compressed outputs use the sub-workers and read back to the same bytes', a
       const back = await api.convert([q.file], { format: 'raw' });
       const backSeconds = (performance.now() - t1) / 1000;
       rows.push({
-        compression, size: q.size, seconds, backSeconds, workers: q.poolWorkers, pool: q.poolMemoryBytes,
+        compression, size: q.size, seconds, backSeconds, workers: q.poolWorkers, pool: q.poolMemoryBytes, each: q.poolWorkerMemory,
         wasm: Math.max(q.wasmMemoryBytes, back.wasmMemoryBytes), same: await compare(files[0], back.file),
       });
+      // map() of the compressed output: whole, and streamed in batches.
+      const whole = await api.map([q.file]);
+      let streamed = 0;
+      let batches = 0;
+      const count = await api.map([q.file], { onRows: (rows) => { batches++; streamed += rows.length; } });
+      map = { whole: whole.length, streamed, count, batches };
       await api.release(q);
       await api.release(back);
     }
-    return { rows, cores: navigator.hardwareConcurrency };
+    return { rows, cores: navigator.hardwareConcurrency, map };
   }, SAME);
   t.diagnostic(JSON.stringify(out));
   for (const r of out.rows) {
@@ -123,7 +130,11 @@ test('compressed outputs use the sub-workers and read back to the same bytes', a
     assert.ok(r.size < 200 * MiB, `${r.compression}: ${r.size}`);
     assert.equal(r.workers, Math.max(1, out.cores) >= 2 ? out.cores : 0, `${r.compression}: sub-workers`);
     assert.ok(r.wasm < 256 * MiB && r.pool < 256 * MiB);
+    assert.equal(r.each.length, r.workers, `${r.compression}: one memory figure a sub-worker`);
+    for (const m of r.each) assert.ok(m > 0 && m < 256 * MiB, `${r.compression}: sub-worker memory ${m}`);
   }
+  assert.ok(out.map.whole >= 4, `${out.map.whole} map rows`);
+  assert.deepEqual(out.map, { whole: out.map.whole, streamed: out.map.whole, count: out.map.whole, batches: 1 });
   await page.context().close();
 });
 

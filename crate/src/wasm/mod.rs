@@ -206,25 +206,59 @@ fn call_progress(
     }
 }
 
-/// `map(files) -> Promise<MapEntry[]>`: the rows of `vmdisk map --json`.
+/// Map rows handed to `onRows` at a time.
+const MAP_BATCH: u32 = 4096;
+
+/// `map(files, onRows?) -> Promise<MapEntry[] | number>`: the rows of `vmdisk map --json`. With
+/// `onRows(rows)`, they go there in batches as the map is walked (a fragmented image has
+/// millions) and the promise resolves to how many there were.
 #[wasm_bindgen]
-pub async fn map(files: JsValue) -> std::result::Result<JsValue, JsValue> {
+pub async fn map(
+    files: JsValue,
+    on_rows: Option<Function>,
+) -> std::result::Result<JsValue, JsValue> {
     hook();
     let run = async {
         let opened = crate::open(ImageSet::new(sources(&files)?)).await?;
         let image = readable(&opened)?;
-        let rows = Array::new();
+        let mut rows = Array::new();
+        let mut count = 0u64;
         let mut failed = None;
-        crate::engine::map(&opened.set, image, &mut |row| match to_js(&row) {
-            Ok(v) => {
-                rows.push(&v);
+        let flush = |rows: &mut Array| -> Result<()> {
+            if let Some(f) = &on_rows
+                && rows.length() > 0
+            {
+                f.call1(&JsValue::NULL, rows)
+                    .map_err(|e| error_from_js(&e))?;
+                *rows = Array::new();
             }
-            Err(e) => {
+            Ok(())
+        };
+        crate::engine::map(&opened.set, image, &mut |row| {
+            count += 1;
+            match to_js(&row) {
+                Ok(v) => {
+                    rows.push(&v);
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+            if rows.length() >= MAP_BATCH
+                && let Err(e) = flush(&mut rows)
+            {
                 failed.get_or_insert(e);
             }
         })
         .await?;
-        failed.map_or(Ok(rows.into()), Err)
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if on_rows.is_none() {
+            return Ok(rows.into());
+        }
+        flush(&mut rows)?;
+        Ok(JsValue::from(count as f64))
     };
     run.await.map_err(|e| to_js_error(&e))
 }

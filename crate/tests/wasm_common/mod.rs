@@ -264,7 +264,7 @@ async fn errors_carry_the_cli_message() {
         },
     };
     let files = Array::of1(&file("cut.qcow2", cut));
-    let err = wasm::map(files.into()).await.unwrap_err();
+    let err = wasm::map(files.into(), None).await.unwrap_err();
     let err: js_sys::Error = err.dyn_into().expect("a JS Error");
     assert_eq!(String::from(err.message()), expected);
     assert!(get(&err, "kind").as_string().is_some());
@@ -301,7 +301,7 @@ async fn errors_carry_the_cli_message() {
 async fn map_rows_like_the_cli() {
     let data = disk(DISK_LEN);
     let image = make_image(&data, &qcow2(None)).await;
-    let rows: Array = wasm::map(Array::of1(&file("d.qcow2", &image)).into())
+    let rows: Array = wasm::map(Array::of1(&file("d.qcow2", &image)).into(), None)
         .await
         .unwrap()
         .unchecked_into();
@@ -317,6 +317,30 @@ async fn map_rows_like_the_cli() {
     assert_eq!(pos, DISK_LEN as f64);
     // Cluster 2 of every four is zero: it is not allocated.
     assert!(rows.length() >= 12, "{} rows", rows.length());
+    // Streamed: the same rows in batches, and their count.
+    let streamed = Array::new();
+    let batches = std::rc::Rc::new(std::cell::Cell::new(0));
+    let on_rows = {
+        let (streamed, batches) = (streamed.clone(), batches.clone());
+        wasm_bindgen::closure::Closure::<dyn FnMut(Array)>::new(move |batch: Array| {
+            batches.set(batches.get() + 1);
+            for r in batch.iter() {
+                streamed.push(&r);
+            }
+        })
+    };
+    let count = wasm::map(
+        Array::of1(&file("d.qcow2", &image)).into(),
+        Some(on_rows.as_ref().unchecked_ref::<js_sys::Function>().clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(count.as_f64(), Some(rows.length() as f64));
+    assert!(batches.get() >= 1);
+    assert_eq!(
+        js_sys::JSON::stringify(&streamed).unwrap(),
+        js_sys::JSON::stringify(&rows).unwrap()
+    );
 }
 
 /// qcow2 -> raw and raw -> qcow2 through Blobs give the bytes of the same conversion in memory.
