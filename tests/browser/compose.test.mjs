@@ -8,22 +8,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, statSync } from 'node:fs';
-import { MiB, check, compare, convertOnPage, makeRaw, opfsEntries, openPage, pick, qemuImg, qemuIo, setup } from './lib.mjs';
+import { MiB, check, compare, convertOnPage, makeRaw, opfsEntries, openPage, pageFiles as pickHidden, pick, qemuImg, qemuIo, setup } from './lib.mjs';
 
 const GiB = 1024 * MiB;
 let env;
 before(async () => { env = await setup(); });
 after(async () => { await env?.close(); });
 
-/** Give the page files through an input of our own. */
-async function pageFiles(page, paths) {
-  await page.evaluate(() => {
-    document.getElementById('compose-files')?.remove();
-    const input = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'compose-files', hidden: true });
-    document.body.append(input);
-  });
-  await page.setInputFiles('#compose-files', paths);
-}
+/** Give the page files through an input of our own (`#compose-files`). */
+const pageFiles = (page, paths) => pickHidden(page, paths, 'compose-files');
 
 /** Convert the picked files with `options` through the API; the result stays in `window.out`. */
 function convert(page, options) {
@@ -93,7 +86,7 @@ test('a fragmented image: thousands of runs, parts within the budget, the rest s
   // 512-byte clusters written back to front: guest order is the reverse of file order.
   const made = Date.now();
   const f = env.path('frag.qcow2');
-  const runs = 6000;
+  const runs = 3000;
   qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=512', f, String(runs * 1024));
   const cmds = [];
   for (let i = runs - 1; i >= 0; i--) cmds.push(`write -P ${(i % 250) + 1} ${i * 1024} 512`);

@@ -88,6 +88,16 @@ export async function convertOnPage(page, out, { format, compression = '' }) {
   return { path: out, suggested: download.suggestedFilename(), status: await page.textContent('#convert-status') };
 }
 
+/** Give the page files through a hidden input of the test's own, `#id`, replacing an older one. */
+export async function pageFiles(page, paths, id) {
+  await page.evaluate((id) => {
+    document.getElementById(id)?.remove();
+    const input = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id, hidden: true });
+    document.body.append(input);
+  }, id);
+  await page.setInputFiles(`#${id}`, paths);
+}
+
 /** Every entry name in the page's origin-private file system, recursively. */
 export function opfsEntries(page) {
   return page.evaluate(async () => {

@@ -9,22 +9,15 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { chromium } from 'playwright-core';
 import { join } from 'node:path';
-import { CHROMIUM, CHROMIUM_ARGS, MiB, ROOT, makeRaw, opfsEntries, openPage, setup } from '../browser/lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, MiB, ROOT, makeRaw, opfsEntries, openPage, pageFiles as pickHidden, setup } from '../browser/lib.mjs';
 
 const GiB = 1024 * MiB;
 let env;
 before(async () => { env = await setup(); });
 after(async () => { await env?.close(); });
 
-/** Give the page files through an input of our own; the page code sees them as `files`. */
-async function pageFiles(page, paths) {
-  await page.evaluate(() => {
-    document.getElementById('engine-test-files')?.remove();
-    const input = Object.assign(document.createElement('input'), { type: 'file', multiple: true, id: 'engine-test-files', hidden: true });
-    document.body.append(input);
-  });
-  await page.setInputFiles('#engine-test-files', paths);
-}
+/** Give the page files through an input of our own (`#engine-test-files`). */
+const pageFiles = (page, paths) => pickHidden(page, paths, 'engine-test-files');
 
 /** Run `fn(api, files, arg)` in the page with vmdisk.js imported and the picked files. */
 function inPage(page, fn, arg) {
