@@ -6,7 +6,7 @@
 //! no storage quota bounds the output.
 
 use crate::error::{Error, Result};
-use crate::sink::{Scratch, ScratchFile, Sink};
+use crate::sink::{CopySteps, Scratch, ScratchFile, Sink};
 use crate::source::{HostFile, Source};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -105,6 +105,11 @@ impl ComposedSink {
     pub fn with_memory(mut self, bytes: usize) -> Self {
         self.memory_cap = bytes;
         self
+    }
+
+    /// Where the last written part ends.
+    fn written_end(&self) -> u64 {
+        self.pieces.last_key_value().map_or(0, |(s, (l, _))| s + l)
     }
 
     /// Record `part` for `[offset, offset + len)`, joined to its neighbours where it continues
@@ -256,19 +261,15 @@ impl Sink for ComposedSink {
             return self.insert(offset, len, Part::Input { file, at });
         }
         // Not in a host file, or too many parts already: the bytes go to the spill file.
-        let mut buf = vec![0; len.min(COPY_STEP) as usize];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(COPY_STEP) as usize;
-            src.read_at(at + done, &mut buf[..n]).await?;
-            self.spill(offset + done, &buf[..n]).await?;
-            done += n as u64;
+        let mut steps = CopySteps::new(src, at, len, COPY_STEP);
+        while let Some((done, bytes)) = steps.next().await? {
+            self.spill(offset + done, bytes).await?;
         }
         Ok(())
     }
 
     async fn set_len(&mut self, len: u64) -> Result<()> {
-        let end = self.pieces.last_key_value().map_or(0, |(s, (l, _))| s + l);
+        let end = self.written_end();
         if len < end {
             return Err(Error::Invalid(format!(
                 "the output cannot shrink to {len} bytes below what was written ({end})"
@@ -279,8 +280,7 @@ impl Sink for ComposedSink {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        let end = self.pieces.last_key_value().map_or(0, |(s, (l, _))| s + l);
-        self.len = self.len.max(end);
+        self.len = self.len.max(self.written_end());
         if let Some(s) = &mut self.spill {
             s.finish().await?;
         }

@@ -13,13 +13,9 @@ pub trait Sink {
     /// The `len` bytes at `offset` are `src`'s bytes from `at`, unchanged. A composing sink
     /// keeps the reference; the others copy.
     async fn write_ref(&mut self, offset: u64, src: &dyn Source, at: u64, len: u64) -> Result<()> {
-        let mut buf = vec![0; len.min(COPY_STEP) as usize];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(COPY_STEP) as usize;
-            src.read_at(at + done, &mut buf[..n]).await?;
-            self.write_at(offset + done, &buf[..n]).await?;
-            done += n as u64;
+        let mut steps = CopySteps::new(src, at, len, COPY_STEP);
+        while let Some((done, bytes)) = steps.next().await? {
+            self.write_at(offset + done, bytes).await?;
         }
         Ok(())
     }
@@ -34,6 +30,41 @@ pub trait Sink {
     async fn set_len(&mut self, len: u64) -> Result<()>;
     /// Make everything durable / visible; called once after the last write.
     async fn finish(&mut self) -> Result<()>;
+}
+
+/// The bytes of a reference read a step at a time, for a sink that copies it: `len` bytes of
+/// `src` from `at`, in pieces of at most `step` bytes.
+pub struct CopySteps<'a> {
+    src: &'a dyn Source,
+    at: u64,
+    len: u64,
+    done: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a> CopySteps<'a> {
+    pub fn new(src: &'a dyn Source, at: u64, len: u64, step: u64) -> Self {
+        let buf = vec![0; len.min(step) as usize];
+        CopySteps {
+            src,
+            at,
+            len,
+            done: 0,
+            buf,
+        }
+    }
+
+    /// The next piece and its offset from the start of the reference; None after the last.
+    pub async fn next(&mut self) -> Result<Option<(u64, &[u8])>> {
+        if self.done >= self.len {
+            return Ok(None);
+        }
+        let n = (self.len - self.done).min(self.buf.len() as u64) as usize;
+        let done = self.done;
+        self.src.read_at(self.at + done, &mut self.buf[..n]).await?;
+        self.done += n as u64;
+        Ok(Some((done, &self.buf[..n])))
+    }
 }
 
 /// A run of a chunk copied unchanged from an input: `len` bytes at `buf` in the chunk are
