@@ -30,7 +30,7 @@ fn inflate(zlib_header: bool, input: &[u8], out: &mut [u8]) -> Result<()> {
         let (i, o) = (d.total_in() as usize, d.total_out() as usize);
         let status = d
             .decompress(&input[i..], &mut out[o..], FlushDecompress::Finish)
-            .map_err(|e| Error::Corrupt(format!("compressed data does not inflate: {e}")))?;
+            .map_err(|e| Error::corrupt(format!("compressed data does not inflate: {e}")))?;
         let filled = d.total_out() as usize == out.len();
         match status {
             Status::StreamEnd => break,
@@ -41,7 +41,7 @@ fn inflate(zlib_header: bool, input: &[u8], out: &mut [u8]) -> Result<()> {
         }
     }
     if (d.total_out() as usize) < out.len() {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "compressed data inflates to {} bytes, {} expected",
             d.total_out(),
             out.len()
@@ -58,7 +58,7 @@ fn unzstd(input: &[u8], out: &mut [u8]) -> Result<()> {
     thread_local! {
         static DCTX: RefCell<Option<Decoder<'static>>> = const { RefCell::new(None) };
     }
-    let bad = |e: std::io::Error| Error::Corrupt(format!("zstd data does not decompress: {e}"));
+    let bad = |e: std::io::Error| Error::corrupt(format!("zstd data does not decompress: {e}"));
     DCTX.with(|cell| {
         let mut cell = cell.borrow_mut();
         let d = match &mut *cell {
@@ -78,7 +78,7 @@ fn unzstd(input: &[u8], out: &mut [u8]) -> Result<()> {
             }
         }
         if filled < out.len() {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "zstd data decompresses to {filled} bytes, {} expected",
                 out.len()
             )));
@@ -153,7 +153,7 @@ fn deflate(zlib_header: bool, input: &[u8]) -> Result<Option<Vec<u8>>> {
                     &mut out,
                     FlushCompress::Finish,
                 )
-                .map_err(|e| Error::Io(format!("deflate failed: {e}")))?;
+                .map_err(|e| Error::io(format!("deflate failed: {e}")))?;
             if status == Status::StreamEnd {
                 return Ok(Some(out));
             }
@@ -178,7 +178,7 @@ fn zstd(input: &[u8], cap: usize) -> Result<Option<Vec<u8>>> {
             Some(c) => c,
             none => none.insert(
                 zstd::bulk::Compressor::new(ZSTD_LEVEL)
-                    .map_err(|e| Error::Io(format!("zstd setup failed: {e}")))?,
+                    .map_err(|e| Error::io(format!("zstd setup failed: {e}")))?,
             ),
         };
         let mut out = Vec::with_capacity(cap);

@@ -117,7 +117,7 @@ impl ComposedSink {
     fn insert(&mut self, offset: u64, len: u64, mut part: Part) -> Result<()> {
         let end = offset
             .checked_add(len)
-            .ok_or_else(|| Error::Invalid("an output write past 2^64 bytes".into()))?;
+            .ok_or_else(|| Error::invalid("an output write past 2^64 bytes"))?;
         let before = self
             .pieces
             .range(..=offset)
@@ -129,7 +129,7 @@ impl ComposedSink {
             .next()
             .map(|(&s, (l, _))| (s, *l));
         if before.is_some_and(|(s, l)| s + l > offset) || after.is_some_and(|(s, _)| s < end) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "the output was written twice at offset {offset}: a writer bug"
             )));
         }
@@ -271,7 +271,7 @@ impl Sink for ComposedSink {
     async fn set_len(&mut self, len: u64) -> Result<()> {
         let end = self.written_end();
         if len < end {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "the output cannot shrink to {len} bytes below what was written ({end})"
             )));
         }

@@ -68,7 +68,7 @@ async fn resolve_into(
         match image.backing() {
             Backing::None => out.push(Resolved { extent, depth }),
             Backing::Missing(name) => {
-                return Err(Error::Missing(format!(
+                return Err(Error::missing(format!(
                     "backing file {name} was not supplied with the image"
                 )));
             }
@@ -103,14 +103,14 @@ fn check_cover(extents: &[Extent], start: u64, len: u64) -> Result<()> {
     let mut pos = start;
     for e in extents {
         if e.start != pos || e.len == 0 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "extent map has a gap or overlap at guest offset {pos}"
             )));
         }
         pos = e.end();
     }
     if pos != start + len {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "extent map ends at {pos}, expected {}",
             start + len
         )));
@@ -119,7 +119,7 @@ fn check_cover(extents: &[Extent], start: u64, len: u64) -> Result<()> {
 }
 
 /// Copy the whole guest disk of `image` into `writer`. `progress(done, total)` is called after
-/// each chunk and each empty window; returning false cancels with [`Error::Cancelled`].
+/// each chunk and each empty window; returning false cancels with [`Error::cancelled`].
 ///
 /// Reading is pipelined: the next chunk's read is in flight while this chunk is zero-checked,
 /// compressed and written, so the host's read copies overlap the rest of the work.
@@ -144,7 +144,7 @@ pub async fn convert(
         if progress(done, size) {
             Ok(())
         } else {
-            Err(Error::Cancelled)
+            Err(Error::cancelled())
         }
     };
     let mut spare = ChunkBuf::new(plan.chunk);
@@ -333,7 +333,7 @@ pub fn check_readable(image: &dyn Image) -> Result<()> {
         match layer.backing() {
             Backing::None => return Ok(()),
             Backing::Missing(name) => {
-                return Err(Error::Missing(format!(
+                return Err(Error::missing(format!(
                     "backing file {name} was not supplied with the image"
                 )));
             }
@@ -451,9 +451,7 @@ async fn fill(
         let at = buf.vec.as_ptr();
         buf.vec = set.file(file).read_into(list, buf.vec).await?;
         if buf.vec.as_ptr() != at {
-            return Err(Error::Io(
-                "the host handed back a different read buffer".into(),
-            ));
+            return Err(Error::io("the host handed back a different read buffer"));
         }
     }
     if !inflates.is_empty() {
@@ -475,7 +473,7 @@ async fn inflate_all(
         let src = &**set.file(j.file);
         check_range(src, j.offset, j.clen, "compressed data")?;
         if j.unit > MAX_UNIT {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "compressed unit of {} bytes is too large",
                 j.unit
             )));
@@ -513,7 +511,7 @@ async fn inflate_all(
         let skip = j.skip as usize;
         let part = u
             .get(skip..skip + j.len)
-            .ok_or_else(|| Error::Corrupt("compressed extent lies outside its unit".into()))?;
+            .ok_or_else(|| Error::corrupt("compressed extent lies outside its unit"))?;
         buf[j.dest..j.dest + j.len].copy_from_slice(part);
     }
     Ok(())
@@ -740,7 +738,11 @@ mod tests {
             calls += 1;
             calls < 3
         });
-        assert!(matches!(out, Err(Error::Cancelled)), "{:?}", out.err());
+        assert!(
+            matches!(&out, Err(e) if e.is_cancelled()),
+            "{:?}",
+            out.err()
+        );
         assert_eq!(calls, 3);
     }
 }

@@ -55,7 +55,7 @@ pub async fn open_file(
     depth: usize,
 ) -> Result<(Probe, Option<Box<dyn Image>>)> {
     if depth > MAX_CHAIN_DEPTH {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "backing chain deeper than {MAX_CHAIN_DEPTH} levels (a loop?)"
         )));
     }
@@ -120,7 +120,7 @@ impl OpenedImage {
         let Some(pkg) = &self.package else {
             return match disk {
                 None | Some(0) => Ok(None),
-                Some(n) => Err(Error::Invalid(format!(
+                Some(n) => Err(Error::invalid(format!(
                     "disk {} asked for, but {} is one disk, not a package",
                     n + 1,
                     self.set.file(self.main).name()
@@ -129,13 +129,13 @@ impl OpenedImage {
         };
         match disk {
             Some(n) if n < pkg.disks.len() => Ok(Some(n)),
-            Some(n) => Err(Error::Invalid(format!(
+            Some(n) => Err(Error::invalid(format!(
                 "disk {} asked for, but the package holds {}",
                 n + 1,
                 pkg.disks.len()
             ))),
             None => pkg.default_disk().map(Some).ok_or_else(|| {
-                Error::NotAnImage(format!(
+                Error::not_an_image(format!(
                     "the {} package holds no disk to convert",
                     pkg.format
                 ))
@@ -148,7 +148,7 @@ impl OpenedImage {
     pub fn target(&self, disk: Option<usize>) -> Result<&dyn Image> {
         let image = match self.disk_index(disk)? {
             None => self.image.as_deref().ok_or_else(|| {
-                Error::Unsupported(format!(
+                Error::unsupported(format!(
                     "reading {} images is not supported yet",
                     self.probe.primary().format
                 ))
@@ -160,12 +160,12 @@ impl OpenedImage {
                     return Err(e.clone());
                 }
                 if d.needs_scratch {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::invalid(format!(
                         "{name} must be decompressed first (OpenedImage::prepare)"
                     )));
                 }
                 d.image.as_deref().ok_or_else(|| {
-                    Error::Unsupported(format!("vmdisk cannot read the disk {name}"))
+                    Error::unsupported(format!("vmdisk cannot read the disk {name}"))
                 })?
             }
         };
@@ -191,7 +191,7 @@ impl OpenedImage {
         let stream = pkg.disks[n]
             .stream
             .clone()
-            .ok_or_else(|| Error::Invalid("only a whole stream can be decompressed".into()))?;
+            .ok_or_else(|| Error::invalid("only a whole stream can be decompressed"))?;
         let file = package::materialize(&mut self.set, &stream, scratch, progress).await?;
         let (probe, image) = open_file(&self.set, file, 0).await?;
         self.disks[n] = OpenedDisk {
@@ -214,7 +214,7 @@ pub async fn open(set: ImageSet) -> Result<OpenedImage> {
 pub async fn open_with(mut set: ImageSet, opts: &package::Options) -> Result<OpenedImage> {
     let n = set.picked().len();
     if n == 0 {
-        return Err(Error::Invalid("no files given".into()));
+        return Err(Error::invalid("no files given"));
     }
     let mut used = vec![false; n];
     let mut probes = Vec::with_capacity(n);
@@ -287,7 +287,7 @@ async fn open_disk(set: &ImageSet, disk: &mut package::Disk) -> OpenedDisk {
         return failed(
             disk.problem
                 .clone()
-                .unwrap_or_else(|| Error::Missing(format!("{} cannot be read", disk.name))),
+                .unwrap_or_else(|| Error::missing(format!("{} cannot be read", disk.name))),
         );
     };
     let src = set.file(file).clone();
@@ -304,7 +304,7 @@ async fn open_disk(set: &ImageSet, disk: &mut package::Disk) -> OpenedDisk {
     };
     let format = probe.primary().format;
     if package::is_package(format) {
-        return failed(Error::Unsupported(format!(
+        return failed(Error::unsupported(format!(
             "{} is itself a package ({format}): extract it first",
             disk.name
         )));
@@ -313,7 +313,7 @@ async fn open_disk(set: &ImageSet, disk: &mut package::Disk) -> OpenedDisk {
         let needs_scratch = disk.stream.is_some();
         return OpenedDisk {
             error: (!needs_scratch).then(|| {
-                Error::Unsupported(format!(
+                Error::unsupported(format!(
                     "{} is a {format} image inside a compressed stream that vmdisk can only read front to back",
                     disk.name
                 ))

@@ -27,7 +27,7 @@ pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 
 /// Give the host its turn during long synchronous work (decoding a stream): in a browser
 /// worker, the messages waiting (a cancel) are handled; natively, nothing happens.

@@ -136,7 +136,7 @@ mod cli {
         let cli = Cli::parse();
         match run(cli.command) {
             Ok(()) => 0,
-            Err(Error::Cancelled) => {
+            Err(e) if e.is_cancelled() => {
                 eprintln!("vmdisk: cancelled");
                 130
             }
@@ -164,7 +164,7 @@ mod cli {
         for path in files {
             let src = FileSource::open(path)?;
             if sources.iter().any(|s| s.name() == src.name()) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "two files are named {}: companions are matched by name",
                     src.name()
                 )));
@@ -283,7 +283,7 @@ mod cli {
                         CompressionType::Zstd => Codec::Zstd,
                     }),
                     cluster_size: u32::try_from(cluster_size)
-                        .map_err(|_| Error::Invalid("cluster size too large".into()))?,
+                        .map_err(|_| Error::invalid("cluster size too large"))?,
                     compat: if compat == "0.10" {
                         Qcow2Compat::V0_10
                     } else {
@@ -293,7 +293,7 @@ mod cli {
                 opts.validate()?;
                 refuse_overwriting_inputs(&output, &files)?;
                 let disk = match disk {
-                    Some(0) => return Err(Error::Invalid("disks are numbered from 1".into())),
+                    Some(0) => return Err(Error::invalid("disks are numbered from 1")),
                     d => d.map(|n| n - 1),
                 };
                 // A single disk stops a tarball's walk at it: the stream is decoded once.
@@ -310,12 +310,12 @@ mod cli {
                 }
                 let count = opened.package.as_ref().map_or(0, |p| p.disks.len());
                 if count == 0 {
-                    return Err(Error::Invalid(
-                        "--all-disks needs a package (OVA, OVF, UEC, GCE, compressed image)".into(),
+                    return Err(Error::invalid(
+                        "--all-disks needs a package (OVA, OVF, UEC, GCE, compressed image)",
                     ));
                 }
                 std::fs::create_dir_all(&output)
-                    .map_err(|e| Error::Io(format!("{}: {e}", output.display())))?;
+                    .map_err(|e| Error::io(format!("{}: {e}", output.display())))?;
                 for n in 0..count {
                     let pkg = opened.package.as_ref().expect("a package");
                     let d = &pkg.disks[n];
@@ -413,7 +413,7 @@ mod cli {
                     ))
                 })?;
                 if let Some(bad) = found.iter().find(|f| f.code == "digest-mismatch") {
-                    return Err(Error::Corrupt(bad.message.clone()));
+                    return Err(Error::corrupt(bad.message.clone()));
                 }
             }
             with_bar(show, 0, |bar| {
@@ -427,7 +427,7 @@ mod cli {
     /// Copy a package member into `output` (through a temporary file renamed into place).
     fn extract(opened: &OpenedImage, member: &str, output: &Path) -> Result<()> {
         let pkg = opened.package.as_ref().ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::invalid(format!(
                 "{} is not a package: there is nothing to extract",
                 opened.set.file(opened.main).name()
             ))
@@ -440,7 +440,7 @@ mod cli {
             .iter()
             .find(|&&(id, _)| opened.set.file(id).name() == wanted)
             .copied()
-            .ok_or_else(|| Error::Missing(format!("the package holds no member {member}")))?;
+            .ok_or_else(|| Error::missing(format!("the package holds no member {member}")))?;
         let src = opened.set.file(id).clone();
         let stream = pkg
             .disks
@@ -480,7 +480,7 @@ mod cli {
             .unwrap_or(Path::new("."));
         let base = output
             .file_name()
-            .ok_or_else(|| Error::Invalid(format!("bad output path {}", output.display())))?;
+            .ok_or_else(|| Error::invalid(format!("bad output path {}", output.display())))?;
         let partial = dir.join(format!(
             ".{}.{}.vmdisk-partial",
             base.to_string_lossy(),
@@ -490,10 +490,10 @@ mod cli {
             .write(true)
             .create_new(true)
             .open(&partial)
-            .map_err(|e| Error::Io(format!("{}: {e}", partial.display())))?;
+            .map_err(|e| Error::io(format!("{}: {e}", partial.display())))?;
         let result = write(&file).and_then(|()| {
             std::fs::rename(&partial, output)
-                .map_err(|e| Error::Io(format!("{}: {e}", output.display())))
+                .map_err(|e| Error::io(format!("{}: {e}", output.display())))
         });
         if result.is_err() {
             let _ = std::fs::remove_file(&partial);
@@ -509,7 +509,7 @@ mod cli {
             if let Ok(m) = std::fs::metadata(input)
                 && (m.dev(), m.ino()) == (out.dev(), out.ino())
             {
-                return Err(Error::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "output {} is one of the inputs",
                     output.display()
                 )));

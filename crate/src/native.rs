@@ -19,7 +19,7 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let file = File::open(path).map_err(|e| Error::io(format!("{}: {e}", path.display())))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -30,7 +30,7 @@ impl FileSource {
     fn from_file(name: String, file: File, path: &Path) -> Result<Self> {
         let meta = file.metadata()?;
         if meta.is_dir() {
-            return Err(Error::Invalid(format!("{} is a directory", path.display())));
+            return Err(Error::invalid(format!("{} is a directory", path.display())));
         }
         // Block devices report length 0 in metadata; seek to the end instead.
         let len = if meta.is_file() {
@@ -61,7 +61,7 @@ impl Source for FileSource {
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
             .read_exact_at(buf, offset)
-            .map_err(|e| Error::Io(format!("reading {}: {e}", self.name)))
+            .map_err(|e| Error::io(format!("reading {}: {e}", self.name)))
     }
     /// The reads run on the reader thread, so the kernel's copy out of the page cache (most of
     /// an uncompressed conversion's time) overlaps the engine's zero checks and writes.
@@ -80,8 +80,8 @@ impl Source for FileSource {
         }));
         result
             .await
-            .map_err(|_| Error::Io(format!("reading {}: the read was abandoned", self.name)))?
-            .map_err(|e| Error::Io(format!("reading {}: {e}", self.name)))
+            .map_err(|_| Error::io(format!("reading {}: the read was abandoned", self.name)))?
+            .map_err(|e| Error::io(format!("reading {}: {e}", self.name)))
     }
     fn allocated_size(&self) -> Option<u64> {
         Some(self.allocated)
@@ -174,7 +174,7 @@ pub struct TempScratch;
 impl crate::sink::Scratch for TempScratch {
     async fn create(&self, _name: &str) -> Result<Box<dyn crate::sink::ScratchFile>> {
         let file = tempfile::tempfile()
-            .map_err(|e| Error::Io(format!("creating a temporary file: {e}")))?;
+            .map_err(|e| Error::io(format!("creating a temporary file: {e}")))?;
         Ok(Box::new(FileSink { file }))
     }
 }

@@ -257,7 +257,7 @@ impl<'a> Ctx<'a> {
     async fn load(src: &'a dyn Source, depth: u8) -> Result<Ctx<'a>> {
         let len = src.len();
         if len == 0 {
-            return Err(Error::NotAnImage(format!("{} is empty", src.name())));
+            return Err(Error::not_an_image(format!("{} is empty", src.name())));
         }
         let head = crate::source::read_vec(src, 0, len.min(HEAD_LEN), "file header").await?;
         let tail_len = len.min(TAIL_LEN);
@@ -378,7 +378,7 @@ fn decide(cx: &Ctx<'_>, scan: Scan, content: disk::Content) -> Result<Probe> {
     };
     let has_container = found.iter().any(|f| f.det.format.is_container());
     if !has_container && let Some(r) = rejected.into_iter().next() {
-        return Err(Error::NotAnImage(r.message));
+        return Err(Error::not_an_image(r.message));
     }
 
     // Containers first, by the offset of their structure (what a hypervisor probing from the
@@ -446,6 +446,7 @@ fn decide(cx: &Ctx<'_>, scan: Scan, content: disk::Content) -> Result<Probe> {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::source::MemSource;
 
     fn run(data: Vec<u8>) -> Result<Probe> {
@@ -455,7 +456,13 @@ mod tests {
 
     #[test]
     fn empty_is_an_error_and_zeros_are_raw() {
-        assert!(matches!(run(vec![]), Err(Error::NotAnImage(_))));
+        assert!(matches!(
+            run(vec![]),
+            Err(Error {
+                kind: ErrorKind::NotAnImage,
+                ..
+            })
+        ));
         let p = run(vec![0; 4096]).unwrap();
         assert_eq!(p.primary().format, Format::Raw);
         assert_eq!(p.primary().virtual_size, Some(4096));

@@ -216,7 +216,7 @@ pub struct MemSink {
 #[async_trait(?Send)]
 impl Sink for MemSink {
     async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        let start = usize::try_from(offset).map_err(|_| Error::Io("offset too large".into()))?;
+        let start = usize::try_from(offset).map_err(|_| Error::io("offset too large"))?;
         let end = start + data.len();
         if self.data.len() < end {
             self.data.resize(end, 0);
@@ -225,7 +225,7 @@ impl Sink for MemSink {
         Ok(())
     }
     async fn set_len(&mut self, len: u64) -> Result<()> {
-        let len = usize::try_from(len).map_err(|_| Error::Io("length too large".into()))?;
+        let len = usize::try_from(len).map_err(|_| Error::io("length too large"))?;
         self.data.resize(len, 0);
         Ok(())
     }

@@ -32,7 +32,7 @@ pub trait Source {
     /// `FileReaderSync` and OPFS sync access handles.
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let _ = (offset, buf);
-        Err(Error::Unsupported(format!(
+        Err(Error::unsupported(format!(
             "{} cannot be read synchronously here (compressed packages are read in a worker)",
             self.name()
         )))
@@ -96,7 +96,7 @@ pub async fn read_vec(src: &dyn Source, offset: u64, len: u64, what: &str) -> Re
 pub fn check_range(src: &dyn Source, offset: u64, len: u64, what: &str) -> Result<()> {
     match offset.checked_add(len) {
         Some(end) if end <= src.len() => Ok(()),
-        _ => Err(Error::Truncated(format!(
+        _ => Err(Error::truncated(format!(
             "{what} at offset {offset} (+{len} bytes) lies past the end of {} ({} bytes)",
             src.name(),
             src.len()
@@ -112,7 +112,7 @@ pub fn split_reads(reads: Reads, buf: &mut [u8]) -> Result<Vec<(u64, &mut [u8])>
     let mut base = 0;
     for (offset, range) in reads {
         if range.start < base || range.end < range.start || range.end - base > rest.len() {
-            return Err(Error::Io("reads out of order or outside the buffer".into()));
+            return Err(Error::io("reads out of order or outside the buffer"));
         }
         let (_, tail) = std::mem::take(&mut rest).split_at_mut(range.start - base);
         let (part, tail) = tail.split_at_mut(range.len());
@@ -150,11 +150,11 @@ impl Source for MemSource {
         self.read_blocking(offset, buf)
     }
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let start = usize::try_from(offset).map_err(|_| Error::Io("offset too large".into()))?;
+        let start = usize::try_from(offset).map_err(|_| Error::io("offset too large"))?;
         let src = start
             .checked_add(buf.len())
             .and_then(|end| self.data.get(start..end))
-            .ok_or_else(|| Error::Io(format!("short read from {}", self.name)))?;
+            .ok_or_else(|| Error::io(format!("short read from {}", self.name)))?;
         buf.copy_from_slice(src);
         Ok(())
     }

@@ -23,7 +23,7 @@
 //! conversion. The BAT is read lazily in bounded chunks.
 
 use super::qcow::{TableCache, Word, extent, message, push_data, range_end};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::Image;
 use crate::probe::Format;
@@ -76,23 +76,23 @@ impl Parallels {
         let extended = match &h[0..16] {
             b"WithoutFreeSpace" => false,
             b"WithouFreSpacExt" => true,
-            _ => return Err(Error::Corrupt("not a Parallels image (bad magic)".into())),
+            _ => return Err(Error::corrupt("not a Parallels image (bad magic)")),
         };
         let version = le32(16);
         if version != 2 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "Parallels header version {version} (qemu knows version 2)"
             )));
         }
         let tracks = le32(28);
         if tracks == 0 {
-            return Err(Error::Corrupt(
-                "Parallels image has zero sectors per cluster".into(),
+            return Err(Error::corrupt(
+                "Parallels image has zero sectors per cluster",
             ));
         }
         // qemu's limit: the cluster size in bytes must fit a signed 32-bit value.
         if tracks > i32::MAX as u32 / 513 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "Parallels cluster of {tracks} sectors is too big"
             )));
         }
@@ -102,7 +102,7 @@ impl Parallels {
             sectors &= 0xffff_ffff;
         }
         let size = sectors.checked_mul(512).ok_or_else(|| {
-            Error::Corrupt(format!("Parallels sector count {sectors} is too large"))
+            Error::corrupt(format!("Parallels sector count {sectors} is too large"))
         })?;
         check_range(
             &*src,
@@ -170,12 +170,12 @@ impl Parallels {
 
     fn check_host(&self, host: u64, guest: u64) -> Result<()> {
         if host < self.bat_end() {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "Parallels cluster for guest offset {guest} points into the header or allocation table (offset {host})"
             )));
         }
         if host >= self.src.len() {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "Parallels cluster for guest offset {guest} is at offset {host}, past the end of {} ({} bytes)",
                 self.src.name(),
                 self.src.len()
@@ -211,7 +211,13 @@ impl Parallels {
                 }
                 let guest = (i + k as u64) * self.cluster_size();
                 if let Err(e) = self.check_host(self.host(entry), guest) {
-                    let truncated = matches!(e, Error::Truncated(_));
+                    let truncated = matches!(
+                        e,
+                        Error {
+                            kind: ErrorKind::Truncated,
+                            ..
+                        }
+                    );
                     let msg = message(e);
                     self.findings.push(Finding::new(
                         if truncated { "truncated" } else { "corrupt" },
@@ -405,8 +411,8 @@ impl Image for Parallels {
     fn readable(&self) -> Result<()> {
         match &self.blocked {
             None => Ok(()),
-            Some((true, m)) => Err(Error::Truncated(m.clone())),
-            Some((false, m)) => Err(Error::Corrupt(m.clone())),
+            Some((true, m)) => Err(Error::truncated(m.clone())),
+            Some((false, m)) => Err(Error::corrupt(m.clone())),
         }
     }
 }

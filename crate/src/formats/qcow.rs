@@ -24,7 +24,7 @@
 //! run past the end of the file.
 
 use crate::codec::Codec;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::{Backing, Image};
 use crate::probe::Format;
@@ -75,11 +75,11 @@ impl Qcow {
         let be32 = |o: usize| u32::from_be_bytes(h[o..o + 4].try_into().expect("4 bytes"));
         let be64 = |o: usize| u64::from_be_bytes(h[o..o + 8].try_into().expect("8 bytes"));
         if &h[0..4] != b"QFI\xfb" {
-            return Err(Error::Corrupt("not a qcow image (bad magic)".into()));
+            return Err(Error::corrupt("not a qcow image (bad magic)"));
         }
         let version = be32(4);
         if version != 1 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "qcow version {version} (this reader handles version 1)"
             )));
         }
@@ -93,17 +93,17 @@ impl Qcow {
         let l1_table_offset = be64(40);
 
         if raw_size <= 1 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow image size {raw_size} is too small (qemu needs at least 2 bytes)"
             )));
         }
         if !(9..=16).contains(&cluster_bits) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow cluster_bits {cluster_bits} is outside 9..16 (512 bytes to 64 KiB)"
             )));
         }
         if !(6..=13).contains(&l2_bits) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow l2_bits {l2_bits} is outside 6..13 (L2 tables of 512 bytes to 64 KiB)"
             )));
         }
@@ -117,7 +117,7 @@ impl Qcow {
                 blocked = Some((false, msg.to_string()));
             }
             m => {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "unknown qcow encryption method {m} (0 none, 1 AES)"
                 )));
             }
@@ -127,7 +127,7 @@ impl Qcow {
         let span_bits = cluster_bits + l2_bits;
         let needed = size.div_ceil(1 << span_bits);
         if needed * 8 > MAX_L1_BYTES {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "qcow virtual size {size} needs an L1 table of {needed} entries (at most {} supported)",
                 MAX_L1_BYTES / 8
             )));
@@ -137,12 +137,12 @@ impl Qcow {
         let mut header_size = HEADER_LEN;
         let backing_name = if backing_offset != 0 && backing_len != 0 {
             if backing_len > MAX_BACKING_NAME {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "qcow backing file name is {backing_len} bytes long (at most {MAX_BACKING_NAME})"
                 )));
             }
             if backing_offset < HEADER_LEN {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "qcow backing file name at offset {backing_offset} overlaps the header"
                 )));
             }
@@ -156,7 +156,7 @@ impl Qcow {
 
         if needed > 0 {
             if l1_table_offset < HEADER_LEN {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "qcow L1 table at offset {l1_table_offset} overlaps the header"
                 )));
             }
@@ -186,14 +186,20 @@ impl Qcow {
                     && entry < l1_table_offset + needed * 8
                     && l1_table_offset < entry + l2_bytes
                 {
-                    return Err(Error::Corrupt(format!(
+                    return Err(Error::corrupt(format!(
                         "qcow L2 table {i} at offset {entry} overlaps the L1 table"
                     )));
                 }
                 Ok(())
             });
             if let Err(e) = checked {
-                let truncated = matches!(e, Error::Truncated(_));
+                let truncated = matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::Truncated,
+                        ..
+                    }
+                );
                 let msg = message(e);
                 findings.push(Finding::new(
                     if truncated { "truncated" } else { "corrupt" },
@@ -243,7 +249,7 @@ impl Qcow {
             let offset = entry & ((1 << (63 - cb)) - 1);
             let len = (entry >> (63 - cb)) & (cs - 1);
             if len == 0 {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "qcow compressed cluster for guest offset {cluster_start} has length 0"
                 )));
             }
@@ -277,12 +283,12 @@ impl Qcow {
     /// A cluster's host offset must lie after the header and start inside the file.
     fn check_host(&self, host: u64, guest: u64, what: &str) -> Result<()> {
         if host < self.header_size {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow {what} for guest offset {guest} points into the header (offset {host})"
             )));
         }
         if host >= self.src.len() {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "qcow {what} for guest offset {guest} is at offset {host}, past the end of {} ({} bytes)",
                 self.src.name(),
                 self.src.len()
@@ -298,12 +304,12 @@ fn l2_table_check(entry: u64, index: usize, bytes: u64, flen: u64) -> Result<Opt
         return Ok(None);
     }
     if entry < HEADER_LEN {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow L1 entry {index} points into the header (offset {entry})"
         )));
     }
     if entry.checked_add(bytes).is_none_or(|e| e > flen) {
-        return Err(Error::Truncated(format!(
+        return Err(Error::truncated(format!(
             "qcow L2 table {index} at offset {entry} lies past the end of the file ({flen} bytes)"
         )));
     }
@@ -385,9 +391,9 @@ impl Image for Qcow {
     fn readable(&self) -> Result<()> {
         match &self.blocked {
             None => Ok(()),
-            Some((true, m)) => Err(Error::Truncated(m.clone())),
-            Some((false, m)) if self.crypt_method != 0 => Err(Error::Unsupported(m.clone())),
-            Some((false, m)) => Err(Error::Corrupt(m.clone())),
+            Some((true, m)) => Err(Error::truncated(m.clone())),
+            Some((false, m)) if self.crypt_method != 0 => Err(Error::unsupported(m.clone())),
+            Some((false, m)) => Err(Error::corrupt(m.clone())),
         }
     }
 }
@@ -409,7 +415,13 @@ pub(crate) async fn scan_spans(
             break;
         }
         if let Err(e) = image.map(start, span.min(size - start)).await {
-            let truncated = matches!(e, Error::Truncated(_));
+            let truncated = matches!(
+                e,
+                Error {
+                    kind: ErrorKind::Truncated,
+                    ..
+                }
+            );
             return Some((truncated, message(e)));
         }
     }
@@ -465,7 +477,7 @@ pub(crate) async fn open_parent(
             None
         }
         Some(id) if id == file => {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "{:?} names itself as its backing file",
                 set.file(file).name()
             )));
@@ -496,28 +508,13 @@ fn in_backing(e: Error, name: &str) -> Error {
             format!("backing file {name:?}: {m}")
         }
     };
-    match e {
-        Error::Io(m) => Error::Io(wrap(m)),
-        Error::Truncated(m) => Error::Truncated(wrap(m)),
-        Error::Corrupt(m) => Error::Corrupt(wrap(m)),
-        Error::Unsupported(m) => Error::Unsupported(wrap(m)),
-        Error::NotAnImage(m) => Error::NotAnImage(wrap(m)),
-        Error::Missing(m) => Error::Missing(wrap(m)),
-        Error::Invalid(m) => Error::Invalid(wrap(m)),
-        Error::Cancelled => Error::Cancelled,
-    }
+    e.map_message(wrap)
 }
 
 pub(crate) fn message(e: Error) -> String {
-    match e {
-        Error::Io(m)
-        | Error::Truncated(m)
-        | Error::Corrupt(m)
-        | Error::Unsupported(m)
-        | Error::NotAnImage(m)
-        | Error::Missing(m)
-        | Error::Invalid(m) => m,
-        Error::Cancelled => "cancelled".into(),
+    match e.kind {
+        ErrorKind::Cancelled => "cancelled".into(),
+        _ => e.message,
     }
 }
 
@@ -536,7 +533,7 @@ pub(crate) fn range_end(start: u64, len: u64, size: u64) -> Result<u64> {
         .checked_add(len)
         .filter(|&e| e <= size)
         .ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::invalid(format!(
                 "range {start}+{len} is outside the virtual size {size}"
             ))
         })

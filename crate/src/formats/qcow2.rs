@@ -13,7 +13,7 @@ pub(crate) mod layout;
 mod snapshot;
 
 use crate::codec::Codec;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::{Backing, Image};
 use crate::probe::Format;
@@ -46,9 +46,9 @@ enum Blocked {
 impl Blocked {
     fn error(&self) -> Error {
         match self {
-            Blocked::Unsupported(m) => Error::Unsupported(m.clone()),
-            Blocked::Truncated(m) => Error::Truncated(m.clone()),
-            Blocked::Corrupt(m) => Error::Corrupt(m.clone()),
+            Blocked::Unsupported(m) => Error::unsupported(m.clone()),
+            Blocked::Truncated(m) => Error::truncated(m.clone()),
+            Blocked::Corrupt(m) => Error::corrupt(m.clone()),
         }
     }
 }
@@ -97,33 +97,33 @@ impl Qcow2 {
         let prefix = read_vec(&*src, 0, flen.min(Header::PREFIX as u64), "qcow2 header").await?;
         let h = Header::parse(&prefix, &name)?;
         if h.cluster_bits < 9 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 cluster_bits {} (clusters must be at least 512 bytes)",
                 h.cluster_bits
             )));
         }
         if h.cluster_bits > 21 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "qcow2 cluster_bits {} (clusters larger than 2 MiB are not supported)",
                 h.cluster_bits
             )));
         }
         let cs = h.cluster_size();
         if u64::from(h.header_length) > cs {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 header length {} exceeds the {cs}-byte cluster",
                 h.header_length
             )));
         }
         if h.refcount_order > 6 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 refcount_order {} (at most 6, i.e. 64-bit refcounts)",
                 h.refcount_order
             )));
         }
         let extended_l2 = h.incompatible & header::INCOMPAT_EXTL2 != 0;
         if extended_l2 && h.cluster_bits < 14 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 extended L2 entries need clusters of at least 16 KiB, not {cs} bytes"
             )));
         }
@@ -188,14 +188,13 @@ impl Qcow2 {
         let codec = match (has_type_bit, h.compression_type) {
             (false, 0) => Codec::Deflate,
             (false, t) => {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "qcow2 compression_type {t} is set without the compression type feature bit"
                 )));
             }
             (true, 0) => {
-                return Err(Error::Corrupt(
-                    "qcow2 compression type feature bit is set but compression_type is zlib or absent"
-                        .into(),
+                return Err(Error::corrupt(
+                    "qcow2 compression type feature bit is set but compression_type is zlib or absent",
                 ));
             }
             (true, 1) => Codec::Zstd,
@@ -229,19 +228,19 @@ impl Qcow2 {
         let needed = h.size.div_ceil(1 << span_bits);
         let max_entries = MAX_L1_BYTES / 8;
         if needed > max_entries {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "qcow2 virtual size {} needs {needed} L1 entries with {cs}-byte clusters (qemu's limit is {max_entries})",
                 h.size
             )));
         }
         if u64::from(h.l1_size) > max_entries {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 L1 table of {} entries exceeds qemu's limit of {max_entries}",
                 h.l1_size
             )));
         }
         if u64::from(h.l1_size) < needed {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 L1 table has {} entries but the virtual size {} needs {needed}",
                 h.l1_size, h.size
             )));
@@ -259,10 +258,10 @@ impl Qcow2 {
         // valid one, and one past the end of the file is a sure sign of truncation.
         let reftable_bytes = u64::from(h.refcount_table_clusters) * cs;
         if h.refcount_table_clusters == 0 {
-            return Err(Error::Corrupt("qcow2 image has no refcount table".into()));
+            return Err(Error::corrupt("qcow2 image has no refcount table"));
         }
         if reftable_bytes > MAX_REFTABLE_BYTES {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 refcount table of {reftable_bytes} bytes exceeds qemu's limit of {MAX_REFTABLE_BYTES}"
             )));
         }
@@ -295,7 +294,7 @@ impl Qcow2 {
                         None
                     }
                     Some(id) if id == file => {
-                        return Err(Error::Corrupt(format!(
+                        return Err(Error::corrupt(format!(
                             "{} names itself as its backing file",
                             shown(&name)
                         )));
@@ -336,7 +335,10 @@ impl Qcow2 {
         for (i, &entry) in l1.iter().enumerate() {
             if let Err(e) = l2_table_offset(entry, i, cs, flen) {
                 let (code, b) = match e {
-                    Error::Truncated(m) => ("truncated", Blocked::Truncated(m)),
+                    Error {
+                        kind: ErrorKind::Truncated,
+                        message: m,
+                    } => ("truncated", Blocked::Truncated(m)),
                     other => ("corrupt", Blocked::Corrupt(other_message(other))),
                 };
                 let msg = match &b {
@@ -453,7 +455,7 @@ impl Qcow2 {
             let more_sectors = (entry >> x) & ((1 << (self.cluster_bits - 8)) - 1);
             let len = (more_sectors + 1) * 512 - (offset & 511);
             if offset < cs {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "compressed cluster for guest offset {cluster_start} points into the header cluster (offset {offset})"
                 )));
             }
@@ -497,7 +499,7 @@ impl Qcow2 {
         let alloc = bitmap as u32;
         let zero = (bitmap >> 32) as u32;
         if alloc & zero != 0 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 subclusters of guest cluster {cluster_start} are both allocated and zero (bitmap {bitmap:#018x})"
             )));
         }
@@ -506,7 +508,7 @@ impl Qcow2 {
                 return Err(if entry & FLAG_COPIED != 0 {
                     self.header_pointer(cluster_start)
                 } else {
-                    Error::Corrupt(format!(
+                    Error::corrupt(format!(
                         "qcow2 guest cluster {cluster_start} has allocated subclusters but no host cluster"
                     ))
                 });
@@ -535,7 +537,7 @@ impl Qcow2 {
 
     fn check_data_cluster(&self, host: u64, guest: u64) -> Result<()> {
         if !host.is_multiple_of(self.cluster_size()) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 data cluster for guest offset {guest} has unaligned host offset {host}"
             )));
         }
@@ -569,7 +571,7 @@ impl Qcow2 {
     }
 
     fn past_eof(&self, what: &str, guest: u64, host: u64) -> Error {
-        Error::Truncated(format!(
+        Error::truncated(format!(
             "qcow2 {what} for guest offset {guest} is at offset {host}, past the end of {} ({} bytes)",
             self.src.name(),
             self.src.len()
@@ -577,7 +579,7 @@ impl Qcow2 {
     }
 
     fn header_pointer(&self, guest: u64) -> Error {
-        Error::Corrupt(format!(
+        Error::corrupt(format!(
             "qcow2 L2 entry for guest offset {guest} points at offset 0, the header"
         ))
     }
@@ -598,19 +600,19 @@ fn backing_file_name(h: &Header, head: &[u8]) -> Result<Option<String>> {
     }
     let (off, len) = (h.backing_file_offset, u64::from(h.backing_file_size));
     if len > header::MAX_NAME as u64 {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow2 backing file name is {len} bytes long (at most {} allowed)",
             header::MAX_NAME
         )));
     }
     if off < u64::from(h.header_length) || off.checked_add(len).is_none_or(|e| e > h.cluster_size())
     {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow2 backing file name at offset {off} (+{len} bytes) is not inside the header cluster"
         )));
     }
     if off + len > head.len() as u64 {
-        return Err(Error::Truncated(format!(
+        return Err(Error::truncated(format!(
             "the file ends inside the qcow2 backing file name at offset {off}"
         )));
     }
@@ -622,12 +624,12 @@ fn backing_file_name(h: &Header, head: &[u8]) -> Result<Option<String>> {
 /// A table of `bytes` bytes at `offset`: cluster aligned, not the header, inside the file.
 fn check_table(src: &dyn Source, what: &str, offset: u64, bytes: u64, cs: u64) -> Result<()> {
     if !offset.is_multiple_of(cs) {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow2 {what} offset {offset} is not aligned to the {cs}-byte cluster"
         )));
     }
     if offset == 0 {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow2 {what} is at offset 0, over the header"
         )));
     }
@@ -640,19 +642,19 @@ fn l2_table_offset(entry: u64, index: usize, cs: u64, flen: u64) -> Result<Optio
     let offset = entry & OFFSET_MASK;
     if offset == 0 {
         if entry & FLAG_COPIED != 0 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 L1 entry {index} points at offset 0, the header"
             )));
         }
         return Ok(None);
     }
     if !offset.is_multiple_of(cs) {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow2 L1 entry {index} has unaligned L2 table offset {offset}"
         )));
     }
     if offset.checked_add(cs).is_none_or(|end| end > flen) {
-        return Err(Error::Truncated(format!(
+        return Err(Error::truncated(format!(
             "qcow2 L2 table {index} at offset {offset} lies past the end of the file ({flen} bytes)"
         )));
     }
@@ -660,15 +662,9 @@ fn l2_table_offset(entry: u64, index: usize, cs: u64, flen: u64) -> Result<Optio
 }
 
 fn other_message(e: Error) -> String {
-    match e {
-        Error::Io(m)
-        | Error::Truncated(m)
-        | Error::Corrupt(m)
-        | Error::Unsupported(m)
-        | Error::NotAnImage(m)
-        | Error::Missing(m)
-        | Error::Invalid(m) => m,
-        Error::Cancelled => "cancelled".into(),
+    match e.kind {
+        ErrorKind::Cancelled => "cancelled".into(),
+        _ => e.message,
     }
 }
 
@@ -681,16 +677,7 @@ fn in_backing(e: Error, name: &str) -> Error {
             format!("backing file {}: {m}", shown(name))
         }
     };
-    match e {
-        Error::Io(m) => Error::Io(wrap(m)),
-        Error::Truncated(m) => Error::Truncated(wrap(m)),
-        Error::Corrupt(m) => Error::Corrupt(wrap(m)),
-        Error::Unsupported(m) => Error::Unsupported(wrap(m)),
-        Error::NotAnImage(m) => Error::NotAnImage(wrap(m)),
-        Error::Missing(m) => Error::Missing(wrap(m)),
-        Error::Invalid(m) => Error::Invalid(wrap(m)),
-        Error::Cancelled => Error::Cancelled,
-    }
+    e.map_message(wrap)
 }
 
 /// Open the supplied backing file. When the image declares a backing format that differs from
@@ -743,7 +730,7 @@ impl Image for Qcow2 {
             .checked_add(len)
             .filter(|&e| e <= self.header.size)
             .ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::invalid(format!(
                     "range {start}+{len} is outside the virtual size {}",
                     self.header.size
                 ))
@@ -757,7 +744,7 @@ impl Image for Qcow2 {
             let index = (pos >> span_bits) as usize;
             let span_end = ((index as u64 + 1) << span_bits).min(end);
             let entry = *self.l1.get(index).ok_or_else(|| {
-                Error::Corrupt(format!("qcow2 guest offset {pos} lies past the L1 table"))
+                Error::corrupt(format!("qcow2 guest offset {pos} lies past the L1 table"))
             })?;
             let Some(table_offset) = l2_table_offset(entry, index, cs, self.src.len())? else {
                 Extent::push_merged(&mut out, extent(pos, span_end - pos, Mapping::Unallocated));

@@ -24,7 +24,7 @@ use super::qcow::{
     Parent, TableCache, Word, c_string, extent, message, open_parent, parent_backing, push_data,
     range_end, scan_finding, scan_spans,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::{Backing, Image};
 use crate::probe::Format;
@@ -78,7 +78,7 @@ impl Qed {
         let le32 = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
         let le64 = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
         if &h[0..4] != b"QED\0" {
-            return Err(Error::Corrupt("not a QED image (bad magic)".into()));
+            return Err(Error::corrupt("not a QED image (bad magic)"));
         }
         let cluster_size = u64::from(le32(4));
         let table_size = le32(8);
@@ -90,24 +90,24 @@ impl Qed {
         let size = le64(48);
 
         if !cluster_size.is_power_of_two() || !(4096..=64 << 20).contains(&cluster_size) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "QED cluster size {cluster_size} is not a power of two in 4 KiB..64 MiB"
             )));
         }
         if !table_size.is_power_of_two() || table_size > 16 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "QED table size {table_size} is not a power of two in 1..16 clusters"
             )));
         }
         let header_bytes = u64::from(header_size) * cluster_size;
         if header_size == 0 || header_bytes > u64::from(u32::MAX) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "QED header size of {header_size} clusters is out of range"
             )));
         }
         let unknown = features & !F_KNOWN;
         if unknown != 0 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "QED image uses unknown feature bits {unknown:#x}"
             )));
         }
@@ -119,12 +119,12 @@ impl Qed {
             .checked_mul(table_entries)
             .and_then(|n| n.checked_mul(cluster_size));
         if max_size.is_none_or(|m| size > m) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "QED image size {size} exceeds what its tables can address"
             )));
         }
         if !size.is_multiple_of(512) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "QED image size {size} is not a multiple of 512"
             )));
         }
@@ -140,7 +140,7 @@ impl Qed {
             header_bytes,
         )?;
         if needed * 8 > MAX_L1_BYTES {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "QED virtual size {size} needs {needed} L1 entries (at most {} supported)",
                 MAX_L1_BYTES / 8
             )));
@@ -163,13 +163,13 @@ impl Qed {
             let off = u64::from(le32(56));
             let len = u64::from(le32(60));
             if len > MAX_BACKING_NAME {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "QED backing file name is {len} bytes long (at most {MAX_BACKING_NAME})"
                 )));
             }
             // Spec: the name lies within the first header_size clusters.
             if off < HEADER_LEN || off + len > header_bytes {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "QED backing file name at offset {off} (+{len} bytes) is not inside the header"
                 )));
             }
@@ -204,7 +204,13 @@ impl Qed {
             )
             .and_then(|()| not_over_l1(entry, l1_table_offset, table_bytes));
             if let Err(e) = checked {
-                let truncated = matches!(e, Error::Truncated(_));
+                let truncated = matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::Truncated,
+                        ..
+                    }
+                );
                 let msg = format!("L1 entry {i}: {}", message(e));
                 findings.push(Finding::new(
                     if truncated { "truncated" } else { "corrupt" },
@@ -260,13 +266,13 @@ impl Qed {
             1 => Mapping::Zero,
             host => {
                 if !host.is_multiple_of(cs) || host < self.header_bytes() {
-                    return Err(Error::Corrupt(format!(
+                    return Err(Error::corrupt(format!(
                         "QED data cluster for guest offset {cluster_start} has invalid offset {host} (unaligned or inside the header)"
                     )));
                 }
                 if host.checked_add(cs).is_none_or(|e| e > self.src.len()) {
                     // qemu refuses clusters that do not lie wholly inside the file.
-                    return Err(Error::Truncated(format!(
+                    return Err(Error::truncated(format!(
                         "QED data cluster for guest offset {cluster_start} at offset {host} lies past the end of {} ({} bytes)",
                         self.src.name(),
                         self.src.len()
@@ -298,7 +304,7 @@ fn check_table(
     header_bytes: u64,
 ) -> Result<()> {
     if !offset.is_multiple_of(cs) || offset < header_bytes {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "QED {what} offset {offset} is unaligned or inside the header"
         )));
     }
@@ -309,7 +315,7 @@ fn check_table(
 /// and of the same size, so overlapping means starting at the same offset.
 fn not_over_l1(entry: u64, l1: u64, bytes: u64) -> Result<()> {
     if entry.abs_diff(l1) < bytes {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "QED L2 table at offset {entry} overlaps the L1 table"
         )));
     }
@@ -425,8 +431,8 @@ impl Image for Qed {
     fn readable(&self) -> Result<()> {
         match &self.blocked {
             None => Ok(()),
-            Some((true, m)) => Err(Error::Truncated(m.clone())),
-            Some((false, m)) => Err(Error::Corrupt(m.clone())),
+            Some((true, m)) => Err(Error::truncated(m.clone())),
+            Some((false, m)) => Err(Error::corrupt(m.clone())),
         }
     }
 }

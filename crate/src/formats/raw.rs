@@ -80,7 +80,7 @@ impl Image for RawImage {
     /// A kernel or a ramdisk is uploaded as it is, never converted into a disk.
     fn readable(&self) -> Result<()> {
         match not_a_disk(self.format) {
-            Some(why) => Err(crate::Error::Unsupported(why)),
+            Some(why) => Err(crate::Error::unsupported(why)),
             None => Ok(()),
         }
     }

@@ -90,18 +90,18 @@ impl Header {
     /// Parse the first [`HEADER_LEN`] bytes (or fewer, when the file is that short).
     fn parse(b: &[u8], name: &str) -> Result<Header> {
         if b.len() < 0x48 || le32(b, 0x40) != SIGNATURE {
-            return Err(Error::Corrupt(format!("{name} has no VDI signature")));
+            return Err(Error::corrupt(format!("{name} has no VDI signature")));
         }
         let v = le32(b, 0x44);
         let version = (v >> 16, v & 0xffff);
         if version.0 != 1 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "VDI header version {}.{} (only version 1 is read)",
                 version.0, version.1
             )));
         }
         if (b.len() as u64) < HEADER1_END {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "the VDI header of {name} is cut off by the end of the file"
             )));
         }
@@ -194,19 +194,19 @@ impl Vdi {
         let mut findings = vec![];
         let mut blocked = None;
         if !matches!(h.image_type, 1..=4) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "unknown VDI image type {}",
                 h.image_type
             )));
         }
         let bs = h.block_size;
         if !bs.is_power_of_two() || !(512..=MAX_BLOCK).contains(&bs) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VDI block size {bs} is not a power of two between 512 bytes and 256 MiB"
             )));
         }
         if h.block_extra > MAX_BLOCK {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VDI extra block data of {} bytes is too large",
                 h.block_extra
             )));
@@ -214,20 +214,20 @@ impl Vdi {
         let bs = u64::from(bs);
         let needed = h.disk_size.div_ceil(bs);
         if u64::from(h.blocks) < needed {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "the VDI block map has {} entries but the {}-byte disk needs {needed}",
                 h.blocks, h.disk_size
             )));
         }
         if needed > MAX_BLOCKS {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "the VDI needs {needed} blocks (at most {MAX_BLOCKS} supported)"
             )));
         }
         let map_at = u64::from(h.offset_blocks);
         let map_end = map_at + u64::from(h.blocks) * 4;
         if map_at < HEADER1_END || map_end > u64::from(h.offset_data) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "the VDI block map ({map_at}..{map_end}) overlaps the header or the data area at {}",
                 h.offset_data
             )));
@@ -259,7 +259,7 @@ impl Vdi {
         }
         used.sort_unstable();
         if let Some(w) = used.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "two VDI blocks are stored in the same data block {}",
                 w[0]
             )));
@@ -378,7 +378,7 @@ impl Image for Vdi {
             .checked_add(len)
             .filter(|&e| e <= h.disk_size)
             .ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::invalid(format!(
                     "range {start}+{len} is outside the virtual size {}",
                     h.disk_size
                 ))
@@ -474,7 +474,7 @@ impl Image for Vdi {
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {
-            Some(m) => Err(Error::Truncated(m.clone())),
+            Some(m) => Err(Error::truncated(m.clone())),
             None => Ok(()),
         }
     }

@@ -235,7 +235,7 @@ async fn read_footer(src: &dyn Source) -> Result<FooterFound> {
             });
         }
     }
-    Err(Error::Corrupt(format!("{}: {tail_err}", src.name())))
+    Err(Error::corrupt(format!("{}: {tail_err}", src.name())))
 }
 
 /// The dynamic disk header (spec "Dynamic Disk Header Format").
@@ -273,13 +273,13 @@ fn utf16(b: &[u8], big_endian: bool) -> Option<String> {
 impl DynHeader {
     fn parse(b: &[u8], at: u64) -> Result<DynHeader> {
         if &b[0..8] != b"cxsparse" {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "no VHD dynamic disk header (cxsparse) at offset {at}"
             )));
         }
         let want = be32(b, 36);
         if checksum(b, 36) != want {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "the VHD dynamic disk header checksum is {want:#010x} but its contents sum to {:#010x}",
                 checksum(b, 36)
             )));
@@ -346,7 +346,7 @@ impl Vhd {
         }
         let size = footer.current_size;
         if size > MAX_SIZE {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "VHD current size {size} exceeds the format's limit of {MAX_SIZE} bytes"
             )));
         }
@@ -470,20 +470,20 @@ async fn read_bat(
 ) -> Result<Dynamic> {
     let bs = header.block_size;
     if !bs.is_power_of_two() || !(512..=MAX_BLOCK).contains(&bs) {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "VHD block size {bs} is not a power of two between 512 bytes and 1 GiB"
         )));
     }
     let bs = u64::from(bs);
     let needed = size.div_ceil(bs);
     if u64::from(header.max_entries) < needed {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "the VHD block table has {} entries but the {size}-byte disk needs {needed}",
             header.max_entries
         )));
     }
     if needed > MAX_BAT_ENTRIES {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "the VHD block table needs {needed} entries (at most {MAX_BAT_ENTRIES} supported)"
         )));
     }
@@ -523,7 +523,7 @@ async fn read_bat(
     let bat_end = header.table_offset + u64::from(header.max_entries) * 4;
     for w in blocks.windows(2) {
         if w[0].0 + span > w[1].0 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHD blocks {} and {} overlap in the file (offsets {} and {})",
                 w[0].1, w[1].1, w[0].0, w[1].0
             )));
@@ -537,7 +537,7 @@ async fn read_bat(
             (flen.saturating_sub(FOOTER_LEN), flen),
         ];
         if meta.iter().any(|&(s, e)| at < e && s < at + span) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHD block {i} at offset {at} overlaps the image's metadata"
             )));
         }
@@ -632,8 +632,8 @@ async fn open_parent(
     }
     let shown = names.first().map(|n| n.to_string());
     let Some(shown) = shown else {
-        return Err(Error::Corrupt(
-            "the differencing VHD does not name its parent".into(),
+        return Err(Error::corrupt(
+            "the differencing VHD does not name its parent",
         ));
     };
     let Some((id, name)) = names
@@ -652,7 +652,7 @@ async fn open_parent(
         });
     };
     if id == file {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "{} names itself as its parent",
             src.name()
         )));
@@ -691,17 +691,7 @@ async fn open_parent(
 
 /// Name the parent in an error from opening it.
 pub(crate) fn in_parent(e: Error, name: &str) -> Error {
-    let m = |m: String| format!("parent {name}: {m}");
-    match e {
-        Error::Io(s) => Error::Io(m(s)),
-        Error::Truncated(s) => Error::Truncated(m(s)),
-        Error::Corrupt(s) => Error::Corrupt(m(s)),
-        Error::Unsupported(s) => Error::Unsupported(m(s)),
-        Error::NotAnImage(s) => Error::NotAnImage(m(s)),
-        Error::Missing(s) => Error::Missing(m(s)),
-        Error::Invalid(s) => Error::Invalid(m(s)),
-        Error::Cancelled => Error::Cancelled,
-    }
+    e.context(format_args!("parent {name}"))
 }
 
 #[async_trait(?Send)]
@@ -720,7 +710,7 @@ impl Image for Vhd {
             .checked_add(len)
             .filter(|&e| e <= self.size())
             .ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::invalid(format!(
                     "range {start}+{len} is outside the virtual size {}",
                     self.size()
                 ))
@@ -811,7 +801,7 @@ impl Image for Vhd {
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {
-            Some(m) => Err(Error::Truncated(m.clone())),
+            Some(m) => Err(Error::truncated(m.clone())),
             None => Ok(()),
         }
     }

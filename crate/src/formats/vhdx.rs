@@ -16,7 +16,7 @@
 
 mod log;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::{Backing, Image, open_file};
 use crate::probe::Format;
@@ -94,7 +94,7 @@ pub(crate) async fn read_headers(src: &dyn Source) -> Result<(Header, [bool; 2])
     let mut id = [0u8; 8];
     read_exact(src, 0, &mut id, "VHDX file identifier").await?;
     if &id != b"vhdxfile" {
-        return Err(Error::NotAnImage(format!(
+        return Err(Error::not_an_image(format!(
             "{} has no VHDX file identifier",
             src.name()
         )));
@@ -122,11 +122,10 @@ pub(crate) async fn read_headers(src: &dyn Source) -> Result<(Header, [bool; 2])
             current = Some(h);
         }
     }
-    let h = current.ok_or_else(|| {
-        Error::Corrupt("neither VHDX header has a valid signature and checksum".into())
-    })?;
+    let h = current
+        .ok_or_else(|| Error::corrupt("neither VHDX header has a valid signature and checksum"))?;
     if h.version != 1 {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "VHDX header version {} (only version 1 is defined)",
             h.version
         )));
@@ -194,13 +193,13 @@ impl Vhdx {
         } else {
             let (off, len) = (header.log_offset, u64::from(header.log_length));
             if header.log_version != 0 {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "VHDX log version {}",
                     header.log_version
                 )));
             }
             if off < MIB || !off.is_multiple_of(MIB) || !len.is_multiple_of(MIB) || len == 0 {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "the VHDX log at offset {off} (+{len} bytes) is not aligned to 1 MiB"
                 )));
             }
@@ -243,8 +242,8 @@ impl Vhdx {
                 t.clone()
             }
             (None, None) => {
-                return Err(Error::Corrupt(
-                    "neither VHDX region table has a valid signature and checksum".into(),
+                return Err(Error::corrupt(
+                    "neither VHDX region table has a valid signature and checksum",
                 ));
             }
         };
@@ -276,7 +275,7 @@ impl Vhdx {
         vhdx.chunk_ratio = (1u64 << 23) * vhdx.logical_sector / vhdx.block_size;
         let needed = vhdx.bat_entries();
         if needed.checked_mul(8).is_none_or(|b| b > vhdx.bat.length) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "the VHDX BAT region ({} bytes) cannot hold the {needed} entries the disk needs",
                 vhdx.bat.length
             )));
@@ -315,21 +314,19 @@ impl Vhdx {
     /// The metadata region ([MS-VHDX] 2.6).
     async fn metadata(&mut self, meta: &Region) -> Result<()> {
         if meta.length < METADATA_TABLE_LEN as u64 {
-            return Err(Error::Corrupt(
-                "the VHDX metadata region is smaller than its 64 KiB table".into(),
+            return Err(Error::corrupt(
+                "the VHDX metadata region is smaller than its 64 KiB table",
             ));
         }
         let t = self
             .read(meta.offset, METADATA_TABLE_LEN, "VHDX metadata table")
             .await?;
         if !has(&t, 0, b"metadata") {
-            return Err(Error::Corrupt(
-                "the VHDX metadata table has no signature".into(),
-            ));
+            return Err(Error::corrupt("the VHDX metadata table has no signature"));
         }
         let count = usize::from(le16(&t, 10));
         if count > 2047 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "the VHDX metadata table has {count} entries (at most 2047)"
             )));
         }
@@ -341,7 +338,7 @@ impl Vhdx {
             let (off, len) = (le32(e, 16), le32(e, 20));
             let required = le32(e, 24) & 4 != 0;
             if seen.contains(&id) {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "VHDX metadata item {id} appears twice"
                 )));
             }
@@ -351,7 +348,7 @@ impl Vhdx {
                 && len <= MAX_ITEM_LEN;
             let item = async |n: u32| -> Result<Vec<u8>> {
                 if !inside || len < n {
-                    return Err(Error::Corrupt(format!(
+                    return Err(Error::corrupt(format!(
                         "VHDX metadata item {id} (offset {off}, {len} bytes) is too short or lies outside the metadata region"
                     )));
                 }
@@ -373,19 +370,19 @@ impl Vhdx {
                     self.parse_locator(&b)?;
                 }
                 _ if required => {
-                    return Err(Error::Unsupported(format!(
+                    return Err(Error::unsupported(format!(
                         "the VHDX requires metadata item {id}, which vmdisk does not know"
                     )));
                 }
                 _ => {}
             }
         }
-        let missing = |what: &str| Error::Corrupt(format!("the VHDX metadata has no {what}"));
+        let missing = |what: &str| Error::corrupt(format!("the VHDX metadata has no {what}"));
         let params = params.ok_or_else(|| missing("file parameters"))?;
         let bs = u64::from(le32(&params, 0));
         let flags = le32(&params, 4);
         if !bs.is_power_of_two() || !(MIB..=256 * MIB).contains(&bs) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHDX block size {bs} (a power of two from 1 MiB to 256 MiB)"
             )));
         }
@@ -396,7 +393,7 @@ impl Vhdx {
         let physical = physical.ok_or_else(|| missing("physical sector size"))?;
         for (what, v) in [("logical", logical), ("physical", physical)] {
             if v != 512 && v != 4096 {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "VHDX {what} sector size {v} (512 or 4096)"
                 )));
             }
@@ -405,12 +402,12 @@ impl Vhdx {
         self.physical_sector = u64::from(physical);
         let size = size.ok_or_else(|| missing("virtual disk size"))?;
         if size > MAX_VIRTUAL_SIZE {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHDX virtual disk size {size} exceeds 64 TiB"
             )));
         }
         if !size.is_multiple_of(self.logical_sector) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHDX virtual disk size {size} is not a multiple of the {logical}-byte logical sector"
             )));
         }
@@ -419,8 +416,8 @@ impl Vhdx {
             return Err(missing("page 83 data (disk identifier)"));
         }
         if self.has_parent && self.locator.is_empty() {
-            return Err(Error::Corrupt(
-                "this differencing VHDX has no parent locator".into(),
+            return Err(Error::corrupt(
+                "this differencing VHDX has no parent locator",
             ));
         }
         Ok(())
@@ -430,13 +427,13 @@ impl Vhdx {
     fn parse_locator(&mut self, b: &[u8]) -> Result<()> {
         let kind = guid(guid_bytes(b, 0));
         if kind != GUID_VHDX_LOCATOR_TYPE {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "VHDX parent locator type {kind}"
             )));
         }
         let n = usize::from(le16(b, 18));
         if 20 + n * 12 > b.len() {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "the VHDX parent locator's {n} entries do not fit in it"
             )));
         }
@@ -446,7 +443,7 @@ impl Vhdx {
             let (kl, vl) = (usize::from(le16(e, 8)), usize::from(le16(e, 10)));
             let fits = |o: usize, l: usize| o.checked_add(l).is_some_and(|end| end <= b.len());
             if !fits(ko, kl) || !fits(vo, vl) || kl == 0 || vl == 0 {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "VHDX parent locator entry {i} lies outside the locator"
                 )));
             }
@@ -472,8 +469,8 @@ impl Vhdx {
             .filter_map(|k| self.locator(k).map(str::to_string))
             .collect();
         let Some(first) = paths.first().cloned() else {
-            return Err(Error::Corrupt(
-                "this differencing VHDX's parent locator has no path to its parent".into(),
+            return Err(Error::corrupt(
+                "this differencing VHDX's parent locator has no path to its parent",
             ));
         };
         let found = paths.iter().find_map(|p| set.find(p).map(|id| (p, id)));
@@ -494,7 +491,7 @@ impl Vhdx {
         };
         let name = name.clone();
         if id == self.file {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "{} names itself as its parent",
                 self.src.name()
             )));
@@ -503,9 +500,9 @@ impl Vhdx {
         let opening = Box::pin(open_file(set, id, depth + 1));
         let (probe, image) = opening
             .await
-            .map_err(|e| Error::Corrupt(format!("parent {:?}: {e}", parent_src.name())))?;
+            .map_err(|e| Error::corrupt(format!("parent {:?}: {e}", parent_src.name())))?;
         let Some(image) = image else {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "the parent {:?} is {}, which vmdisk cannot read",
                 parent_src.name(),
                 probe.primary().format
@@ -577,10 +574,10 @@ impl Vhdx {
             let entries = self.bat_read(i, n).await?;
             for (k, &e) in entries.iter().enumerate() {
                 if let Err(err) = self.check_entry(i + k as u64, e) {
-                    let (code, msg) = match err {
-                        Error::Truncated(m) => ("truncated", m),
-                        Error::Corrupt(m) => ("corrupt", m),
-                        other => ("corrupt", other.to_string()),
+                    let (code, msg) = match err.kind {
+                        ErrorKind::Truncated => ("truncated", err.message),
+                        ErrorKind::Corrupt => ("corrupt", err.message),
+                        _ => ("corrupt", err.to_string()),
                     };
                     self.findings
                         .push(Finding::new(code, Severity::Critical, msg.clone()));
@@ -630,19 +627,19 @@ impl Vhdx {
             )
         };
         if !known {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHDX BAT entry {index} has invalid state {state}"
             )));
         }
         if with_offset {
             if offset < MIB {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "VHDX BAT entry {index} points into the header section (offset {offset})"
                 )));
             }
             let flen = self.overlay.len.max(self.src.len());
             if offset.checked_add(len).is_none_or(|end| end > flen) {
-                return Err(Error::Truncated(format!(
+                return Err(Error::truncated(format!(
                     "VHDX BAT entry {index} points at offset {offset} (+{len} bytes), past the end of {} ({flen} bytes)",
                     self.src.name()
                 )));
@@ -734,7 +731,7 @@ impl Vhdx {
                 });
             }
         }
-        Err(Error::Unsupported(format!(
+        Err(Error::unsupported(format!(
             "the VHDX log rewrites guest data at file offset {at} in a way vmdisk cannot map without copying; replay the log in Hyper-V first"
         )))
     }
@@ -785,7 +782,7 @@ impl Vhdx {
         let sb = self.bat_read(sb_index, 1).await?[0];
         self.check_entry(sb_index, sb)?;
         if sb & 7 != SB_PRESENT {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHDX block {block} is partially present but its sector bitmap is not"
             )));
         }
@@ -828,7 +825,7 @@ impl Vhdx {
 fn regions(t: &[u8], overlay: &Overlay, src: &dyn Source) -> Result<(Region, Region)> {
     let count = le32(t, 8) as usize;
     if count > 2047 {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "the VHDX region table has {count} entries (at most 2047)"
         )));
     }
@@ -845,23 +842,23 @@ fn regions(t: &[u8], overlay: &Overlay, src: &dyn Source) -> Result<(Region, Reg
             GUID_BAT => &mut bat,
             GUID_METADATA => &mut meta,
             _ if required => {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "the VHDX requires region {id}, which vmdisk does not know"
                 )));
             }
             _ => continue,
         };
         if slot.is_some() {
-            return Err(Error::Corrupt(format!("VHDX region {id} appears twice")));
+            return Err(Error::corrupt(format!("VHDX region {id} appears twice")));
         }
         if offset < MIB || !offset.is_multiple_of(MIB) || !length.is_multiple_of(MIB) || length == 0
         {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHDX region {id} at offset {offset} (+{length} bytes) is not aligned to 1 MiB"
             )));
         }
         if offset.checked_add(length).is_none_or(|end| end > flen) {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "VHDX region {id} at offset {offset} (+{length} bytes) lies past the end of {} ({flen} bytes)",
                 src.name()
             )));
@@ -870,15 +867,15 @@ fn regions(t: &[u8], overlay: &Overlay, src: &dyn Source) -> Result<(Region, Reg
             .iter()
             .any(|&(o, l)| offset < o + l && o < offset + length)
         {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VHDX region {id} overlaps another region"
             )));
         }
         seen.push((offset, length));
         *slot = Some(Region { offset, length });
     }
-    let bat = bat.ok_or_else(|| Error::Corrupt("the VHDX has no BAT region".into()))?;
-    let meta = meta.ok_or_else(|| Error::Corrupt("the VHDX has no metadata region".into()))?;
+    let bat = bat.ok_or_else(|| Error::corrupt("the VHDX has no BAT region"))?;
+    let meta = meta.ok_or_else(|| Error::corrupt("the VHDX has no metadata region"))?;
     Ok((bat, meta))
 }
 
@@ -906,7 +903,7 @@ impl Image for Vhdx {
             .checked_add(len)
             .filter(|&e| e <= self.virtual_size)
             .ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::invalid(format!(
                     "range {start}+{len} is outside the virtual size {}",
                     self.virtual_size
                 ))
@@ -1009,8 +1006,8 @@ impl Image for Vhdx {
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {
-            Some((true, m)) => Err(Error::Truncated(m.clone())),
-            Some((false, m)) => Err(Error::Corrupt(m.clone())),
+            Some((true, m)) => Err(Error::truncated(m.clone())),
+            Some((false, m)) => Err(Error::corrupt(m.clone())),
             None => Ok(()),
         }
     }

@@ -80,19 +80,6 @@ pub struct Vmdk {
     findings: Vec<Finding>,
 }
 
-fn copy_err(e: &Error) -> Error {
-    match e {
-        Error::Io(m) => Error::Io(m.clone()),
-        Error::Truncated(m) => Error::Truncated(m.clone()),
-        Error::Corrupt(m) => Error::Corrupt(m.clone()),
-        Error::Unsupported(m) => Error::Unsupported(m.clone()),
-        Error::NotAnImage(m) => Error::NotAnImage(m.clone()),
-        Error::Missing(m) => Error::Missing(m.clone()),
-        Error::Invalid(m) => Error::Invalid(m.clone()),
-        Error::Cancelled => Error::Cancelled,
-    }
-}
-
 /// A name as written in an image, safe to print (no control characters, bounded).
 fn shown(s: &str) -> String {
     let clean: String = s.chars().filter(|c| !c.is_control()).take(200).collect();
@@ -155,7 +142,7 @@ impl Vmdk {
             }
         } else {
             if src.len() > MAX_DESCRIPTOR {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "{} is not a VMDK sparse file and too large ({} bytes) for a descriptor",
                     src.name(),
                     src.len()
@@ -166,13 +153,13 @@ impl Vmdk {
             let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
             let desc = parse_descriptor(&String::from_utf8_lossy(&buf[..end]));
             if desc.extents.is_empty() {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "the VMDK descriptor {} lists no extents",
                     src.name()
                 )));
             }
             if desc.dropped_extents > 0 {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::unsupported(format!(
                     "the VMDK descriptor lists more than {} extents",
                     desc.extents.len()
                 )));
@@ -203,7 +190,7 @@ impl Vmdk {
                         None
                     }
                     Some(pid) if own.contains(&pid) => {
-                        return Err(Error::Corrupt(format!(
+                        return Err(Error::corrupt(format!(
                             "the VMDK names one of its own files ({}) as its parent",
                             shown(hint)
                         )));
@@ -213,7 +200,7 @@ impl Vmdk {
                             .await
                             .map_err(|e| in_parent(e, hint))?;
                         let Some(image) = image else {
-                            return Err(Error::Unsupported(format!(
+                            return Err(Error::unsupported(format!(
                                 "the VMDK parent {} is not a disk image vmdisk reads",
                                 shown(hint)
                             )));
@@ -283,7 +270,7 @@ impl Vmdk {
                 .checked_mul(512)
                 .filter(|l| start.checked_add(*l).is_some())
                 .ok_or_else(|| {
-                    Error::Corrupt(format!(
+                    Error::corrupt(format!(
                         "VMDK extent {i} of {} sectors overflows the disk size",
                         line.sectors
                     ))
@@ -323,7 +310,7 @@ impl Vmdk {
         if kind == "ZERO" {
             return Ok(PartKind::Zero);
         }
-        let blocked = |m: String| Ok(PartKind::Blocked(Error::Unsupported(m)));
+        let blocked = |m: String| Ok(PartKind::Blocked(Error::unsupported(m)));
         if matches!(kind, "VMFSRDM" | "VMFSRAW") {
             return blocked(format!(
                 "VMDK extent {i} maps a host device ({kind}): its data is not in any file"
@@ -333,7 +320,7 @@ impl Vmdk {
             return blocked(format!("VMDK extent {i} has unknown type {}", shown(kind)));
         }
         let Some(name) = line.file.as_deref() else {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VMDK {kind} extent {i} names no file"
             )));
         };
@@ -346,13 +333,13 @@ impl Vmdk {
                     shown(base_name(name))
                 ),
             ));
-            return Ok(PartKind::Blocked(Error::Missing(format!(
+            return Ok(PartKind::Blocked(Error::missing(format!(
                 "VMDK extent file {} was not supplied with the descriptor",
                 shown(base_name(name))
             ))));
         };
         if fid == id {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VMDK extent {i} names the descriptor itself"
             )));
         }
@@ -361,7 +348,7 @@ impl Vmdk {
             let offset = line
                 .offset
                 .checked_mul(512)
-                .ok_or_else(|| Error::Corrupt(format!("VMDK extent {i} offset overflows")))?;
+                .ok_or_else(|| Error::corrupt(format!("VMDK extent {i} offset overflows")))?;
             let avail = src.len().saturating_sub(offset).min(len);
             if avail < len {
                 findings.push(Finding::new(
@@ -385,7 +372,7 @@ impl Vmdk {
             .map_err(|e| in_extent(e, src.name()))?;
         *gd_bytes += sp.gd_bytes();
         if *gd_bytes > MAX_GD_BYTES_TOTAL {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "the VMDK extents' grain directories exceed {MAX_GD_BYTES_TOTAL} bytes"
             )));
         }
@@ -440,15 +427,7 @@ fn in_extent(e: Error, name: &str) -> Error {
 }
 
 fn prefix(e: Error, p: &str) -> Error {
-    match e {
-        Error::Io(m) => Error::Io(format!("{p}{m}")),
-        Error::Truncated(m) => Error::Truncated(format!("{p}{m}")),
-        Error::Corrupt(m) => Error::Corrupt(format!("{p}{m}")),
-        Error::Unsupported(m) => Error::Unsupported(format!("{p}{m}")),
-        Error::NotAnImage(m) => Error::NotAnImage(format!("{p}{m}")),
-        Error::Missing(m) => Error::Missing(format!("{p}{m}")),
-        other => other,
-    }
+    e.map_message(|m| format!("{p}{m}"))
 }
 
 #[async_trait(?Send)]
@@ -465,7 +444,7 @@ impl Image for Vmdk {
         let end = start
             .checked_add(len)
             .filter(|&e| e <= self.size)
-            .ok_or_else(|| Error::Invalid(format!("range {start}+{len} is past the disk end")))?;
+            .ok_or_else(|| Error::invalid(format!("range {start}+{len} is past the disk end")))?;
         let mut out = vec![];
         let first = self.parts.partition_point(|p| p.start + p.len <= start);
         for p in &self.parts[first..] {
@@ -487,7 +466,7 @@ impl Image for Vmdk {
             };
             match &p.kind {
                 PartKind::Zero => push(&mut out, rs, re, Mapping::Zero),
-                PartKind::Blocked(err) => return Err(copy_err(err)),
+                PartKind::Blocked(err) => return Err(err.clone()),
                 PartKind::Flat {
                     file,
                     offset,
@@ -622,7 +601,7 @@ impl Image for Vmdk {
     fn readable(&self) -> Result<()> {
         for p in &self.parts {
             if let PartKind::Blocked(e) = &p.kind {
-                return Err(copy_err(e));
+                return Err(e.clone());
             }
         }
         Ok(())

@@ -152,9 +152,9 @@ impl<R: BufRead> Read for Gzip<R> {
 
 fn zstd_decoder<'a, R: BufRead + 'a>(input: R) -> Result<Box<dyn Read + 'a>> {
     let mut d = zstd::stream::read::Decoder::with_buffer(input)
-        .map_err(|e| Error::Corrupt(format!("zstd decoder: {e}")))?;
+        .map_err(|e| Error::corrupt(format!("zstd decoder: {e}")))?;
     d.window_log_max(MAX_WINDOW.trailing_zeros())
-        .map_err(|e| Error::Corrupt(format!("zstd decoder: {e}")))?;
+        .map_err(|e| Error::corrupt(format!("zstd decoder: {e}")))?;
     Ok(Box::new(d))
 }
 
@@ -240,7 +240,7 @@ impl Stream {
             }
             let at = self.state.borrow().as_ref().map_or(0, |s| s.pos);
             if !progress(at) {
-                return Err(Error::Cancelled);
+                return Err(Error::cancelled());
             }
             crate::yield_now().await;
         }
@@ -295,7 +295,7 @@ impl Stream {
         let mut filled = 0;
         while filled < out.len() && !s.ended {
             let n = s.decoder.read(&mut out[filled..]).map_err(|e| {
-                Error::Corrupt(format!(
+                Error::corrupt(format!(
                     "{}: {} data does not decompress at byte {}: {e}",
                     self.name,
                     self.codec.name(),
@@ -366,14 +366,14 @@ impl Stream {
     fn finish(&self, s: &mut State) -> Result<()> {
         let mut more = [0u8; 1];
         let n = s.decoder.read(&mut more).map_err(|e| {
-            Error::Corrupt(format!(
+            Error::corrupt(format!(
                 "{}: {} data does not decompress at its end: {e}",
                 self.name,
                 self.codec.name()
             ))
         })?;
         if n > 0 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "{}: the {} data holds more than the {} bytes its container states",
                 self.name,
                 self.codec.name(),
@@ -385,7 +385,7 @@ impl Stream {
     }
 
     fn ends_early(&self, at: u64) -> Error {
-        Error::Truncated(format!(
+        Error::truncated(format!(
             "{}: the {} data ends after {at} bytes, before the end its container states",
             self.name,
             self.codec.name()
@@ -420,7 +420,7 @@ impl Source for Stream {
         offset
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.len.get())
-            .ok_or_else(|| Error::Io(format!("short read from {}", self.name)))?;
+            .ok_or_else(|| Error::io(format!("short read from {}", self.name)))?;
         let n = self.read_some(offset, buf)?;
         if n < buf.len() {
             return Err(self.ends_early(offset + n as u64));
@@ -595,6 +595,7 @@ pub fn stated_size(codec: Compression, src: &dyn Source) -> Option<u64> {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::source::MemSource;
     use std::io::Write;
 
@@ -661,7 +662,10 @@ mod tests {
         let s = stream(Compression::Gzip, packed, None);
         assert!(matches!(
             crate::native::block_on(s.measure(&mut |_| true)),
-            Err(Error::Corrupt(_))
+            Err(Error {
+                kind: ErrorKind::Corrupt,
+                ..
+            })
         ));
         let s = stream(Compression::Gzip, gzip(&a)[..5000].to_vec(), None);
         assert!(crate::native::block_on(s.measure(&mut |_| true)).is_err());

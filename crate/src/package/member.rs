@@ -125,7 +125,7 @@ impl Spans {
             spans.push((at, len, part));
             at = at
                 .checked_add(len)
-                .ok_or_else(|| Error::Corrupt("a member larger than 2^64 bytes".into()))?;
+                .ok_or_else(|| Error::corrupt("a member larger than 2^64 bytes"))?;
         }
         Ok(Spans {
             name: name.into(),
@@ -167,7 +167,7 @@ impl Spans {
         let end = offset
             .checked_add(len)
             .filter(|&e| e <= self.len)
-            .ok_or_else(|| Error::Io(format!("short read from {}", self.name)))?;
+            .ok_or_else(|| Error::io(format!("short read from {}", self.name)))?;
         let first = self.spans.partition_point(|(s, l, _)| s + l <= offset);
         let mut out = vec![];
         let mut pos = offset;

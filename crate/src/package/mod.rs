@@ -201,7 +201,7 @@ pub async fn open(
         Format::Ovf => ova::open_ovf(set, id, opts).await,
         Format::Uec | Format::Gce => tarball::open(set, id, format, opts).await,
         Format::Compressed => single::open(set, id).await,
-        other => Err(Error::Invalid(format!("{other} is not a package"))),
+        other => Err(Error::invalid(format!("{other} is not a package"))),
     }
 }
 

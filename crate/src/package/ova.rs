@@ -119,7 +119,7 @@ pub async fn open_ova(set: &mut ImageSet, id: FileId, opts: &Options) -> Result<
         .find(|(n, _)| n.to_ascii_lowercase().ends_with(".ovf"))
         .cloned()
     else {
-        return Err(Error::NotAnImage(format!(
+        return Err(Error::not_an_image(format!(
             "{} is a tar archive without a readable .ovf descriptor, so not an OVA",
             src.name()
         )));
@@ -162,7 +162,7 @@ async fn describe(
 ) -> Result<()> {
     let ovf_src = set.file(ovf_file).clone();
     if ovf_src.len() > ovf::MAX_DESCRIPTOR_BYTES as u64 {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "the OVF descriptor {ovf_name} is {} bytes, more than vmdisk reads ({} MiB)",
             ovf_src.len(),
             ovf::MAX_DESCRIPTOR_BYTES >> 20
@@ -333,7 +333,7 @@ async fn lay_out(
     let mut disk = Disk::new(name.clone(), Role::Disk, None);
     disk.ovf = Some(ovf_disk(env, d));
     let Some(f) = file_ref else {
-        disk.problem = Some(Error::Missing(format!(
+        disk.problem = Some(Error::missing(format!(
             "the OVF disk {} refers to no file (an empty disk the VM creates)",
             d.id
         )));
@@ -342,7 +342,7 @@ async fn lay_out(
     if let Some(why) = unsafe_name(&f.href) {
         pkg.findings
             .push(unsafe_name_finding("the OVF href", &f.href, why));
-        disk.problem = Some(Error::Invalid(format!("the href {:?} {why}", f.href)));
+        disk.problem = Some(Error::invalid(format!("the href {:?} {why}", f.href)));
         return Ok(disk);
     }
     let source = match f.chunk_size {
@@ -357,7 +357,7 @@ async fn lay_out(
             Severity::Critical,
             format!("the disk {} is not in the package", f.href),
         ));
-        disk.problem = Some(Error::Missing(format!("{} is not in the package", f.href)));
+        disk.problem = Some(Error::missing(format!("{} is not in the package", f.href)));
         return Ok(disk);
     };
     if let Some(size) = f.size
@@ -393,7 +393,7 @@ async fn lay_out(
             file = set.add(stream);
         }
         Some(other) => {
-            disk.problem = Some(Error::Unsupported(format!(
+            disk.problem = Some(Error::unsupported(format!(
                 "{} is compressed with {other:?}, which the OVF specification does not define",
                 f.href
             )));

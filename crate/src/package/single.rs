@@ -20,7 +20,7 @@ pub async fn open(set: &mut ImageSet, id: FileId) -> Result<Package> {
     let src = set.file(id).clone();
     let codec = Compression::of_source(&*src)
         .await?
-        .ok_or_else(|| Error::NotAnImage(format!("{} is not compressed", src.name())))?;
+        .ok_or_else(|| Error::not_an_image(format!("{} is not compressed", src.name())))?;
     let name = inner_name(src.name(), codec);
     let stream = Rc::new(Stream::new(
         &name,
@@ -96,12 +96,12 @@ pub async fn materialize(
         }
         at += n as u64;
         if !progress(at) {
-            return Err(Error::Cancelled);
+            return Err(Error::cancelled());
         }
         crate::yield_now().await;
     }
     if stream.known_len().is_some_and(|l| l != at) {
-        return Err(Error::Truncated(format!(
+        return Err(Error::truncated(format!(
             "{}: the compressed data ends after {at} bytes",
             stream.name()
         )));

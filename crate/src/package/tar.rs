@@ -11,7 +11,7 @@
 //! Specs: POSIX.1-2017 `pax` (ustar and extended headers); GNU tar manual, "Basic Tar Format"
 //! and "Sparse Formats" (old GNU format).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::source::Source;
 
 pub const BLOCK: u64 = 512;
@@ -135,7 +135,7 @@ fn block(bytes: &[u8], at: u64) -> Result<Block> {
         return Ok(Block::End);
     }
     if !checksum_ok(bytes) {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "tar header at offset {at} has a bad checksum"
         )));
     }
@@ -162,14 +162,14 @@ impl Pending {
     fn pax(&mut self, records: &[u8], at: u64) -> Result<()> {
         for record in tar::PaxExtensions::new(records) {
             let record = record
-                .map_err(|_| Error::Corrupt(format!("bad pax record in the header at {at}")))?;
+                .map_err(|_| Error::corrupt(format!("bad pax record in the header at {at}")))?;
             let value = || String::from_utf8_lossy(record.value_bytes()).into_owned();
             match record.key_bytes() {
                 b"path" => self.path = Some(value()),
                 b"linkpath" => self.link = Some(value()),
                 b"size" => {
                     let size = value().trim().parse().map_err(|_| {
-                        Error::Corrupt(format!("bad pax size in the header at {at}"))
+                        Error::corrupt(format!("bad pax size in the header at {at}"))
                     })?;
                     self.size = Some(size);
                 }
@@ -181,7 +181,7 @@ impl Pending {
 }
 
 fn number(field: std::io::Result<u64>, what: &str, at: u64) -> Result<u64> {
-    field.map_err(|_| Error::Corrupt(format!("bad {what} in the tar header at offset {at}")))
+    field.map_err(|_| Error::corrupt(format!("bad {what} in the tar header at offset {at}")))
 }
 
 /// Walk the archive's headers from offset 0. Reads only headers (and the long names, pax
@@ -244,11 +244,19 @@ impl<'a> Walk<'a> {
                 Ok(true) => {}
                 // A stream of unknown length learns it here: ending right at a header is the
                 // end of an archive without end-of-archive blocks.
-                Ok(false) | Err(Error::Truncated(_)) if pos == self.src.len() => {
+                Ok(false)
+                | Err(Error {
+                    kind: ErrorKind::Truncated,
+                    ..
+                }) if pos == self.src.len() => {
                     self.end = Some(End::Complete);
                     break;
                 }
-                Ok(false) | Err(Error::Truncated(_)) => {
+                Ok(false)
+                | Err(Error {
+                    kind: ErrorKind::Truncated,
+                    ..
+                }) => {
                     self.end = Some(End::Truncated { at: pos });
                     break;
                 }
@@ -283,10 +291,14 @@ impl<'a> Walk<'a> {
                     self.pos = next;
                     return Ok(Some(m));
                 }
-                Ok(Step::Truncated) | Err(Error::Truncated(_)) => {
+                Ok(Step::Truncated)
+                | Err(Error {
+                    kind: ErrorKind::Truncated,
+                    ..
+                }) => {
                     self.end = Some(End::Truncated { at: pos });
                 }
-                Err(Error::Io(e)) => return Err(Error::Io(e)),
+                Err(e) if e.kind == ErrorKind::Io => return Err(e),
                 Err(e) => {
                     self.end = Some(End::Bad {
                         at: pos,
@@ -323,7 +335,7 @@ async fn read(src: &dyn Source, at: u64, buf: &mut [u8]) -> Result<bool> {
 fn after(pos: u64, len: u64) -> Result<u64> {
     len.checked_next_multiple_of(BLOCK)
         .and_then(|n| (pos + BLOCK).checked_add(n))
-        .ok_or_else(|| Error::Corrupt(format!("tar member at {pos} has an impossible size")))
+        .ok_or_else(|| Error::corrupt(format!("tar member at {pos} has an impossible size")))
 }
 
 async fn member(
@@ -340,7 +352,7 @@ async fn member(
         T::GNULongName | T::GNULongLink | T::XHeader | T::XGlobalHeader
     ) {
         if stored > MAX_META {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "tar extended header at {pos} claims {stored} bytes"
             )));
         }
@@ -379,7 +391,7 @@ async fn member(
         T::GNUSparse => {
             let gnu = header
                 .as_gnu()
-                .ok_or_else(|| Error::Corrupt(format!("sparse tar member at {pos} is not GNU")))?;
+                .ok_or_else(|| Error::corrupt(format!("sparse tar member at {pos} is not GNU")))?;
             let real = number(gnu.real_size(), "real size", pos)?;
             let (segments, next) = match sparse_map(src, gnu, pos).await? {
                 Some(map) => map,
@@ -447,7 +459,7 @@ async fn sparse_map(
         extended = ext.is_extended();
         at += BLOCK;
     }
-    Err(Error::Corrupt(format!(
+    Err(Error::corrupt(format!(
         "sparse tar member at {pos} has more than {MAX_SPARSE_BLOCKS} map blocks"
     )))
 }
@@ -455,7 +467,7 @@ async fn sparse_map(
 /// Segments must ascend without overlap, end inside the real size, and add up to the bytes
 /// stored (GNU tar's own rule), or the member cannot be laid out.
 fn check_segments(segments: &[(u64, u64)], real: u64, stored: u64, pos: u64) -> Result<()> {
-    let bad = |why: &str| Err(Error::Corrupt(format!("sparse tar member at {pos}: {why}")));
+    let bad = |why: &str| Err(Error::corrupt(format!("sparse tar member at {pos}: {why}")));
     let mut end = 0u64;
     let mut total = 0u64;
     for &(off, len) in segments {

@@ -5,7 +5,7 @@
 use super::Package;
 use super::compressed::Stream;
 use super::manifest::{Algorithm, hex};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::extent::FileId;
 use crate::report::{Finding, Severity};
 use crate::source::ImageSet;
@@ -104,10 +104,15 @@ pub async fn verify(
                     s.codec().name()
                 ),
             )),
-            Err(Error::Cancelled) => return Err(Error::Cancelled),
-            Err(Error::Io(e)) => return Err(Error::Io(e)),
+            Err(e) if matches!(e.kind, ErrorKind::Cancelled | ErrorKind::Io) => return Err(e),
             Err(e) => findings.push(Finding::new(
-                if matches!(e, Error::Truncated(_)) {
+                if matches!(
+                    e,
+                    Error {
+                        kind: ErrorKind::Truncated,
+                        ..
+                    }
+                ) {
                     "truncated"
                 } else {
                     "corrupt"
@@ -119,7 +124,7 @@ pub async fn verify(
         done += input;
     }
     if !progress(total, total) {
-        return Err(Error::Cancelled);
+        return Err(Error::cancelled());
     }
     Ok(findings)
 }
@@ -160,7 +165,7 @@ async fn digest(
         spare = buf;
         at = next_at;
         if !progress(at) {
-            return Err(Error::Cancelled);
+            return Err(Error::cancelled());
         }
         crate::yield_now().await;
         current = next.transpose()?;

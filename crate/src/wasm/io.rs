@@ -19,11 +19,11 @@ pub fn read_error(name: &str, e: &JsValue) -> Error {
         .dyn_ref::<web_sys::DomException>()
         .is_some_and(|d| d.name() == "NotReadableError");
     if changed {
-        return Error::Io(format!(
+        return Error::io(format!(
             "{name} changed or became unreadable after it was picked: pick it again"
         ));
     }
-    Error::Io(format!("reading {name}: {}", js_message(e)))
+    Error::io(format!("reading {name}: {}", js_message(e)))
 }
 
 /// The message of a JS exception (an `Error`/`DOMException`, or whatever was thrown).
@@ -89,7 +89,7 @@ impl Source for BlobSource {
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.len)
             .ok_or_else(|| {
-                Error::Io(format!(
+                Error::io(format!(
                     "short read from {}: {} bytes at offset {offset} of {}",
                     self.name,
                     buf.len(),
@@ -117,9 +117,9 @@ impl Source for BlobSource {
         let end = offset
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.len)
-            .ok_or_else(|| Error::Io(format!("short read from {}", self.name)))?;
+            .ok_or_else(|| Error::io(format!("short read from {}", self.name)))?;
         let reader = web_sys::FileReaderSync::new().map_err(|_| {
-            Error::Unsupported(format!(
+            Error::unsupported(format!(
                 "{} is compressed: vmdisk reads compressed packages only in a worker",
                 self.name
             ))
@@ -130,7 +130,7 @@ impl Source for BlobSource {
             .map_err(io)?;
         let view = Uint8Array::new(&reader.read_as_array_buffer(&slice).map_err(io)?.into());
         if view.length() as usize != buf.len() {
-            return Err(Error::Io(format!(
+            return Err(Error::io(format!(
                 "short read from {}: the file changed after it was picked",
                 self.name
             )));
@@ -153,7 +153,7 @@ impl SyncHandleSource {
     pub fn new(name: impl Into<String>, handle: FileSystemSyncAccessHandle) -> Result<Self> {
         let len = handle
             .get_size()
-            .map_err(|e| Error::Io(format!("a scratch file: {}", js_message(&e))))?;
+            .map_err(|e| Error::io(format!("a scratch file: {}", js_message(&e))))?;
         Ok(SyncHandleSource {
             name: name.into(),
             handle,
@@ -179,9 +179,9 @@ impl Source for SyncHandleSource {
         let n = self
             .handle
             .read_with_u8_array_and_options(buf, &opts)
-            .map_err(|e| Error::Io(format!("reading {}: {}", self.name, js_message(&e))))?;
+            .map_err(|e| Error::io(format!("reading {}: {}", self.name, js_message(&e))))?;
         if n as usize != buf.len() {
-            return Err(Error::Io(format!("short read from {}", self.name)));
+            return Err(Error::io(format!("short read from {}", self.name)));
         }
         Ok(())
     }
@@ -208,14 +208,14 @@ impl JsScratch {
 #[async_trait(?Send)]
 impl crate::sink::Scratch for JsScratch {
     async fn create(&self, name: &str) -> Result<Box<dyn crate::sink::ScratchFile>> {
-        let err = |e: JsValue| Error::Io(format!("creating a scratch file: {}", js_message(&e)));
+        let err = |e: JsValue| Error::io(format!("creating a scratch file: {}", js_message(&e)));
         let mut made = self.make.call1(&JsValue::NULL, &name.into()).map_err(err)?;
         if let Some(p) = made.dyn_ref::<js_sys::Promise>() {
             made = JsFuture::from(p.clone()).await.map_err(err)?;
         }
-        let handle = made.dyn_into::<FileSystemSyncAccessHandle>().map_err(|_| {
-            Error::Invalid("a scratch file must be a FileSystemSyncAccessHandle".into())
-        })?;
+        let handle = made
+            .dyn_into::<FileSystemSyncAccessHandle>()
+            .map_err(|_| Error::invalid("a scratch file must be a FileSystemSyncAccessHandle"))?;
         Ok(Box::new(SyncHandleSink::new(handle)))
     }
 }
@@ -281,7 +281,7 @@ impl BlobSource {
                 let view = Uint8Array::new(&read.await.map_err(io)?);
                 if u64::from(view.length()) != e - s {
                     // The file changed on disk after it was picked.
-                    return Err(Error::Io(format!(
+                    return Err(Error::io(format!(
                         "short read from {}: got {} of {} bytes at offset {s}",
                         self.name,
                         view.length(),
@@ -321,7 +321,7 @@ impl SyncHandleSink {
 }
 
 fn write_error(e: JsValue) -> Error {
-    Error::Io(format!("writing the output: {}", js_message(&e)))
+    Error::io(format!("writing the output: {}", js_message(&e)))
 }
 
 #[async_trait(?Send)]
@@ -336,7 +336,7 @@ impl Sink for SyncHandleSink {
         // Chromium reports a failed write (its quota for the site reached, say) as a short
         // or nonsensical count rather than an exception.
         if written as usize != data.len() {
-            return Err(Error::Io(format!(
+            return Err(Error::io(format!(
                 "writing the output: the browser stored {} of {} bytes at offset {offset} (its storage for this site is full?)",
                 if written as usize > data.len() {
                     0.0

@@ -14,7 +14,7 @@ pub use pool::{WorkerPool, compress_batch, decompress_batch};
 
 use crate::codec::{Codec, Pool, Serial};
 use crate::compose::{Composed, ComposedSink, Part};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::package::Options;
 use crate::sink::Scratch;
 use crate::sink::Sink;
@@ -40,28 +40,14 @@ fn set(obj: &Object, key: &str, value: &JsValue) {
 
 /// The stable name of an error's kind, and its message without the kind's prefix.
 pub fn error_parts(e: &Error) -> (&'static str, String) {
-    match e {
-        Error::Io(s) => ("io", s.clone()),
-        Error::Truncated(s) => ("truncated", s.clone()),
-        Error::Corrupt(s) => ("corrupt", s.clone()),
-        Error::Unsupported(s) => ("unsupported", s.clone()),
-        Error::NotAnImage(s) => ("not-an-image", s.clone()),
-        Error::Missing(s) => ("missing", s.clone()),
-        Error::Invalid(s) => ("invalid", s.clone()),
-        Error::Cancelled => ("cancelled", String::new()),
-    }
+    (e.kind.name(), e.message.clone())
 }
 
 fn error_from_parts(kind: &str, detail: String) -> Error {
-    match kind {
-        "truncated" => Error::Truncated(detail),
-        "corrupt" => Error::Corrupt(detail),
-        "unsupported" => Error::Unsupported(detail),
-        "not-an-image" => Error::NotAnImage(detail),
-        "missing" => Error::Missing(detail),
-        "invalid" => Error::Invalid(detail),
-        "cancelled" => Error::Cancelled,
-        _ => Error::Io(detail),
+    match ErrorKind::from_name(kind) {
+        Some(ErrorKind::Cancelled) => Error::cancelled(),
+        Some(kind) => Error::new(kind, detail),
+        None => Error::io(detail),
     }
 }
 
@@ -69,7 +55,7 @@ fn error_from_parts(kind: &str, detail: String) -> Error {
 pub fn to_js_error(e: &Error) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     let (kind, detail) = error_parts(e);
-    if let Error::Cancelled = e {
+    if e.is_cancelled() {
         err.set_name("AbortError");
     }
     set(&err, "kind", &kind.into());
@@ -82,7 +68,7 @@ pub fn error_from_js(e: &JsValue) -> Error {
     let get = |k: &str| Reflect::get(e, &k.into()).ok().and_then(|v| v.as_string());
     match (get("kind"), get("detail")) {
         (Some(kind), Some(detail)) => error_from_parts(&kind, detail),
-        _ => Error::Io(io::js_message(e)),
+        _ => Error::io(io::js_message(e)),
     }
 }
 
@@ -96,8 +82,8 @@ pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue> {
     if let Ok(value) = v.serialize(&ser) {
         return Ok(value);
     }
-    let json = serde_json::to_string(v).map_err(|e| Error::Io(e.to_string()))?;
-    js_sys::JSON::parse(&json).map_err(|e| Error::Io(io::js_message(&e)))
+    let json = serde_json::to_string(v).map_err(|e| Error::io(e.to_string()))?;
+    js_sys::JSON::parse(&json).map_err(|e| Error::io(io::js_message(&e)))
 }
 
 /// The picked files as sources: an array (or FileList, or any iterable) of `File`s, or one.
@@ -111,10 +97,10 @@ pub fn sources(files: &JsValue) -> Result<Vec<Rc<dyn Source>>> {
     for f in list {
         let blob = f
             .dyn_into::<Blob>()
-            .map_err(|_| Error::Invalid("expected File objects".into()))?;
+            .map_err(|_| Error::invalid("expected File objects"))?;
         let src = BlobSource::new(blob);
         if out.iter().any(|s| s.name() == src.name()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "two files are named {}: companions are matched by name",
                 src.name()
             )));
@@ -174,7 +160,7 @@ pub async fn verify(
     .await;
     match result {
         Ok(v) => Ok(v),
-        Err(Error::Cancelled) if thrown.is_some() => Err(thrown.unwrap_or_default()),
+        Err(e) if e.is_cancelled() && thrown.is_some() => Err(thrown.unwrap_or_default()),
         Err(e) => Err(to_js_error(&e)),
     }
 }
@@ -280,7 +266,7 @@ pub fn write_options(options: &JsValue) -> Result<WriteOptions> {
         JsOptions::default()
     } else {
         serde_wasm_bindgen::from_value(options.clone())
-            .map_err(|e| Error::Invalid(format!("bad conversion options: {e}")))?
+            .map_err(|e| Error::invalid(format!("bad conversion options: {e}")))?
     };
     let defaults = WriteOptions::default();
     let opts = WriteOptions {
@@ -288,7 +274,7 @@ pub fn write_options(options: &JsValue) -> Result<WriteOptions> {
             None | Some("qcow2") => OutputFormat::Qcow2,
             Some("raw") => OutputFormat::Raw,
             Some(f) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "unknown output format {f:?} (raw or qcow2)"
                 )));
             }
@@ -298,7 +284,7 @@ pub fn write_options(options: &JsValue) -> Result<WriteOptions> {
             Some("zlib" | "deflate") => Some(Codec::Deflate),
             Some("zstd") => Some(Codec::Zstd),
             Some(c) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "unknown compression {c:?} (zlib or zstd)"
                 )));
             }
@@ -306,13 +292,13 @@ pub fn write_options(options: &JsValue) -> Result<WriteOptions> {
         cluster_size: match o.cluster_size {
             None => defaults.cluster_size,
             Some(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => n as u32,
-            Some(n) => return Err(Error::Invalid(format!("bad cluster size {n}"))),
+            Some(n) => return Err(Error::invalid(format!("bad cluster size {n}"))),
         },
         compat: match o.compat.as_deref() {
             None | Some("1.1") => Qcow2Compat::V1_1,
             Some("0.10") => Qcow2Compat::V0_10,
             Some(c) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "unknown qcow2 compat {c:?} (0.10 or 1.1)"
                 )));
             }
@@ -403,7 +389,7 @@ pub async fn convert_opened(
             })
             .await?;
             if let Some(bad) = found.iter().find(|f| f.code == "digest-mismatch") {
-                return Err(Error::Corrupt(bad.message.clone()));
+                return Err(Error::corrupt(bad.message.clone()));
             }
         }
         let total = pkg.disks[n]
@@ -464,11 +450,11 @@ pub struct CallbackSink {
 
 impl CallbackSink {
     async fn call(&self, method: &str, args: &[JsValue]) -> Result<()> {
-        let err = |e: JsValue| Error::Io(format!("writing the output: {}", io::js_message(&e)));
+        let err = |e: JsValue| Error::io(format!("writing the output: {}", io::js_message(&e)));
         let f = Reflect::get(&self.target, &method.into())
             .map_err(err)?
             .dyn_into::<Function>()
-            .map_err(|_| Error::Invalid(format!("the output has no {method} method")))?;
+            .map_err(|_| Error::invalid(format!("the output has no {method} method")))?;
         let result = f
             .apply(&self.target, &args.iter().collect::<Array>())
             .map_err(err)?;
@@ -506,8 +492,8 @@ pub fn sink_from_js(sink: JsValue) -> Result<Box<dyn Sink>> {
     if has_write {
         return Ok(Box::new(CallbackSink { target: sink }));
     }
-    Err(Error::Invalid(
-        "the output must be a FileSystemSyncAccessHandle, a FileSystemWritableFileStream or an object with writeAt".into(),
+    Err(Error::invalid(
+        "the output must be a FileSystemSyncAccessHandle, a FileSystemWritableFileStream or an object with writeAt",
     ))
 }
 
@@ -587,7 +573,7 @@ fn parts_to_js(composed: Composed) -> Result<Array> {
             Part::Input { file, at } => {
                 let blob = file
                     .downcast_ref::<Blob>()
-                    .ok_or_else(|| Error::Invalid("a composed part of an unknown file".into()))?;
+                    .ok_or_else(|| Error::invalid("a composed part of an unknown file"))?;
                 blob.slice_with_f64_and_f64(at as f64, (at + len) as f64)
                     .map_err(|e| error_from_js(&e))?
                     .into()
@@ -656,12 +642,12 @@ pub async fn convert(
             let parts = parts_to_js(c.into_composed())?;
             Reflect::set(&value, &"parts".into(), &parts).map_err(|e| error_from_js(&e))?;
         }
-        Ok(value)
+        Ok::<_, Error>(value)
     }
     .await;
     match result {
         Ok(v) => Ok(v),
-        Err(Error::Cancelled) if thrown.is_some() => Err(thrown.unwrap_or_default()),
+        Err(e) if e.is_cancelled() && thrown.is_some() => Err(thrown.unwrap_or_default()),
         Err(e) => Err(to_js_error(&e)),
     }
 }
@@ -677,7 +663,7 @@ fn disk_option(options: &JsValue) -> Result<Option<usize>> {
     }
     match v.as_f64() {
         Some(n) if n >= 0.0 && n.fract() == 0.0 && n < 1e9 => Ok(Some(n as usize)),
-        _ => Err(Error::Invalid(format!(
+        _ => Err(Error::invalid(format!(
             "bad disk {v:?}: a disk index from 0"
         ))),
     }

@@ -34,7 +34,7 @@ pub fn codec_from_name(name: &str) -> Result<Codec> {
         "deflate" => Ok(Codec::Deflate),
         "zlib" => Ok(Codec::Zlib),
         "zstd" => Ok(Codec::Zstd),
-        _ => Err(Error::Invalid(format!("unknown codec {name:?}"))),
+        _ => Err(Error::invalid(format!("unknown codec {name:?}"))),
     }
 }
 
@@ -50,7 +50,7 @@ fn codec_from_id(id: u8) -> Result<Codec> {
     [Codec::Deflate, Codec::Zlib, Codec::Zstd]
         .get(usize::from(id))
         .copied()
-        .ok_or_else(|| Error::Invalid(format!("unknown codec id {id}")))
+        .ok_or_else(|| Error::invalid(format!("unknown codec id {id}")))
 }
 
 /// Sub-workers reached through a JS `dispatch` function.
@@ -68,7 +68,7 @@ impl WorkerPool {
         let get = |key: &str| Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED);
         let dispatch = get("dispatch")
             .dyn_into::<Function>()
-            .map_err(|_| Error::Invalid("the pool has no dispatch function".into()))?;
+            .map_err(|_| Error::invalid("the pool has no dispatch function"))?;
         let workers = get("workers").as_f64().unwrap_or(1.0).max(1.0) as usize;
         Ok(Some(WorkerPool { dispatch, workers }))
     }
@@ -86,7 +86,7 @@ impl WorkerPool {
             .map_err(|e| error_from_js(&e))?;
         let p = p
             .dyn_into::<Promise>()
-            .map_err(|_| Error::Io("the pool's dispatch did not return a promise".into()))?;
+            .map_err(|_| Error::io("the pool's dispatch did not return a promise"))?;
         Ok(JsFuture::from(p))
     }
 }
@@ -110,7 +110,7 @@ fn reply_field<T: JsCast>(reply: &JsValue, key: &str) -> Result<T> {
     Reflect::get(reply, &key.into())
         .ok()
         .and_then(|v| v.dyn_into::<T>().ok())
-        .ok_or_else(|| Error::Io(format!("a compression worker's reply has no {key}")))
+        .ok_or_else(|| Error::io(format!("a compression worker's reply has no {key}")))
 }
 
 #[async_trait(?Send)]
@@ -143,7 +143,7 @@ impl Pool for WorkerPool {
             let data: Uint8Array = reply_field(&reply, "data")?;
             let lens: Int32Array = reply_field(&reply, "lens")?;
             if lens.length() as usize != range.len() {
-                return Err(Error::Io("a compression worker lost results".into()));
+                return Err(Error::io("a compression worker lost results"));
             }
             let mut at = 0u32;
             for len in lens.to_vec() {
@@ -153,7 +153,7 @@ impl Pool for WorkerPool {
                 }
                 let end = at + len as u32;
                 if end > data.length() {
-                    return Err(Error::Io("a compression worker's reply is short".into()));
+                    return Err(Error::io("a compression worker's reply is short"));
                 }
                 out.push(Some(data.subarray(at, end).to_vec()));
                 at = end;
@@ -186,7 +186,7 @@ impl Pool for WorkerPool {
             let data: Uint8Array = reply_field(&reply, "data")?;
             let want: usize = jobs[range.clone()].iter().map(|j| j.2.len()).sum();
             if data.length() as usize != want {
-                return Err(Error::Io("a decompression worker's reply is short".into()));
+                return Err(Error::io("a decompression worker's reply is short"));
             }
             let mut at = 0u32;
             for job in &mut jobs[range] {
@@ -207,7 +207,7 @@ fn unpack<'a>(data: &'a [u8], lens: &[u32]) -> Result<Vec<&'a [u8]>> {
         let end = at
             .checked_add(len as usize)
             .filter(|&e| e <= data.len())
-            .ok_or_else(|| Error::Invalid("batch lengths exceed its data".into()))?;
+            .ok_or_else(|| Error::invalid("batch lengths exceed its data"))?;
         out.push(&data[at..end]);
         at = end;
     }
@@ -257,7 +257,7 @@ pub fn decompress_batch(
     let run = || -> Result<Uint8Array> {
         let inputs = unpack(data, lens)?;
         if codecs.len() != inputs.len() || out_lens.len() != inputs.len() {
-            return Err(Error::Invalid("batch arrays differ in length".into()));
+            return Err(Error::invalid("batch arrays differ in length"));
         }
         let total: usize = out_lens.iter().map(|&l| l as usize).sum();
         let mut out = vec![0u8; total];

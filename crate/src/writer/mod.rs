@@ -51,20 +51,20 @@ impl WriteOptions {
         if self.format == OutputFormat::Qcow2
             && (!cs.is_power_of_two() || !(512..=2 << 20).contains(&cs))
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "cluster size {cs} is not a power of two from 512 to 2 MiB"
             )));
         }
         match (self.format, self.compression, self.compat) {
             (OutputFormat::Raw, Some(_), _) => {
-                Err(Error::Invalid("raw output cannot be compressed".into()))
+                Err(Error::invalid("raw output cannot be compressed"))
             }
-            (_, Some(Codec::Zstd), Qcow2Compat::V0_10) => Err(Error::Invalid(
-                "zstd compression needs qcow2 compat 1.1".into(),
-            )),
-            (_, Some(Codec::Zlib), _) => Err(Error::Invalid(
-                "qcow2 compresses with deflate or zstd".into(),
-            )),
+            (_, Some(Codec::Zstd), Qcow2Compat::V0_10) => {
+                Err(Error::invalid("zstd compression needs qcow2 compat 1.1"))
+            }
+            (_, Some(Codec::Zlib), _) => {
+                Err(Error::invalid("qcow2 compresses with deflate or zstd"))
+            }
             _ => Ok(()),
         }
     }

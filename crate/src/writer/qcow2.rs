@@ -90,27 +90,23 @@ impl Qcow2Writer {
     pub fn new(opts: &WriteOptions, virtual_size: u64) -> Result<Self> {
         let cs = u64::from(opts.cluster_size);
         if !cs.is_power_of_two() || !(512..=2 << 20).contains(&cs) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "cluster size {cs} is not a power of two from 512 to 2 MiB"
             )));
         }
         match (opts.compression, opts.compat) {
             (Some(Codec::Zstd), Qcow2Compat::V0_10) => {
-                return Err(Error::Invalid(
-                    "zstd compression needs qcow2 compat 1.1".into(),
-                ));
+                return Err(Error::invalid("zstd compression needs qcow2 compat 1.1"));
             }
             (Some(Codec::Zlib), _) => {
-                return Err(Error::Invalid(
-                    "qcow2 compresses with deflate or zstd".into(),
-                ));
+                return Err(Error::invalid("qcow2 compresses with deflate or zstd"));
             }
             _ => {}
         }
         let l2_entries = cs / 8;
         let l1_len = virtual_size.div_ceil(cs).div_ceil(l2_entries);
         if l1_len * 8 > MAX_L1_BYTES {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "a {virtual_size}-byte disk needs a larger qcow2 cluster size than {cs}"
             )));
         }
@@ -153,9 +149,7 @@ impl Qcow2Writer {
         let c = self.next;
         let off = c * self.cs;
         if off + self.cs > MAX_OFFSET {
-            return Err(Error::Unsupported(
-                "the qcow2 output would pass 64 PiB".into(),
-            ));
+            return Err(Error::unsupported("the qcow2 output would pass 64 PiB"));
         }
         self.next += 1;
         let i = (c % self.rbe()) as usize;
@@ -170,7 +164,7 @@ impl Qcow2Writer {
         let c = self.next;
         debug_assert_eq!(c % self.rbe(), 0, "ranges are entered at their start");
         if (self.reftable.len() as u64 + 1) * 8 > MAX_REFTABLE_BYTES {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "the qcow2 output outgrows qemu's refcount table limit at cluster size {}",
                 self.cs
             )));
@@ -223,7 +217,7 @@ impl Qcow2Writer {
         let x = compressed_offset_bits(self.cluster_bits);
         let sectors = (at + n - 1) / 512 - at / 512;
         if at >= 1 << x || sectors >= 1 << (self.cluster_bits - 8) {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "compressed data at offset {at} is out of reach of a qcow2 descriptor"
             )));
         }
@@ -313,7 +307,7 @@ impl Qcow2Writer {
                 .collect();
             packed = pool.compress_all(codec, &inputs, cs).await?;
             if packed.len() != inputs.len() {
-                return Err(Error::Io("compression pool lost results".into()));
+                return Err(Error::io("compression pool lost results"));
             }
         }
         // Standard clusters that follow each other in guest and host go out in one write.
@@ -406,7 +400,7 @@ impl Writer for Qcow2Writer {
             || end > self.size
             || (!data.len().is_multiple_of(cs) && end != self.size)
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "qcow2 writer given {} bytes at guest offset {offset} out of order or alignment",
                 data.len()
             )));
@@ -457,14 +451,12 @@ impl Writer for Qcow2Writer {
             rt_clusters = want;
         };
         if rt_clusters * cs > MAX_REFTABLE_BYTES {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "the qcow2 output outgrows qemu's refcount table limit at cluster size {cs}"
             )));
         }
         if end * cs > MAX_OFFSET {
-            return Err(Error::Unsupported(
-                "the qcow2 output would pass 64 PiB".into(),
-            ));
+            return Err(Error::unsupported("the qcow2 output would pass 64 PiB"));
         }
         // Every cluster from p to the end is allocated now.
         for c in p..end.min((cur + 1) * rbe) {

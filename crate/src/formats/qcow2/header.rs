@@ -79,11 +79,13 @@ impl Header {
     /// the geometry is checked by the driver.
     pub fn parse(b: &[u8], file_name: &str) -> Result<Header> {
         if b.len() < 8 || &b[..4] != MAGIC {
-            return Err(Error::NotAnImage(format!("{file_name} has no qcow2 magic")));
+            return Err(Error::not_an_image(format!(
+                "{file_name} has no qcow2 magic"
+            )));
         }
         let version = be32(b, 4);
         if version != 2 && version != 3 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "qcow2 version {version} (only versions 2 and 3 exist)"
             )));
         }
@@ -93,7 +95,7 @@ impl Header {
             V3_MIN_HEADER_LEN
         } as usize;
         if b.len() < need {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "{file_name} ends inside the qcow2 version {version} header ({} of {need} bytes)",
                 b.len()
             )));
@@ -126,7 +128,7 @@ impl Header {
             h.refcount_order = be32(b, 96);
             h.header_length = be32(b, 100);
             if h.header_length < V3_MIN_HEADER_LEN || !h.header_length.is_multiple_of(8) {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "qcow2 header length {} (version 3 needs a multiple of 8, at least 104)",
                     h.header_length
                 )));
@@ -135,7 +137,7 @@ impl Header {
             if h.header_length > 104 {
                 let at = 104;
                 h.compression_type = *b.get(at).ok_or_else(|| {
-                    Error::Truncated(format!("{file_name} ends inside the qcow2 header"))
+                    Error::truncated(format!("{file_name} ends inside the qcow2 header"))
                 })?;
             }
         }
@@ -201,7 +203,7 @@ pub fn parse_extensions(cluster: &[u8], start: u64, end: u64) -> Result<Extensio
             break;
         }
         if off + 8 > cluster.len() as u64 {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "the file ends inside the qcow2 header extension at offset {off}"
             )));
         }
@@ -213,12 +215,12 @@ pub fn parse_extensions(cluster: &[u8], start: u64, end: u64) -> Result<Extensio
         }
         let data_start = off + 8;
         if len > end - data_start {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 header extension {kind:#010x} at offset {off} ({len} bytes) does not fit in the header cluster"
             )));
         }
         if data_start + len > cluster.len() as u64 {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "the file ends inside the qcow2 header extension {kind:#010x} at offset {off}"
             )));
         }
@@ -250,7 +252,7 @@ pub fn parse_extensions(cluster: &[u8], start: u64, end: u64) -> Result<Extensio
 /// A string header extension: not NUL-terminated, but a C reader stops at a NUL, so we do too.
 fn name_string(data: &[u8], what: &str) -> Result<String> {
     if data.len() > MAX_NAME {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow2 {what} is {} bytes long (at most {MAX_NAME} allowed)",
             data.len()
         )));
@@ -273,6 +275,7 @@ pub fn shown(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn v3_header() -> Vec<u8> {
         let mut b = vec![0u8; 112];
@@ -296,16 +299,28 @@ mod tests {
         let b = v3_header();
         assert!(matches!(
             Header::parse(&b[..50], "x"),
-            Err(Error::Truncated(_))
+            Err(Error {
+                kind: ErrorKind::Truncated,
+                ..
+            })
         ));
         let mut odd = b.clone();
         odd[100..104].copy_from_slice(&105u32.to_be_bytes());
-        assert!(matches!(Header::parse(&odd, "x"), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            Header::parse(&odd, "x"),
+            Err(Error {
+                kind: ErrorKind::Corrupt,
+                ..
+            })
+        ));
         let mut v4 = b;
         v4[4..8].copy_from_slice(&4u32.to_be_bytes());
         assert!(matches!(
             Header::parse(&v4, "x"),
-            Err(Error::Unsupported(_))
+            Err(Error {
+                kind: ErrorKind::Unsupported,
+                ..
+            })
         ));
     }
 
@@ -320,7 +335,10 @@ mod tests {
         c[132..136].copy_from_slice(&1000u32.to_be_bytes());
         assert!(matches!(
             parse_extensions(&c, 112, 512),
-            Err(Error::Corrupt(_))
+            Err(Error {
+                kind: ErrorKind::Corrupt,
+                ..
+            })
         ));
         c[132..136].copy_from_slice(&0u32.to_be_bytes());
         let e = parse_extensions(&c, 112, 512).unwrap();
@@ -328,7 +346,10 @@ mod tests {
         // The file ends before the area does.
         assert!(matches!(
             parse_extensions(&c[..124], 112, 512),
-            Err(Error::Truncated(_))
+            Err(Error {
+                kind: ErrorKind::Truncated,
+                ..
+            })
         ));
     }
 

@@ -67,12 +67,12 @@ pub async fn read_table(
         return Ok(vec![]);
     }
     if count > MAX_SNAPSHOTS {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow2 header lists {count} snapshots (at most {MAX_SNAPSHOTS} allowed)"
         )));
     }
     if offset == 0 || !offset.is_multiple_of(cluster_size) {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "qcow2 snapshot table offset {offset} is not a non-zero multiple of the cluster size"
         )));
     }
@@ -85,14 +85,14 @@ pub async fn read_table(
         let name_len = u64::from(be16(&head, 14));
         let extra_len = be32(&head, 36);
         if extra_len > MAX_EXTRA_DATA {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 snapshot {i} has {extra_len} bytes of extra data (at most {MAX_EXTRA_DATA} allowed)"
             )));
         }
         let body_len = u64::from(extra_len) + id_len + name_len;
         let entry_len = (ENTRY_HEAD as u64 + body_len).div_ceil(8) * 8;
         if pos - offset + entry_len > MAX_TABLE_BYTES {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "qcow2 snapshot table is larger than {MAX_TABLE_BYTES} bytes"
             )));
         }

@@ -111,7 +111,7 @@ impl Overlay {
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.len.max(src.len()))
             .ok_or_else(|| {
-                Error::Truncated(format!(
+                Error::truncated(format!(
                     "{what} at offset {offset} (+{} bytes) lies past the end of {} ({} bytes)",
                     buf.len(),
                     src.name(),
@@ -224,8 +224,8 @@ impl Log<'_> {
             return Ok(None);
         }
         if self.budget < len {
-            return Err(Error::Corrupt(
-                "the VHDX log is too damaged to search for its active sequence".into(),
+            return Err(Error::corrupt(
+                "the VHDX log is too damaged to search for its active sequence",
             ));
         }
         self.budget -= len;
@@ -259,7 +259,7 @@ pub async fn replay(
     guid: [u8; 16],
 ) -> Result<(Overlay, LogState)> {
     if length == 0 || length > MAX_LOG_LENGTH {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "the VHDX log length {length} is invalid (1 byte to {MAX_LOG_LENGTH} bytes)"
         )));
     }
@@ -317,13 +317,13 @@ pub async fn replay(
         pos = next.max(pos + SECTOR);
     }
     let Some(active) = best else {
-        return Err(Error::Corrupt(
-            "the VHDX log is dirty but holds no valid sequence of entries to replay".into(),
+        return Err(Error::corrupt(
+            "the VHDX log is dirty but holds no valid sequence of entries to replay",
         ));
     };
     let head = active.last().expect("non-empty").clone();
     if head.flushed_file_offset > src.len() {
-        return Err(Error::Truncated(format!(
+        return Err(Error::truncated(format!(
             "the VHDX log expects the file to be at least {} bytes, but {} has {}",
             head.flushed_file_offset,
             src.name(),
@@ -360,7 +360,7 @@ async fn apply(log: &Log<'_>, e: &Entry, overlay: &mut Overlay) -> Result<()> {
         }
         let d = &sector[(pos % SECTOR) as usize..(pos % SECTOR + DESCRIPTOR) as usize];
         let bad = |why: &str| {
-            Error::Corrupt(format!(
+            Error::corrupt(format!(
                 "VHDX log entry {} (sequence {}), descriptor {i}: {why}",
                 e.at / SECTOR,
                 e.seq
@@ -412,7 +412,7 @@ async fn apply(log: &Log<'_>, e: &Entry, overlay: &mut Overlay) -> Result<()> {
         }
     }
     if data_at != e.at + e.len {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "VHDX log entry {} (sequence {}) has data sectors no descriptor uses",
             e.at / SECTOR,
             e.seq

@@ -96,7 +96,7 @@ fn le16(b: &[u8], o: usize) -> u16 {
 
 fn sectors(n: u64, what: &str) -> Result<u64> {
     n.checked_mul(512)
-        .ok_or_else(|| Error::Corrupt(format!("VMDK {what} {n} sectors overflows")))
+        .ok_or_else(|| Error::corrupt(format!("VMDK {what} {n} sectors overflows")))
 }
 
 /// The largest descriptor embedded in a sparse file that we read.
@@ -112,14 +112,14 @@ impl Sparse {
             return Self::open_sesparse(file, src, &head).await;
         }
         if head.len() < 4 {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "{name} is too short for a VMDK sparse header"
             )));
         }
         match &head[..4] {
             m if m == KDMV => Self::open_hosted(file, src, head).await,
             m if m == COWD => Self::open_cowd(file, src, &head).await,
-            _ => Err(Error::Corrupt(format!(
+            _ => Err(Error::corrupt(format!(
                 "{name} is not a VMDK sparse extent (no KDMV, COWD or seSparse magic)"
             ))),
         }
@@ -128,7 +128,7 @@ impl Sparse {
     async fn open_hosted(file: FileId, src: Rc<dyn Source>, head: Vec<u8>) -> Result<Sparse> {
         let flen = src.len();
         if head.len() < 79 {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "VMDK sparse header of {} is cut short ({flen} bytes)",
                 src.name()
             )));
@@ -141,7 +141,7 @@ impl Sparse {
         if le64(&h, 56) == GD_AT_END {
             // The footer: marker sector (type 3), header copy, end-of-stream marker.
             let at = flen.checked_sub(1536).ok_or_else(|| {
-                Error::Truncated(format!(
+                Error::truncated(format!(
                     "{}: the VMDK stream footer is missing (file too short)",
                     src.name()
                 ))
@@ -154,7 +154,7 @@ impl Sparse {
                 && le32(&f, 1032) == 0
                 && le32(&f, 1036) == MARKER_EOS;
             if !ok {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "{}: the grain directory is at the end of the stream but the footer is invalid",
                     src.name()
                 )));
@@ -171,23 +171,23 @@ impl Sparse {
         let gd = le64(&h, 56);
         let compress = le16(&h, 77);
         if !(1..=3).contains(&version) {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "VMDK sparse version {version} (1 to 3 exist)"
             )));
         }
         if flags & FLAG_NL_DETECT != 0 && &h[73..77] != b"\n \r\n" {
-            return Err(Error::Corrupt(
-                "the VMDK newline check bytes are altered: the file went through a text-mode transfer".into(),
+            return Err(Error::corrupt(
+                "the VMDK newline check bytes are altered: the file went through a text-mode transfer",
             ));
         }
         if gd == GD_AT_END {
-            return Err(Error::Corrupt(
-                "the VMDK footer also puts the grain directory at the end".into(),
+            return Err(Error::corrupt(
+                "the VMDK footer also puts the grain directory at the end",
             ));
         }
         let compressed = flags & FLAG_COMPRESSED != 0 || compress != 0;
         if compressed && compress != 1 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "VMDK compression algorithm {compress} (only 1, deflate, exists)"
             )));
         }
@@ -224,7 +224,7 @@ impl Sparse {
             gt_cache: RefCell::new(vec![]),
         };
         if gt_entries == 0 || gt_entries > 512 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VMDK grain tables of {gt_entries} entries (1 to 512 allowed)"
             )));
         }
@@ -235,14 +235,14 @@ impl Sparse {
 
     async fn open_cowd(file: FileId, src: Rc<dyn Source>, h: &[u8]) -> Result<Sparse> {
         if h.len() < 32 {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "VMDK COWD header of {} is cut short",
                 src.name()
             )));
         }
         let version = u64::from(le32(h, 4));
         if version != 1 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "VMDK COWD version {version} (only 1 exists)"
             )));
         }
@@ -278,7 +278,7 @@ impl Sparse {
 
     async fn open_sesparse(file: FileId, src: Rc<dyn Source>, h: &[u8]) -> Result<Sparse> {
         if h.len() < 512 {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "seSparse header of {} is cut short",
                 src.name()
             )));
@@ -286,18 +286,18 @@ impl Sparse {
         let f = |i: usize| le64(h, i * 8);
         let (version, capacity, grain, gt_size, flags) = (f(1), f(2), f(3), f(4), f(5));
         if version != SESPARSE_VERSION {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "seSparse version {version:#x} (only 0x200000001 is known)"
             )));
         }
         if grain != 8 || gt_size != 64 {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "seSparse grain size {grain} / grain table size {gt_size} sectors (8 / 64 are known)"
             )));
         }
         if flags != 0 || (6..10).any(|i| f(i) != 0) || h[208..512].iter().any(|&b| b != 0) {
-            return Err(Error::Unsupported(
-                "seSparse header with unknown flags or reserved fields set".into(),
+            return Err(Error::unsupported(
+                "seSparse header with unknown flags or reserved fields set",
             ));
         }
         // The volatile header: a journal that needs replaying means unflushed metadata.
@@ -305,13 +305,11 @@ impl Sparse {
         let mut vol = [0u8; 512];
         read_exact(&*src, vol_at, &mut vol, "seSparse volatile header").await?;
         if le64(&vol, 0) != SESPARSE_VOLATILE_MAGIC {
-            return Err(Error::Corrupt(
-                "seSparse volatile header magic is wrong".into(),
-            ));
+            return Err(Error::corrupt("seSparse volatile header magic is wrong"));
         }
         if le64(&vol, 24) != 0 {
-            return Err(Error::Unsupported(
-                "seSparse journal needs replaying (the image was not closed cleanly)".into(),
+            return Err(Error::unsupported(
+                "seSparse journal needs replaying (the image was not closed cleanly)",
             ));
         }
         let mut s = Sparse {
@@ -338,14 +336,14 @@ impl Sparse {
         s.set_grain(grain)?;
         let gd_entries = f(17)
             .checked_mul(512 / 8)
-            .ok_or_else(|| Error::Corrupt("seSparse grain directory size overflows".into()))?;
+            .ok_or_else(|| Error::corrupt("seSparse grain directory size overflows"))?;
         s.load_gd_sized(f(16), gd_entries).await?;
         Ok(s)
     }
 
     fn set_grain(&mut self, grain_sectors: u64) -> Result<()> {
         if grain_sectors == 0 || grain_sectors > MAX_GRAIN_SECTORS {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "VMDK grain size of {grain_sectors} sectors (1 to {MAX_GRAIN_SECTORS} accepted)"
             )));
         }
@@ -372,7 +370,7 @@ impl Sparse {
     async fn load_gd_sized(&mut self, gd: u64, entries: u64) -> Result<()> {
         let needed = self.capacity.div_ceil(self.gt_span());
         if needed > MAX_GD_ENTRIES || entries > MAX_GD_ENTRIES {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::unsupported(format!(
                 "VMDK grain directory of {} entries (at most {MAX_GD_ENTRIES})",
                 needed.max(entries)
             )));
@@ -382,7 +380,7 @@ impl Sparse {
         let keep = needed.min(entries);
         self.gd_offset = sectors(gd, "grain directory offset")?;
         if keep > 0 && gd == 0 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "{}: the VMDK grain directory offset is 0",
                 self.src.name()
             )));
@@ -411,10 +409,10 @@ impl Sparse {
     /// Byte offset of grain table `i`, None when it is not allocated.
     fn gt_offset(&self, i: u64) -> Result<Option<u64>> {
         let Some(at) = i.checked_mul(self.entry_size).map(|a| a as usize) else {
-            return Err(Error::Corrupt("grain directory index overflows".into()));
+            return Err(Error::corrupt("grain directory index overflows"));
         };
         if at + self.entry_size as usize > self.gd.len() {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "{}: the VMDK grain directory has no entry {i} (it is too short for the capacity)",
                 self.src.name()
             )));
@@ -425,7 +423,7 @@ impl Sparse {
                 return Ok(None);
             }
             if e & 0xffff_ffff_0000_0000 != 0x1000_0000_0000_0000 {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "seSparse grain directory entry {i} is invalid ({e:#x})"
                 )));
             }
@@ -433,7 +431,7 @@ impl Sparse {
             let sector = index
                 .checked_mul(64)
                 .and_then(|x| x.checked_add(self.se_tables))
-                .ok_or_else(|| Error::Corrupt("seSparse grain table offset overflows".into()))?;
+                .ok_or_else(|| Error::corrupt("seSparse grain table offset overflows"))?;
             return Ok(Some(sectors(sector, "grain table offset")?));
         }
         let e = u64::from(le32(&self.gd, at));
@@ -484,10 +482,10 @@ impl Sparse {
                     let sector = index
                         .checked_mul(self.grain / 512)
                         .and_then(|x| x.checked_add(self.se_grains))
-                        .ok_or_else(|| Error::Corrupt("seSparse grain offset overflows".into()))?;
+                        .ok_or_else(|| Error::corrupt("seSparse grain offset overflows"))?;
                     Ok(Some(Some(sectors(sector, "grain offset")?)))
                 }
-                _ => Err(Error::Corrupt(format!(
+                _ => Err(Error::corrupt(format!(
                     "seSparse grain table entry for guest offset {guest} is invalid ({e:#x})"
                 ))),
             };
@@ -549,7 +547,7 @@ impl Sparse {
                             .min(2 * self.grain)
                             .min(flen - data);
                         if clen == 0 {
-                            return Err(Error::Corrupt(format!(
+                            return Err(Error::corrupt(format!(
                                 "VMDK compressed grain for guest offset {pos} has no data"
                             )));
                         }
@@ -592,7 +590,7 @@ impl Sparse {
     }
 
     fn past_eof(&self, guest: u64, at: u64) -> Error {
-        Error::Truncated(format!(
+        Error::truncated(format!(
             "the VMDK grain for extent offset {guest} at file offset {at} lies past the end of {} ({} bytes)",
             self.src.name(),
             self.src.len()
