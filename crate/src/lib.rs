@@ -12,6 +12,8 @@ pub mod compose;
 pub mod engine;
 pub mod error;
 pub mod extent;
+pub mod finding_code;
+pub mod format;
 pub mod formats;
 pub mod image;
 pub mod package;
