@@ -1,4 +1,4 @@
-// Every finding code the engine can emit has a plain-words explanation on the page (www/app.js,
+// Every finding code the engine can emit has a plain-words explanation on the page (www/words.js,
 // FINDINGS). Without one the page still shows the engine's message, under the bare code.
 //
 // The codes are read from the Rust sources (crate/src, tests left out). A code is a
@@ -235,9 +235,9 @@ test('every finding code is explained on the page', () => {
   assert.deepEqual(undocumented, [], 'codes a module documents that the scan did not find');
   assert.ok(codes.size >= 50, `found only ${codes.size} codes: the scan no longer matches the sources`);
 
-  const app = readFileSync(join(ROOT, 'www', 'app.js'), 'utf8');
+  const app = readFileSync(join(ROOT, 'www', 'words.js'), 'utf8');
   const block = app.slice(app.indexOf('const FINDINGS = {'), app.indexOf('};', app.indexOf('const FINDINGS = {')));
   const explained = new Set([...block.matchAll(/^\s+'([a-z0-9-]+)':|^\s+([a-z]+):/gm)].map((m) => m[1] || m[2]));
   const missing = [...codes.keys()].filter((c) => !explained.has(c)).sort();
-  assert.deepEqual(missing, [], 'add a title and a plain explanation for these codes to FINDINGS in www/app.js');
+  assert.deepEqual(missing, [], 'add a title and a plain explanation for these codes to FINDINGS in www/words.js');
 });
