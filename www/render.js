@@ -4,7 +4,7 @@
 import { $, el } from './dom.js';
 import { bytes, human, isByteKey, jsonOf, label, numberFormat, sentence } from './format.js';
 import { state } from './state.js';
-import { FINDINGS, FORMATS, ROLES, SEVERITY } from './words.js';
+import { FORMATS, ROLES, SEVERITY } from './words.js';
 
 const ICON_OK = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M5 12.5l4.5 4.5L19 7.5" fill="none" stroke="currentColor" stroke-width="2.6" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 const ICON_BAD = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M7 7l10 10M17 7L7 17" fill="none" stroke="currentColor" stroke-width="2.6" stroke-linecap="round"/></svg>';
@@ -102,7 +102,8 @@ export function renderReport(r) {
 }
 
 export function renderFinding(f) {
-  const [title, explanation] = FINDINGS[f.code] || [label(f.code || 'finding'), ''];
+  const known = state.codes?.get(f.code);
+  const [title, explanation] = known ? [known.title, known.explanation] : [label(f.code || 'finding'), ''];
   const sev = SEVERITY[f.severity] ? f.severity : 'info';
   return el('li', { class: `finding ${sev}`, 'data-code': f.code },
     el('span', { class: `badge ${sev}`, text: SEVERITY[sev].label }),

@@ -4,6 +4,7 @@ export const state = {
   api: null, // { inspect, convert } from vmdisk.js
   files: [], // File objects of the current image set
   report: null,
+  codes: null, // finding code -> { code, title, explanation }, the engine's table
   seq: 0, // bumps on every new file set: late answers for an old set are dropped
   run: null, // { controller } while a conversion runs
   url: null, // object URL of the last result

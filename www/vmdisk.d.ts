@@ -192,5 +192,18 @@ export function readable(result: ConvertResult): Promise<void>;
 /** Delete a conversion's spill file from the origin-private file system. */
 export function release(result: ConvertResult): Promise<void>;
 
+/** One finding code of the engine's table. */
+export interface FindingCodeInfo {
+  /** The stable name a finding carries (`backing-file`). */
+  code: string;
+  /** A short title in plain words. */
+  title: string;
+  /** What the finding means for the user. */
+  explanation: string;
+}
+
+/** Every finding code the engine can report, with its title and explanation. */
+export function findingCodes(): Promise<FindingCodeInfo[]>;
+
 /** The engine worker's wasm memory now, and the largest a compression sub-worker's reached. */
 export function memory(): Promise<{ wasmMemoryBytes: number; poolMemoryBytes: number }>;

@@ -208,6 +208,16 @@ export function release(result) {
   return request('release', { name: result.opfsName }).promise;
 }
 
+let codes = null;
+/**
+ * Every finding code the engine can report, with its title and plain-words explanation:
+ * `[{code, title, explanation}]` (the table the page shows above each finding's message).
+ */
+export function findingCodes() {
+  codes ??= request('codes', {}).promise.catch((e) => { codes = null; throw e; });
+  return codes;
+}
+
 /** The engine worker's wasm memory now, and the largest a compression sub-worker's reached. */
 export function memory() {
   return request('memory', {}).promise;

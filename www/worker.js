@@ -378,6 +378,9 @@ self.onmessage = async ({ data }) => {
       value = await wasm.map(data.files, data.stream ? (rows) => post({ id, type: 'rows', rows }) : undefined);
     } else if (type === 'release') {
       if (held.has(data.name)) await removeOutput(await navigator.storage.getDirectory(), data.name);
+    } else if (type === 'codes') {
+      await ready;
+      value = wasm.findingCodes();
     } else if (type === 'memory') {
       await ready;
       value = { wasmMemoryBytes: memory.buffer.byteLength, poolMemoryBytes: pool?.maxMemory ?? 0 };

@@ -6,6 +6,7 @@
 //! CLI's one-line message, with `kind` ("io", "corrupt", "cancelled", ...) and `detail` (the
 //! message without the kind's prefix) added for programs.
 
+mod codes;
 pub mod io;
 pub mod pool;
 
