@@ -306,20 +306,8 @@ fn impossible_options_are_refused_before_writing() {
     let d = tmp();
     let dir = d.path();
     raw(dir, "in.raw", M, &[(0, text(1000, 1))]);
-    let err = vmdisk_fails(
-        &[
-            "convert",
-            "-O",
-            "qcow2",
-            "--compat",
-            "0.10",
-            "-c",
-            "--compression-type",
-            "zstd",
-            "--output",
-            "out.qcow2",
-            "in.raw",
-        ],
+    let err = vmdisk_fails_line(
+        "convert -O qcow2 --compat 0.10 -c --compression-type zstd --output out.qcow2 in.raw",
         dir,
     );
     assert!(err.contains("zstd") && err.contains("1.1"), "{err}");
@@ -355,12 +343,7 @@ fn a_failed_conversion_leaves_nothing_behind() {
     // The output path is a directory: everything is written, then the final rename fails.
     std::fs::create_dir(path(dir, "taken")).unwrap();
     std::fs::write(path(dir, "taken/keep"), b"keep").unwrap();
-    vmdisk_fails(
-        &[
-            "convert", "-O", "qcow2", "-c", "--output", "taken", "in.raw",
-        ],
-        dir,
-    );
+    vmdisk_fails_line("convert -O qcow2 -c --output taken in.raw", dir);
     assert_only_files(dir, &["in.raw", "taken"]);
     assert_eq!(std::fs::read(path(dir, "taken/keep")).unwrap(), b"keep");
     // An input that breaks mid-way: a qcow2 whose last data cluster was cut off.
@@ -373,17 +356,7 @@ fn a_failed_conversion_leaves_nothing_behind() {
         .set_len(cut - 200 * K)
         .unwrap();
     std::fs::write(path(dir, "old.qcow2"), b"previous output").unwrap();
-    vmdisk_fails(
-        &[
-            "convert",
-            "-O",
-            "qcow2",
-            "--output",
-            "old.qcow2",
-            "cut.qcow2",
-        ],
-        dir,
-    );
+    vmdisk_fails_line("convert -O qcow2 --output old.qcow2 cut.qcow2", dir);
     assert_eq!(
         std::fs::read(path(dir, "old.qcow2")).unwrap(),
         b"previous output"
@@ -397,16 +370,10 @@ fn never_overwrites_an_input() {
     let dir = d.path();
     raw(dir, "in.raw", M, &[(0, text(5000, 1))]);
     let before = std::fs::read(path(dir, "in.raw")).unwrap();
-    let err = vmdisk_fails(
-        &["convert", "-O", "qcow2", "--output", "in.raw", "in.raw"],
-        dir,
-    );
+    let err = vmdisk_fails_line("convert -O qcow2 --output in.raw in.raw", dir);
     assert!(err.contains("in.raw"), "{err}");
     std::os::unix::fs::symlink("in.raw", path(dir, "alias.raw")).unwrap();
-    vmdisk_fails(
-        &["convert", "-O", "qcow2", "--output", "alias.raw", "in.raw"],
-        dir,
-    );
+    vmdisk_fails_line("convert -O qcow2 --output alias.raw in.raw", dir);
     assert_eq!(std::fs::read(path(dir, "in.raw")).unwrap(), before);
     assert_only_files(dir, &["in.raw", "alias.raw"]);
 }

@@ -10,10 +10,7 @@ fn raw_to_raw_keeps_content_and_size() {
     let size = 3 * 1024 * 1024 + 512; // not a multiple of any cluster size
     write_at(&path(dir, "in.raw"), 0, &noise(70000, 1));
     write_at(&path(dir, "in.raw"), size - 512, &[0xAB; 512]); // data in the last sector
-    vmdisk(
-        &["convert", "-O", "raw", "--output", "out.raw", "in.raw"],
-        dir,
-    );
+    vmdisk_line("convert -O raw --output out.raw in.raw", dir);
     assert_same("in.raw", "out.raw", dir);
     assert_eq!(std::fs::metadata(path(dir, "out.raw")).unwrap().len(), size);
     let info = info_json(&["out.raw"], dir);
@@ -103,31 +100,13 @@ fn bad_options_are_refused_before_writing() {
     let d = tmp();
     let dir = d.path();
     write_at(&path(dir, "in.raw"), 0, &noise(4096, 3));
-    vmdisk_fails(
-        &["convert", "-O", "raw", "-c", "--output", "o", "in.raw"],
+    vmdisk_fails_line("convert -O raw -c --output o in.raw", dir);
+    vmdisk_fails_line(
+        "convert -O qcow2 --cluster-size 1000 --output o in.raw",
         dir,
     );
-    vmdisk_fails(
-        &[
-            "convert",
-            "-O",
-            "qcow2",
-            "--cluster-size",
-            "1000",
-            "--output",
-            "o",
-            "in.raw",
-        ],
-        dir,
-    );
-    vmdisk_fails(
-        &["convert", "-O", "qcow2", "--output", "o", "missing.raw"],
-        dir,
-    );
-    vmdisk_fails(
-        &["convert", "-O", "raw", "--output", "in.raw", "in.raw"],
-        dir,
-    );
+    vmdisk_fails_line("convert -O qcow2 --output o missing.raw", dir);
+    vmdisk_fails_line("convert -O raw --output in.raw in.raw", dir);
     assert_only_files(dir, &["in.raw"]);
     assert_eq!(std::fs::read(path(dir, "in.raw")).unwrap(), noise(4096, 3));
 }

@@ -1,6 +1,14 @@
 //! Shared helpers for the end-to-end tests: run `vmdisk` and `qemu-img` on images made at test time.
 #![allow(dead_code)]
 
+mod cpio;
+mod files;
+mod findings;
+mod map;
+// Each test binary uses its own share of these.
+#[allow(unused_imports)]
+pub use {cpio::*, files::*, findings::*, map::*};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -53,6 +61,21 @@ pub fn vmdisk(args: &[&str], dir: &Path) -> String {
     ok(vmdisk_bin(), args, dir)
 }
 
+/// The words of a command line written as one string (for arguments without spaces).
+fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
+/// `vmdisk` with its arguments written as one line: `vmdisk_line("convert -O raw ...", dir)`.
+pub fn vmdisk_line(line: &str, dir: &Path) -> String {
+    vmdisk(&words(line), dir)
+}
+
+/// `qemu-img` with its arguments written as one line.
+pub fn qemu_img_line(line: &str, dir: &Path) -> String {
+    qemu_img(&words(line), dir)
+}
+
 /// `vmdisk` expected to fail: returns stderr, asserting a non-zero exit and a one-line message.
 pub fn vmdisk_fails(args: &[&str], dir: &Path) -> String {
     let out = run(vmdisk_bin(), args, dir);
@@ -68,6 +91,11 @@ pub fn vmdisk_fails(args: &[&str], dir: &Path) -> String {
     );
     assert!(!err.contains("panicked"), "vmdisk panicked: {err}");
     err
+}
+
+/// `vmdisk_fails` with its arguments written as one line.
+pub fn vmdisk_fails_line(line: &str, dir: &Path) -> String {
+    vmdisk_fails(&words(line), dir)
 }
 
 pub fn json(s: &str) -> serde_json::Value {
