@@ -188,8 +188,7 @@ fn bzimage(len: usize) -> Vec<u8> {
 
 #[test]
 fn arm64_image_header() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // 4 KiB pages, placed anywhere, EFI stub: what distributions ship (Debian's arm64 vmlinuz).
     // The file is shorter than image_size (which counts BSS): not a truncation.
     let info = info_of(
@@ -253,8 +252,7 @@ fn arm64_image_header() {
 
 #[test]
 fn efi_zboot_images() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let cases: [(&str, &[u8], u16, &str, &str); 7] = [
         ("gzip", &[0x1f, 0x8b, 8, 0], 0xaa64, "arm64", "gzip"),
         ("zstd22", &[0x28, 0xb5, 0x2f, 0xfd], 0xaa64, "arm64", "zstd"),
@@ -311,8 +309,7 @@ fn efi_zboot_images() {
 
 #[test]
 fn arm_zimages() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Little-endian, position independent (start 0), an EFI stub, as Debian's armmp vmlinuz.
     let mut k = arm_zimage(300_000, 0, 300_000, false, true);
     pe_at_0x40(&mut k, 0x01c2);
@@ -369,8 +366,7 @@ fn arm_zimages() {
 
 #[test]
 fn riscv_loongarch_and_x86_kernels() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let info = info_of(dir, "Image", &riscv_image(65536, true));
     assert_eq!(info["format"], "aki", "{info}");
     assert_details(

@@ -176,8 +176,7 @@ fn luks_image() -> &'static [u8] {
 
 #[test]
 fn every_qemu_format_is_named_with_qemus_virtual_size() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // (qemu format, create options, file, our name)
     let cases: Vec<(&str, Vec<&str>, &str, &str)> = vec![
         ("qcow2", vec![], "a.qcow2", "qcow2"),
@@ -250,8 +249,7 @@ fn every_qemu_format_is_named_with_qemus_virtual_size() {
 
 #[test]
 fn fixed_vhd_is_found_from_its_footer() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_create(dir, "vpc", &["-o", "subformat=fixed"], "f.vhd", "17M");
     // qemu-img only looks for "conectix" at offset 0, so it calls a fixed VHD raw (and counts
     // the footer as guest data).
@@ -277,8 +275,7 @@ fn vhd_footer_variants() {
     assert_eq!(p.primary().details["footer-size"], 511);
 
     // A dynamic VHD whose end was cut off: the copy at offset 0 still names it.
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_create(dir, "vpc", &["-o", "subformat=dynamic"], "d.vhd", "8M");
     let mut b = read(dir, "d.vhd");
     b.truncate(b.len() - 512);
@@ -295,8 +292,7 @@ fn vhd_footer_variants() {
 
 #[test]
 fn vmdk_flat_extent_alone_is_raw_and_split_extent_is_vmdk() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_create(
         dir,
         "vmdk",
@@ -321,8 +317,7 @@ fn vmdk_flat_extent_alone_is_raw_and_split_extent_is_vmdk() {
 
 #[test]
 fn vmdk_descriptor_extent_paths_are_unsafe() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     write(
         dir,
         "evil.vmdk",

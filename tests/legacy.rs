@@ -106,8 +106,7 @@ fn each_damage_fails_cleanly(dir: &Path, good: &[u8], ext: &str, cases: Vec<(&st
 
 #[test]
 fn qcow_made_by_qemu_img() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     for (i, size) in ["5M", "3000k"].iter().enumerate() {
         let img = format!("a{i}.qcow");
         qemu_img(&["create", "-q", "-f", "qcow", &img, size], dir);
@@ -144,8 +143,7 @@ fn qcow_made_by_qemu_img() {
 
 #[test]
 fn qcow_compressed_clusters() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // `qemu-img convert -c -O qcow` fails (exit 1, no message) in qemu 10, so compressed
     // clusters are written one by one with qemu-io, between plain ones.
     qemu_img(&["create", "-q", "-f", "qcow", "c.qcow", "2M"], dir);
@@ -181,8 +179,7 @@ fn qcow_compressed_clusters() {
 
 #[test]
 fn qcow_backing_files() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_img(&["create", "-q", "-f", "qcow", "base.qcow", "4M"], dir);
     qemu_io(
         "base.qcow",
@@ -230,8 +227,7 @@ fn qcow_backing_files() {
 
 #[test]
 fn qcow_backing_path_resolves_by_base_name_only() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_img(&["create", "-q", "-f", "qcow", "base.qcow", "1M"], dir);
     qemu_io("base.qcow", &["write -P 0x77 0 512k"], dir);
     let abs = path(dir, "base.qcow").to_string_lossy().into_owned();
@@ -259,8 +255,7 @@ fn qcow_backing_path_resolves_by_base_name_only() {
 
 #[test]
 fn qcow_encrypted_is_reported_and_not_read() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_img(&["create", "-q", "-f", "qcow", "e.qcow", "1M"], dir);
     qemu_io("e.qcow", &["write -P 0x12 0 4k"], dir);
     let mut b = read(dir, "e.qcow");
@@ -277,8 +272,7 @@ fn qcow_encrypted_is_reported_and_not_read() {
 
 #[test]
 fn qcow_damaged() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let good = victim(dir, &["-f", "qcow"], "ok.qcow", "2M");
     let l1 = u64::from_be_bytes(good[40..48].try_into().unwrap()) as usize;
     let l2 = u64::from_be_bytes(good[l1..l1 + 8].try_into().unwrap()) as usize;

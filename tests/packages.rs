@@ -156,8 +156,7 @@ fn manifest(dir: &Path, alg: &str, files: &[&str]) -> String {
 
 #[test]
 fn ova_from_ovftool_converts_with_its_manifest_checked() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "web", 48, 0x31);
     stream_vmdk(dir, "web.raw", "web-disk1.vmdk");
     let ovf = ovftool_ovf("web", &[streamed("web-disk1.vmdk", 48)], "");
@@ -278,8 +277,7 @@ fn virtualbox_ovf(disks: &[(&str, u64)]) -> String {
 
 #[test]
 fn virtualbox_ova_with_two_disks_one_of_them_qcow2_labelled_vmdk() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "a", 32, 0x41);
     disk(dir, "b", 16, 0x51);
     stream_vmdk(dir, "a.raw", "db-disk001.vmdk");

@@ -165,8 +165,7 @@ fn scatter(dir: &Path, img: &str, size: u64, cluster: u64, v3: bool) {
 }
 
 fn versions_and_cluster_sizes(compat: &str) {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     for (cluster, size) in [
         (512u64, 3 * 1024 * 1024 + 1536),
         (4096, 3 * 1024 * 1024 + 1536),
@@ -200,8 +199,7 @@ fn v3_cluster_sizes() {
 
 #[test]
 fn zero_runs_and_half_zero_clusters_from_raw() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 2 * 1024 * 1024 + 3 * 512;
     let mut data = noise(size, 7);
     data[64 * 1024..96 * 1024].fill(0); // half of a 64k cluster
@@ -229,8 +227,7 @@ fn zero_runs_and_half_zero_clusters_from_raw() {
 
 #[test]
 fn compressed_zlib_and_zstd() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Compressible text, an incompressible stretch (stored uncompressed), a zero run, and a
     // size that ends mid-cluster: the last compressed cluster is partial.
     let size = 3 * 1024 * 1024 + 2560;
@@ -275,8 +272,7 @@ fn compressed_zlib_and_zstd() {
 
 #[test]
 fn extended_l2_subclusters() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     for (name, cluster) in [
         ("e64k.qcow2", 65536u64),
         ("e32k.qcow2", 32768),
@@ -330,8 +326,7 @@ fn extended_l2_subclusters() {
 
 #[test]
 fn refcount_widths_and_lazy_refcounts() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     for (name, opts, bits) in [
         ("r1.qcow2", "refcount_bits=1", 1),
         ("r64.qcow2", "refcount_bits=64", 64),
@@ -364,8 +359,7 @@ fn refcount_widths_and_lazy_refcounts() {
 
 #[test]
 fn preallocation_modes() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     for (name, opts) in [
         ("pm3.qcow2", "preallocation=metadata"),
         ("pm2.qcow2", "preallocation=metadata,compat=0.10"),

@@ -5,8 +5,7 @@ use common::*;
 
 #[test]
 fn raw_to_raw_keeps_content_and_size() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 3 * 1024 * 1024 + 512; // not a multiple of any cluster size
     write_at(&path(dir, "in.raw"), 0, &noise(70000, 1));
     write_at(&path(dir, "in.raw"), size - 512, &[0xAB; 512]); // data in the last sector
@@ -29,8 +28,7 @@ fn empty_file_is_a_clean_error() {
 
 #[test]
 fn interrupted_conversion_leaves_nothing_behind() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Compressing 512 MiB of random data takes seconds, so the signal lands mid-copy.
     let block = noise(16 << 20, 7);
     for i in 0..32u64 {
@@ -69,8 +67,7 @@ fn interrupted_conversion_leaves_nothing_behind() {
 
 #[test]
 fn sparse_raw_holes_map_as_zero_like_qemu() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let f = std::fs::File::create(path(dir, "s.raw")).unwrap();
     f.set_len(10 << 20).unwrap();
     write_at(&path(dir, "s.raw"), 5 << 20, &noise(8192, 2));
@@ -97,8 +94,7 @@ fn sparse_raw_holes_map_as_zero_like_qemu() {
 
 #[test]
 fn bad_options_are_refused_before_writing() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     write_at(&path(dir, "in.raw"), 0, &noise(4096, 3));
     vmdisk_fails_line("convert -O raw -c --output o in.raw", dir);
     vmdisk_fails_line(

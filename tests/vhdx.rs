@@ -186,8 +186,7 @@ fn map_rows(dir: &Path, files: &[&str]) -> Vec<(u64, u64, String)> {
 
 #[test]
 fn qemu_dynamic_and_fixed_variants() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     // (subformat, block size, extra options, size as given to qemu)
     let cases = [
         ("dynamic", "1M", "block_state_zero=on", "5000001"),
@@ -230,8 +229,7 @@ fn qemu_dynamic_and_fixed_variants() {
 
 #[test]
 fn qemu_convert_to_vhdx_odd_sizes() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     // 3 MiB + 1.5 KiB: noise, a zero hole, text, and data in the last sector.
     let size = 3 * MIB as usize + 1536;
     let mut data = vec![0u8; size];
@@ -257,8 +255,7 @@ fn qemu_convert_to_vhdx_odd_sizes() {
 
 #[test]
 fn map_follows_the_bat_states() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "z.vhdx", "block_size=1M,block_state_zero=on", "4M");
     create(d, "n.vhdx", "block_size=1M,block_state_zero=off", "4M");
     for img in ["z.vhdx", "n.vhdx"] {
@@ -289,8 +286,7 @@ fn map_follows_the_bat_states() {
 
 #[test]
 fn logical_sectors_of_4096_bytes() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "a.vhdx", "block_size=1M", "4M");
     qemu_io(
         "a.vhdx",

@@ -134,8 +134,7 @@ fn put(buf: &mut Vec<u8>, at: usize, bytes: &[u8]) {
 /// (not a whole number of grains), handed to vmdisk with the extents first.
 #[test]
 fn subformats_created_by_qemu() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     for sub in [
         "monolithicSparse",
         "monolithicFlat",
@@ -193,8 +192,7 @@ fn subformats_created_by_qemu() {
 /// twoGbMaxExtentSparse over 2 GiB: three sparse extent files; data in each and at the end.
 #[test]
 fn split_sparse_with_several_extents() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(
         d,
         "big.vmdk",
@@ -225,8 +223,7 @@ fn split_sparse_with_several_extents() {
 /// hwversion, adapter type.
 #[test]
 fn create_options() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "z.vmdk", "zeroed_grain=on", "2M", &[]);
     qemu_io(
         "z.vmdk",
@@ -282,8 +279,7 @@ fn create_options() {
 /// and data in the last sector.
 #[test]
 fn convert_from_raw_odd_sizes() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     for (i, size) in [3_000_000u64, 1_048_577, 65_536 * 7 + 512, 200]
         .into_iter()
         .enumerate()
@@ -328,8 +324,7 @@ fn convert_from_raw_odd_sizes() {
 /// conversion with one line.
 #[test]
 fn delta_disk_and_parent() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "base.vmdk", "", "2M", &[]);
     qemu_io(
         "base.vmdk",
@@ -376,8 +371,7 @@ fn delta_disk_and_parent() {
 /// naming itself as its parent fails cleanly.
 #[test]
 fn parent_path_and_self_parent() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "base.vmdk", "", "1M", &[]);
     qemu_io("base.vmdk", &["write -P 0xb0 0 64k"], d);
     create(

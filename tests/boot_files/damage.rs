@@ -6,8 +6,7 @@ use crate::initramfs::{early_cpio, main_cpio};
 
 #[test]
 fn damaged_initramfs() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let early = early_cpio("070701");
     // Cut inside a header, inside a name, inside data: a cpio without its trailer.
     for cut in [150, 236, 300, 1000] {
@@ -43,8 +42,7 @@ fn damaged_initramfs() {
 
 #[test]
 fn damaged_kernel_headers() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Every kernel cut short of its header: a report (maybe raw), never a panic.
     let kernels = [
         arm64_image(8192, 0x80_0000, 0b1010, true),
@@ -137,8 +135,7 @@ fn mutations_never_panic() {
             let _ = vmdisk::native::block_on(probe(&src));
         }
     }
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     for (i, input) in inputs.iter().enumerate() {
         for round in 0..6 {
             let mut b = input.clone();
@@ -166,8 +163,7 @@ fn mutations_never_panic() {
 
 #[test]
 fn boot_files_are_not_disks() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let mut initrd = newc("070701", "init", 0o100755, b"#!/bin/sh\n");
     initrd.extend(newc("070701", "TRAILER!!!", 0, b""));
     std::fs::write(dir.join("initrd"), initrd).unwrap();

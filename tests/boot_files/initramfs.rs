@@ -78,8 +78,7 @@ const COMPRESSORS: [(&str, &str, &str); 7] = [
 
 #[test]
 fn early_cpio_then_every_compressor() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let early = early_cpio("070701");
     write(dir, "early.cpio", &early);
     write(dir, "main.cpio", &main_cpio());
@@ -146,8 +145,7 @@ fn early_cpio_then_every_compressor() {
 
 #[test]
 fn crc_archives_are_checked() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let mut img = early_cpio("070702");
     let early_len = img.len() as u64;
     img.extend([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
@@ -178,8 +176,7 @@ fn initramfs_made_with_cpio() {
         );
         return;
     }
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     std::fs::create_dir_all(dir.join("early/kernel/x86/microcode")).unwrap();
     std::fs::write(
         dir.join("early/kernel/x86/microcode/AuthenticAMD.bin"),
@@ -247,8 +244,7 @@ fn initramfs_made_with_cpio() {
 
 #[test]
 fn large_early_archive_is_examined_up_to_the_head() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Microcode bigger than the 256 KiB vmdisk reads for detection: the listing stops there
     // and says how far it looked, without calling it truncated.
     let mut img = newc(

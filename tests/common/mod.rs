@@ -21,6 +21,27 @@ pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
+/// A fresh temporary directory that reads as its path, removed when dropped: a test holds it
+/// with `let dir = &scratch();`.
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+pub fn scratch() -> Scratch {
+    Scratch(tmp())
+}
+
 /// Run a command, returning its output whatever the exit status.
 pub fn run(cmd: &str, args: &[&str], dir: &Path) -> Output {
     Command::new(cmd)

@@ -4,8 +4,7 @@ use super::*;
 
 #[test]
 fn kernel_is_an_aki() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     write(dir, "vmlinuz", &bzimage());
     let info = info_json(&["vmlinuz"], dir);
     assert_eq!(info["format"], "aki", "{info}");
@@ -29,8 +28,7 @@ fn kernel_is_an_aki() {
 
 #[test]
 fn initrds_plain_and_compressed_are_aris() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Early microcode, then the gzip-compressed main archive: what distributions ship.
     let mut early = newc_file("kernel/x86/microcode/GenuineIntel.bin", &noise(3000, 9));
     early.extend(newc_file("TRAILER!!!", b""));
@@ -87,8 +85,7 @@ fn empty_file_is_a_one_line_error() {
 /// (tests build with overflow checks on, so unchecked header arithmetic would show here).
 #[test]
 fn damaged_headers_never_panic() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let made: Vec<(&str, Vec<&str>, &str)> = vec![
         ("qcow2", vec![], "a.qcow2"),
         ("qcow", vec![], "a.qcow"),

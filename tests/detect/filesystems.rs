@@ -6,8 +6,7 @@ use super::*;
 
 #[test]
 fn bare_ext4_is_an_ami() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     if has_tool("mkfs.ext4") {
         ok(
             "mkfs.ext4",
@@ -158,8 +157,7 @@ fn write_gpt(file: &Path, size: u64, ss: u64, parts: &[(&str, u64, u64, &str)]) 
 
 #[test]
 fn gpt_disk_lists_partitions_and_their_filesystems() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let file = path(dir, "gpt.raw");
     let size = 12 * MIB;
     let linux = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
@@ -315,8 +313,7 @@ fn fat_and_ntfs_superfloppies_are_raw() {
 
 #[test]
 fn raw_of_odd_size_is_flagged() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     write(dir, "odd.raw", &noise(1000, 5));
     let info = info_json(&["odd.raw"], dir);
     assert_eq!(info["format"], "raw");
@@ -339,8 +336,7 @@ fn hand_built_ext4_superblock_is_an_ami() {
 
 #[test]
 fn gpt_with_4k_sectors() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let file = path(dir, "4kn.raw");
     write_at(&file, 0, &[0]);
     std::fs::File::options()
@@ -363,8 +359,7 @@ fn gpt_with_4k_sectors() {
 /// With util-linux and dosfstools installed, the real tools' output is checked too.
 #[test]
 fn sfdisk_and_mkfs_vfat_when_installed() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     if has_tool("sfdisk") {
         for (label, table) in [("gpt", "gpt"), ("dos", "mbr")] {
             let f = format!("{label}.raw");

@@ -5,8 +5,7 @@ use super::*;
 
 #[test]
 fn iso_with_a_qcow2_header_is_a_polyglot() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_create(dir, "qcow2", &[], "poly.qcow2", "16M");
     // The qcow2 header cluster (64 KiB) is empty past the header: plant an ISO 9660 PVD there.
     let iso = iso(64);
@@ -21,8 +20,7 @@ fn iso_with_a_qcow2_header_is_a_polyglot() {
 
 #[test]
 fn vhd_footer_after_a_qcow2_is_a_polyglot() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_create(dir, "qcow2", &[], "a.qcow2", "16M");
     let mut b = read(dir, "a.qcow2");
     let len = b.len() as u64;
@@ -36,8 +34,7 @@ fn vhd_footer_after_a_qcow2_is_a_polyglot() {
 
 #[test]
 fn hybrid_iso_is_one_iso() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let mut v = iso(2048);
     // An isohybrid-style MBR: one bootable partition covering the image.
     put(&mut v, 446, &[0x80, 0, 1, 0, 0x17, 0xfe, 0xff, 0xff]);

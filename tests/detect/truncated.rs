@@ -4,8 +4,7 @@ use super::*;
 
 #[test]
 fn truncated_headers_still_name_the_format() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let made: Vec<(&str, Vec<&str>, &str, Format)> = vec![
         ("qcow2", vec![], "a.qcow2", Format::Qcow2),
         ("qcow", vec![], "a.qcow", Format::Qcow),

@@ -5,8 +5,7 @@ use super::*;
 
 #[test]
 fn parallels_made_by_qemu_img() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let variants: Vec<(&str, &str)> = vec![("1M", "5M"), ("64k", "3000001"), ("4k", "1M")];
     for (i, (cs, size)) in variants.into_iter().enumerate() {
         let img = format!("a{i}.hdd");
@@ -69,8 +68,7 @@ fn old_parallels(sectors_high: u32) -> Vec<u8> {
 
 #[test]
 fn parallels_original_format_by_hand() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     write(dir, "old.hdd", &old_parallels(0xdead));
     let info = verify(dir, "old.hdd", &["old.hdd"], "parallels");
     assert_eq!(info["virtual-size"], 38 * 512);
@@ -88,8 +86,7 @@ fn parallels_original_format_by_hand() {
 
 #[test]
 fn parallels_dirty_and_format_extension() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_img_line("create -q -f parallels -o cluster_size=64k a.hdd 2M", dir);
     qemu_io("a.hdd", &["write -P 0x42 0 64k"], dir);
     let mut b = read(dir, "a.hdd");
@@ -117,8 +114,7 @@ fn parallels_dirty_and_format_extension() {
 
 #[test]
 fn parallels_damaged() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let good = victim(
         dir,
         &["-f", "parallels", "-o", "cluster_size=64k"],

@@ -5,8 +5,7 @@ use super::*;
 
 #[test]
 fn qed_made_by_qemu_img() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let variants: Vec<(Vec<&str>, &str)> = vec![
         (vec![], "5M"),
         (vec!["-o", "cluster_size=4096,table_size=2"], "3000001"),
@@ -48,8 +47,7 @@ fn qed_made_by_qemu_img() {
 /// table_size 1, and vmdisk reads them.
 #[test]
 fn qed_one_cluster_tables_qemu_cannot_open() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_img_line(
         "create -q -f qed -o cluster_size=4096,table_size=1 t1.qed 1M",
         dir,
@@ -105,8 +103,7 @@ fn qed_one_cluster_tables_qemu_cannot_open() {
 
 #[test]
 fn qed_zero_clusters_hide_the_backing_file() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     raw_file(dir, "base.raw", 4 << 20, 11);
     // -F raw sets the no-probe feature: the backing file is read as raw.
     qemu_img_line("create -q -f qed -b base.raw -F raw top.qed 4M", dir);
@@ -138,8 +135,7 @@ fn qed_zero_clusters_hide_the_backing_file() {
 
 #[test]
 fn qed_need_check_is_reported() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_img(&["create", "-q", "-f", "qed", "a.qed", "1M"], dir);
     qemu_io("a.qed", &["write -P 0x12 0 64k"], dir);
     let mut b = read(dir, "a.qed");
@@ -157,8 +153,7 @@ fn qed_need_check_is_reported() {
 
 #[test]
 fn qed_damaged() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let opts = ["-f", "qed", "-o", "cluster_size=4096,table_size=2"];
     let good = victim(dir, &opts, "ok.qed", "4M");
     let l1 = u64::from_le_bytes(good[40..48].try_into().unwrap()) as usize;

@@ -4,8 +4,7 @@ use super::*;
 
 #[test]
 fn hostile_names_links_and_missing_members() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "h", 16, 0x14);
     stream_vmdk(dir, "h.raw", "h.vmdk");
     let file_refs = r#"<File ovf:href="h.vmdk" ovf:id="f1"/><File ovf:href="../../etc/passwd" ovf:id="f2"/><File ovf:href="http://example.com/x.vmdk" ovf:id="f3"/><File ovf:href="/abs/y.vmdk" ovf:id="f4"/><File ovf:href="gone.vmdk" ovf:id="f5"/>"#;
@@ -63,8 +62,7 @@ fn hostile_names_links_and_missing_members() {
 
 #[test]
 fn hostile_xml_and_truncated_packages() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"><References>&lol3;</References></Envelope>"#;
     let external = r#"<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"><References><File href="&x;" id="f"/></References></Envelope>"#;
     for (name, xml) in [("laughs.ovf", laughs), ("external.ovf", external)] {

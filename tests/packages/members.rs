@@ -5,8 +5,7 @@ use super::*;
 
 #[test]
 fn chunked_and_gzip_members() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "c", 24, 0x61);
     stream_vmdk(dir, "c.raw", "c.vmdk");
     // ovftool --chunkSize: the file split into href.000000000, href.000000001, ...
@@ -50,8 +49,7 @@ fn chunked_and_gzip_members() {
 
 #[test]
 fn damaged_members_fail_their_digest_and_conversion() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "t", 16, 0x71);
     stream_vmdk(dir, "t.raw", "t.vmdk");
     let ovf = ovftool_ovf("t", &[streamed("t.vmdk", 16)], "");
@@ -109,8 +107,7 @@ fn damaged_members_fail_their_digest_and_conversion() {
 
 #[test]
 fn signed_package_and_a_tampered_manifest() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "s", 16, 0x11);
     stream_vmdk(dir, "s.raw", "s.vmdk");
     let ovf = ovftool_ovf("s", &[streamed("s.vmdk", 16)], "");
@@ -164,8 +161,7 @@ fn signed_package_and_a_tampered_manifest() {
 
 #[test]
 fn a_collection_of_two_vms() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "x", 16, 0x21);
     disk(dir, "y", 16, 0x22);
     stream_vmdk(dir, "x.raw", "x.vmdk");
@@ -204,8 +200,7 @@ fn a_collection_of_two_vms() {
 
 #[test]
 fn gnu_long_names_and_a_pax_member_over_8_gib() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "l", 16, 0x13);
     let long = format!(
         "{}-disk1.vmdk",

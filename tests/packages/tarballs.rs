@@ -17,8 +17,7 @@ fn bzimage() -> Vec<u8> {
 
 #[test]
 fn uec_tarballs_with_and_without_a_ramdisk() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let img = "focal-server-cloudimg-amd64.img";
     ok("truncate", &["-s", "48M", img], dir);
     ok(
@@ -132,8 +131,7 @@ fn uec_tarballs_with_and_without_a_ramdisk() {
 
 #[test]
 fn gce_tarball_keeps_its_holes() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "g", 64, 0x16);
     ok("cp", &["g.raw", "disk.raw"], dir);
     // What `gcloud compute images create` expects: tar --format=oldgnu -Sczf.
@@ -164,8 +162,7 @@ fn gce_tarball_keeps_its_holes() {
 
 #[test]
 fn compressed_images_of_every_codec() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "z", 40, 0x17);
     qemu_img_line("convert -q -f raw -O qcow2 z.raw z.qcow2", dir);
     stream_vmdk(dir, "z.raw", "z.vmdk");
@@ -209,8 +206,7 @@ fn compressed_images_of_every_codec() {
 
 #[test]
 fn archives_that_hold_no_disk_are_refused() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     std::fs::write(path(dir, "notes.txt"), text(20_000, 3)).unwrap();
     sh(
         dir,
@@ -229,8 +225,7 @@ fn archives_that_hold_no_disk_are_refused() {
 
 #[test]
 fn a_gzip_bomb_stays_bounded_and_noise_members_are_skipped() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // 256 MiB of zeros in 256 KiB of gzip, as four members (as `cat a.gz b.gz` makes, whose
     // trailer states only the last member's size): inspection decodes it to learn its size in
     // bounded memory, and a conversion keeps the zeros as holes.

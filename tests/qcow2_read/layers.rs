@@ -8,8 +8,7 @@ use super::*;
 
 #[test]
 fn internal_snapshot_reads_active_layer() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     create(dir, "s.qcow2", "", "2M", &[]);
     qemu_io("s.qcow2", &["write -P 0x01 0 1M"], dir);
     qemu_img(&["snapshot", "-c", "snap1", "s.qcow2"], dir);
@@ -35,8 +34,7 @@ fn internal_snapshot_reads_active_layer() {
 
 #[test]
 fn backing_chain_of_three_in_any_order() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     create(dir, "base.qcow2", "cluster_size=4096", "3M", &[]);
     qemu_io("base.qcow2", &["write -P 0x0b 0 3M"], dir);
     create(
@@ -93,8 +91,7 @@ fn backing_chain_of_three_in_any_order() {
 
 #[test]
 fn raw_base_and_overlay_larger_than_backing() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // A raw base with no holes (so qemu's map of it is all data, like ours).
     std::fs::write(path(dir, "base.raw"), noise(1024 * 1024, 5)).unwrap();
     create(dir, "mid.qcow2", "", "2M", &["-b", "base.raw", "-F", "raw"]);
@@ -121,8 +118,7 @@ fn raw_base_and_overlay_larger_than_backing() {
 
 #[test]
 fn declared_backing_format_is_honoured() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     create(dir, "inner.qcow2", "", "1M", &[]);
     qemu_io("inner.qcow2", &["write -P 0x31 0 64k"], dir);
     // The overlay says its backing file is raw: qemu reads the qcow2 file's bytes as the disk.
@@ -149,8 +145,7 @@ fn declared_backing_format_is_honoured() {
 
 #[test]
 fn missing_backing_file() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     create(dir, "base.qcow2", "", "1M", &[]);
     create(
         dir,
@@ -179,8 +174,7 @@ fn missing_backing_file() {
 
 #[test]
 fn absolute_backing_path_resolves_by_base_name() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     create(dir, "base.qcow2", "", "1M", &[]);
     qemu_io("base.qcow2", &["write -P 0x51 0 1M"], dir);
     let abs = path(dir, "base.qcow2").to_string_lossy().into_owned();
@@ -196,8 +190,7 @@ fn absolute_backing_path_resolves_by_base_name() {
 
 #[test]
 fn backing_loops_fail_cleanly() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // An image naming itself, and two images naming each other.
     // (qemu-img refuses to create that, so name "selg.qcow2" and patch the name.)
     create(

@@ -60,8 +60,7 @@ fn materialise(opened: &vmdisk::OpenedImage, start: u64, len: u64) -> Vec<u8> {
 
 #[test]
 fn unaligned_map_ranges_match_qemu_content() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 1024 * 1024 + 2560;
     let mut data = text(size, 11);
     data[300_000..400_000].copy_from_slice(&noise(100_000, 12));
@@ -117,8 +116,7 @@ fn unaligned_map_ranges_match_qemu_content() {
 
 #[test]
 fn data_cluster_cut_by_end_of_file_reads_zeros_like_qemu() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     create(dir, "base.qcow2", "", "1M", &[]);
     qemu_io("base.qcow2", &["write -P 0x77 0 1M"], dir);
     create(
@@ -143,8 +141,7 @@ fn data_cluster_cut_by_end_of_file_reads_zeros_like_qemu() {
 
 #[test]
 fn compressed_cluster_whose_last_sector_is_short() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 256 * 1024;
     convert_from_raw(dir, "short.qcow2", &text(size, 21), &["-c"]);
     // Drop the zero padding after the last compressed stream: the descriptor's sector count

@@ -8,8 +8,7 @@ use super::*;
 
 #[test]
 fn external_data_file_is_refused() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     create(dir, "df.qcow2", "data_file=df.raw", "1M", &[]);
     qemu_io("df.qcow2", &["write -P 0x61 0 64k"], dir);
     let info = info_json(&["df.qcow2"], dir);
@@ -27,8 +26,7 @@ fn external_data_file_is_refused() {
 
 #[test]
 fn encrypted_image_is_refused() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     qemu_img_line(
         "create -q -f qcow2 --object secret,id=s0,data=pw -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 luks.qcow2 1M",
         dir,
@@ -53,8 +51,7 @@ fn encrypted_image_is_refused() {
 
 #[test]
 fn unknown_feature_and_corrupt_bit() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     create(dir, "u.qcow2", "", "1M", &[]);
     qemu_io("u.qcow2", &["write -P 0x71 0 64k"], dir);
     std::fs::copy(path(dir, "u.qcow2"), path(dir, "c.qcow2")).unwrap();
@@ -105,8 +102,7 @@ fn damaged(dir: &Path, name: &str, change: impl FnOnce(&Path)) {
 
 #[test]
 fn malformed_headers_fail_to_open() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let (l1, _) = victim(dir, "victim.qcow2");
     let cases: Vec<(&str, Patch, &str)> = vec![
         (
@@ -210,8 +206,7 @@ fn malformed_headers_fail_to_open() {
 
 #[test]
 fn malformed_tables_fail_to_convert() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let (l1, l2) = victim(dir, "victim.qcow2");
     // (name, change, expected finding at open if any, expected convert error)
     let cases: Vec<(&str, Patch, Option<&str>, &str)> = vec![
@@ -285,8 +280,7 @@ fn malformed_tables_fail_to_convert() {
 
 #[test]
 fn compressed_cluster_past_eof() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     convert_from_raw(dir, "cz.qcow2", &text(1024 * 1024, 1), &["-c"]);
     let f = path(dir, "cz.qcow2");
     let l1 = read_be64(&f, 40);

@@ -88,8 +88,7 @@ fn vdi_child(parent_uuid: [u8; 16], parent_data: &[u8]) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn vdi_matches_qemu() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     for (name, opts, size) in [
         ("dyn.vdi", "static=off", "5M"),
         ("odd.vdi", "static=off", "3000001"),
@@ -127,8 +126,7 @@ fn vdi_matches_qemu() {
 
 #[test]
 fn vdi_converted_by_qemu() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let mut data = noise(1 << 20, 5);
     data.extend(vec![0u8; 2 << 20]);
     data.extend(text((1 << 20) + 4096, 6));
@@ -148,8 +146,7 @@ fn vdi_converted_by_qemu() {
 
 #[test]
 fn vdi_discarded_blocks_read_as_zeros() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "vdi", "", "v.vdi", "3M");
     io(d, "vdi", "v.vdi", &["write -P 0x61 0 3M"]);
     // Mark block 1 discarded (VirtualBox's "zero block").
@@ -165,8 +162,7 @@ fn vdi_discarded_blocks_read_as_zeros() {
 
 #[test]
 fn vdi_differencing_flattens() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let parent = vdi_parent(d);
     let pu: [u8; 16] = read(d, "parent.vdi")[0x188..0x198].try_into().unwrap();
     assert_ne!(pu, [0; 16], "qemu writes an image UUID");
@@ -235,8 +231,7 @@ fn vdi_differencing_flattens() {
 
 #[test]
 fn vdi_malformed() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "vdi", "", "base.vdi", "4M");
     io(
         d,

@@ -162,8 +162,7 @@ fn parent_uuid(dir: &Path) -> [u8; 16] {
 
 #[test]
 fn vhd_dynamic_matches_qemu() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     // qemu rounds sizes up to a CHS geometry unless force_size is set; odd sizes either way.
     for (name, opts, size) in [
         ("a.vhd", "subformat=dynamic", "5M"),
@@ -209,8 +208,7 @@ fn vhd_dynamic_matches_qemu() {
 
 #[test]
 fn vhd_converted_by_qemu() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let mut data = text(3 << 20, 1);
     data.extend(vec![0u8; 1 << 20]);
     data.extend(noise(1 << 20, 2));
@@ -238,8 +236,7 @@ fn vhd_converted_by_qemu() {
 
 #[test]
 fn vhd_fixed_is_not_raw() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "vpc", "subformat=fixed", "f.vhd", "3M");
     let vsize = json(&qemu_img_line("info -f vpc --output=json f.vhd", d))["virtual-size"]
         .as_u64()
@@ -273,8 +270,7 @@ fn vhd_fixed_is_not_raw() {
 fn vhd_chs_size_differs_from_qemu() {
     // A force_size image (creator "qem2": qemu uses the current size) relabelled as made by
     // Virtual PC: qemu then sizes it from the CHS geometry, vmdisk keeps the footer's size.
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "vpc", "subformat=dynamic,force_size=on", "v.vhd", "4M");
     io(d, "vpc", "v.vhd", &["write -P 0x77 0 4M"]);
     let len = std::fs::metadata(path(d, "v.vhd")).unwrap().len();
@@ -306,8 +302,7 @@ fn vhd_chs_size_differs_from_qemu() {
 
 #[test]
 fn vhd_differencing_flattens() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let parent = vhd_parent(d);
     let (child, expected) = vhd_child(parent_uuid(d), &parent);
     std::fs::write(path(d, "child.vhd"), &child).unwrap();
@@ -361,8 +356,7 @@ fn vhd_differencing_flattens() {
 
 #[test]
 fn vhd_differencing_missing_or_wrong_parent() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let parent = vhd_parent(d);
     let (child, _) = vhd_child(parent_uuid(d), &parent);
     std::fs::write(path(d, "child.vhd"), &child).unwrap();
@@ -400,8 +394,7 @@ fn vhd_differencing_missing_or_wrong_parent() {
 
 #[test]
 fn vhd_backup_footer_used() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "vpc", "subformat=dynamic,force_size=on", "v.vhd", "4M");
     io(d, "vpc", "v.vhd", &["write -P 0x42 1M 1M"]);
     let want = vmdisk_raw(d, &["v.vhd"]);
@@ -422,8 +415,7 @@ fn vhd_backup_footer_used() {
 
 #[test]
 fn vhd_malformed() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(
         d,
         "vpc",

@@ -7,8 +7,7 @@ use super::*;
 
 #[test]
 fn one_damaged_header_or_region_table_falls_back_to_the_other() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "a.vhdx", "block_size=1M", "3M");
     qemu_io("a.vhdx", &["write -P 9 1M 8k"], d);
     let good = read(d, "a.vhdx");
@@ -44,8 +43,7 @@ fn one_damaged_header_or_region_table_falls_back_to_the_other() {
 
 #[test]
 fn malformed_images_fail_cleanly() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "a.vhdx", "block_size=1M", "3M");
     qemu_io("a.vhdx", &["write -P 9 0 8k"], d);
     let good = read(d, "a.vhdx");

@@ -102,8 +102,7 @@ fn make_parent(dir: &Path) -> String {
 
 #[test]
 fn differencing_child_of_a_qemu_parent() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let linkage = make_parent(d);
     let expected = child_fixture(d, "child.vhdx", &linkage, ".\\parent.vhdx");
     // Either order of the files: the child is the main image.
@@ -137,8 +136,7 @@ fn differencing_child_of_a_qemu_parent() {
 
 #[test]
 fn differencing_parent_missing_or_changed() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let linkage = make_parent(d);
     child_fixture(
         d,

@@ -129,8 +129,7 @@ fn dirty_fixture(dir: &Path, name: &str, middle_leading: u8) -> (Vec<u8>, Vec<u8
 
 #[test]
 fn dirty_log_is_replayed_in_memory() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let (img, expected) = dirty_fixture(d, "dirty.vhdx", 0xab);
     // qemu refuses to open a VHDX whose log needs replaying read-only.
     assert!(
@@ -162,8 +161,7 @@ fn dirty_log_is_replayed_in_memory() {
 
 #[test]
 fn dirty_log_payload_bytes_that_cannot_be_mapped_are_refused() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     // The logged sector's leading bytes are neither zero nor what the block already holds.
     dirty_fixture(d, "x.vhdx", 0x99);
     let err = vmdisk_fails_line("convert -O raw --output out.raw x.vhdx", d);
@@ -176,8 +174,7 @@ fn dirty_log_payload_bytes_that_cannot_be_mapped_are_refused() {
 
 #[test]
 fn torn_and_corrupt_logs() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let (mut img, _) = dirty_fixture(d, "t.vhdx", 0xab);
     let h = current_header(&img);
     let log_off = le64(&img, h + 72) as usize;

@@ -7,8 +7,7 @@ use super::*;
 
 #[test]
 fn extent_paths_and_missing_extents() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "p.vmdk", "subformat=monolithicFlat", "1M", &[]);
     qemu_io("p.vmdk", &["write -P 0x70 0 4k"], d);
     let desc = std::fs::read_to_string(path(d, "p.vmdk")).unwrap();
@@ -51,8 +50,7 @@ fn extent_paths_and_missing_extents() {
 /// a warning.
 #[test]
 fn short_flat_extent() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "s.vmdk", "subformat=monolithicFlat", "1M", &[]);
     qemu_io("s.vmdk", &["write -P 0x71 0 8k"], d);
     let f = std::fs::OpenOptions::new()

@@ -14,8 +14,7 @@ fn damaged(d: &Path, src: &str, name: &str, change: impl FnOnce(&mut Vec<u8>)) {
 
 #[test]
 fn malformed_sparse_files() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "g.vmdk", "", "4M", &[]);
     qemu_io("g.vmdk", &["write -P 0x80 0 1M", "write -P 0x81 3M 64k"], d);
     let len = std::fs::metadata(path(d, "g.vmdk")).unwrap().len();
@@ -82,8 +81,7 @@ fn malformed_sparse_files() {
 
 #[test]
 fn malformed_descriptors() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     std::fs::write(path(d, "x-flat.vmdk"), vec![1u8; 4096]).unwrap();
     let head = "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n";
     for (name, body) in [
@@ -118,8 +116,7 @@ fn malformed_descriptors() {
 /// Parents that loop (a -> b -> a) end at the chain depth limit, cleanly.
 #[test]
 fn parent_loop() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let desc = |parent: &str| {
         format!(
             "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=2\ncreateType=\"monolithicFlat\"\nparentFileNameHint=\"{parent}\"\nRW 8 FLAT \"f.bin\" 0\n"
@@ -135,8 +132,7 @@ fn parent_loop() {
 /// does the same); with the descriptor, the descriptor is the main image.
 #[test]
 fn descriptor_is_main_in_any_order() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     create(d, "o.vmdk", "subformat=twoGbMaxExtentSparse", "1M", &[]);
     qemu_io("o.vmdk", &["write -P 0x90 0 64k"], d);
     for files in [["o-s001.vmdk", "o.vmdk"], ["o.vmdk", "o-s001.vmdk"]] {
@@ -162,8 +158,7 @@ fn descriptor_is_main_in_any_order() {
 /// says. vmdisk follows the descriptor.
 #[test]
 fn extent_after_blank_line_counts_once() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let data = noise(8192, 4);
     std::fs::write(path(d, "b-flat.vmdk"), &data).unwrap();
     std::fs::write(

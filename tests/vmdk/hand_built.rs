@@ -142,8 +142,7 @@ fn grain_data(seed: u64) -> Vec<u8> {
 /// out of guest order.
 #[test]
 fn stream_with_footer() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let desc = "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"streamOptimized\"\n\nRW 1026 SPARSE \"s.vmdk\"\n\nddb.adapterType = \"lsilogic\"\nddb.uuid.image = \"3b1c1b8c-1111-2222-3333-444455556666\"\n";
     let grains = vec![
         (5, Some(grain_data(1))),
@@ -179,8 +178,7 @@ fn stream_with_footer() {
 /// Uncompressed hand-built sparse extent with zeroed grains (GTE 1) and an odd capacity.
 #[test]
 fn hand_built_sparse_with_zeroed_grains() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let grains = vec![
         (0, Some(grain_data(4))),
         (1, None),
@@ -238,8 +236,7 @@ fn build_cowd(capacity_sectors: u32, grain_sectors: u32, grains: &[(u64, Vec<u8>
 
 #[test]
 fn vmfs_sparse_cowd() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let g = 8 * 512;
     let grains = vec![
         (0, noise(g, 1)),
@@ -329,8 +326,7 @@ fn build_sesparse(capacity_sectors: u64, grains: &[(u64, Option<Vec<u8>>)]) -> V
 
 #[test]
 fn sesparse_fixture() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let g = 4096;
     let grains = vec![
         (3, Some(noise(g, 1))),
@@ -366,8 +362,7 @@ fn sesparse_fixture() {
 /// createType="vmfs": a descriptor with one VMFS (flat) extent.
 #[test]
 fn vmfs_flat() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let mut data = noise(1 << 20, 9);
     data.extend(text(4096, 3));
     std::fs::write(path(d, "v-flat.vmdk"), &data).unwrap();
@@ -386,8 +381,7 @@ fn vmfs_flat() {
 /// All extents are RW, so qemu reads it too.
 #[test]
 fn mixed_extents_descriptor() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let mut flat = text(4096, 1);
     flat.extend(noise(256 * 1024, 2));
     std::fs::write(path(d, "m-a.bin"), &flat).unwrap();
@@ -440,8 +434,7 @@ fn mixed_extents_descriptor() {
 /// here): we check the content against the expected bytes instead.
 #[test]
 fn zero_rdonly_noaccess_extents() {
-    let dir = tmp();
-    let d = dir.path();
+    let d = &scratch();
     let a = noise(4096, 1);
     let b = text(8192, 2);
     std::fs::write(path(d, "z-a.bin"), &a).unwrap();
