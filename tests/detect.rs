@@ -41,12 +41,7 @@ fn probe_codes(p: &Probe) -> Vec<&'static str> {
 }
 
 fn detected(info: &Value) -> Vec<String> {
-    info["detected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap().to_string())
-        .collect()
+    each(&info["detected"], |f| f.as_str().unwrap().to_string())
 }
 
 fn crc32(data: &[u8]) -> u32 {

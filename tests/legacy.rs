@@ -67,13 +67,35 @@ fn fails_cleanly(dir: &Path, file: &str) -> String {
         assert!(!err.is_empty());
     }
     let before = listing(dir);
-    let err = vmdisk_fails(
-        &["convert", "-O", "raw", "--output", "bad-out.raw", file],
-        dir,
-    );
+    let err = vmdisk_fails_line(&format!("convert -O raw --output bad-out.raw {file}"), dir);
     let names: Vec<&str> = before.iter().map(String::as_str).collect();
     assert_only_files(dir, &names);
     err
+}
+
+/// Write to `img`: its first 100k, `middle`, its last sector.
+fn fill(dir: &Path, img: &str, middle: &[&str]) {
+    let vs = qemu_info(img, dir)["virtual-size"].as_u64().unwrap();
+    let last = format!("write -P 0xcd {} 512", vs - 512);
+    let mut cmds = vec!["write -P 0xab 0 100k"];
+    cmds.extend(middle);
+    cmds.push(&last);
+    qemu_io(img, &cmds, dir);
+}
+
+/// `img` copied alone into a fresh directory (without its backing file), and its info there.
+fn alone(dir: &Path, img: &str) -> (Scratch, Value) {
+    let sub = scratch();
+    std::fs::copy(path(dir, img), path(&sub, img)).unwrap();
+    let info = info_json(&[img], &sub);
+    (sub, info)
+}
+
+/// Converting `img` in `sub` fails naming the missing `backing` and writes nothing.
+fn convert_fails_naming(sub: &Path, img: &str, backing: &str) {
+    let err = vmdisk_fails_line(&format!("convert -O raw --output o.raw {img}"), sub);
+    assert!(err.contains(backing), "{err}");
+    assert_only_files(sub, &[img]);
 }
 
 /// A change made to a copy of a good image.
@@ -110,13 +132,7 @@ fn qcow_made_by_qemu_img() {
     for (i, size) in ["5M", "3000k"].iter().enumerate() {
         let img = format!("a{i}.qcow");
         qemu_img(&["create", "-q", "-f", "qcow", &img, size], dir);
-        let vs = qemu_info(&img, dir)["virtual-size"].as_u64().unwrap();
-        let last = format!("write -P 0xcd {} 512", vs - 512);
-        qemu_io(
-            &img,
-            &["write -P 0xab 0 100k", "write -P 0x11 1M 3k", &last],
-            dir,
-        );
+        fill(dir, &img, &["write -P 0x11 1M 3k"]);
         let info = verify(dir, &img, &[&img], "qcow");
         let fs = &info["format-specific"];
         assert_eq!(fs["version"], 1, "{info}");
@@ -197,12 +213,7 @@ fn qcow_backing_files() {
     assert!(has_finding(&info, "backing-file", "critical"), "{info}");
     assert_eq!(info["safety"]["safe"], false);
     assert_eq!(info["format-specific"]["backing-file"], "base.qcow");
-    let roles: Vec<&str> = info["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["role"].as_str().unwrap())
-        .collect();
+    let roles: Vec<&str> = each(&info["files"], |f| f["role"].as_str().unwrap());
     assert_eq!(roles, ["backing", "image"]);
 
     // A raw backing file.
@@ -212,17 +223,10 @@ fn qcow_backing_files() {
     verify(dir, "over.qcow", &["over.qcow", "base.raw"], "qcow");
 
     // The backing file not supplied: info works, convert fails naming it, writes nothing.
-    let sub = tmp();
-    std::fs::copy(path(dir, "top.qcow"), path(sub.path(), "top.qcow")).unwrap();
-    let info = info_json(&["top.qcow"], sub.path());
+    let (sub, info) = alone(dir, "top.qcow");
     assert_eq!(info["convertible"], false, "{info}");
     assert!(has_finding(&info, "backing-file", "critical"), "{info}");
-    let err = vmdisk_fails(
-        &["convert", "-O", "raw", "--output", "o.raw", "top.qcow"],
-        sub.path(),
-    );
-    assert!(err.contains("base.qcow"), "{err}");
-    assert_only_files(sub.path(), &["top.qcow"]);
+    convert_fails_naming(&sub, "top.qcow", "base.qcow");
 }
 
 #[test]

@@ -56,21 +56,20 @@ fn disk(dir: &Path, name: &str, size_mib: u64, seed: u8) {
 }
 
 fn stream_vmdk(dir: &Path, raw: &str, out: &str) {
-    qemu_img(
-        &[
-            "convert",
-            "-q",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=streamOptimized",
-            raw,
-            out,
-        ],
+    qemu_img_line(
+        &format!("convert -q -f raw -O vmdk -o subformat=streamOptimized {raw} {out}"),
         dir,
     );
+}
+
+/// VM `name`: a 16 MiB disk `NAME.raw`, the same as the streamOptimized `NAME.vmdk`, and the
+/// ovftool descriptor `NAME.ovf` holding it.
+fn one_disk_vm(dir: &Path, name: &str, seed: u8) {
+    disk(dir, name, 16, seed);
+    let vmdk = format!("{name}.vmdk");
+    stream_vmdk(dir, &format!("{name}.raw"), &vmdk);
+    let ovf = ovftool_ovf(name, &[streamed(&vmdk, 16)], "");
+    std::fs::write(path(dir, &format!("{name}.ovf")), ovf).unwrap();
 }
 
 fn digest(dir: &Path, alg: &str, file: &str) -> String {
@@ -214,12 +213,9 @@ fn ova_from_ovftool_converts_with_its_manifest_checked() {
     assert_eq!(loose["format"], "ovf", "{loose}");
     assert_eq!(loose["disks"], info["disks"]);
     assert_eq!(loose["safety"]["safe"], true, "{loose}");
-    let roles: Vec<(&str, &str)> = loose["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["name"].as_str().unwrap(), f["role"].as_str().unwrap()))
-        .collect();
+    let roles: Vec<(&str, &str)> = each(&loose["files"], |f| {
+        (f["name"].as_str().unwrap(), f["role"].as_str().unwrap())
+    });
     assert_eq!(
         roles,
         [

@@ -305,12 +305,13 @@ fn extended_l2_subclusters() {
     // Unallocated subclusters of an overlay read from its backing file.
     create(dir, "ebase.qcow2", "", "1M", &[]);
     qemu_io("ebase.qcow2", &["write -P 0x77 0 1M"], dir);
-    create(
+    create_overlay(
         dir,
-        "etop.qcow2",
+        "qcow2",
         "extended_l2=on",
+        "etop.qcow2",
         "1M",
-        &["-b", "ebase.qcow2", "-F", "qcow2"],
+        ("ebase.qcow2", "qcow2"),
     );
     qemu_io(
         "etop.qcow2",

@@ -303,17 +303,8 @@ fn impossible_options_are_refused_before_writing() {
     );
     assert!(err.contains("zstd") && err.contains("1.1"), "{err}");
     for bad in ["1000", "4M", "256", "0"] {
-        let err = vmdisk_fails(
-            &[
-                "convert",
-                "-O",
-                "qcow2",
-                "--cluster-size",
-                bad,
-                "--output",
-                "out.qcow2",
-                "in.raw",
-            ],
+        let err = vmdisk_fails_line(
+            &format!("convert -O qcow2 --cluster-size {bad} --output out.qcow2 in.raw"),
             dir,
         );
         assert!(err.contains("cluster size"), "{bad}: {err}");

@@ -74,18 +74,14 @@ fn sparse_raw_holes_map_as_zero_like_qemu() {
     let ours = vmdisk(&["map", "--json", "s.raw"], dir);
     let theirs = qemu_img(&["map", "--output=json", "-f", "raw", "s.raw"], dir);
     let strip = |v: serde_json::Value| -> Vec<(u64, u64, bool, bool)> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["start"].as_u64().unwrap(),
-                    r["length"].as_u64().unwrap(),
-                    r["zero"] == true,
-                    r["data"] == true,
-                )
-            })
-            .collect()
+        each(&v, |r| {
+            (
+                r["start"].as_u64().unwrap(),
+                r["length"].as_u64().unwrap(),
+                r["zero"] == true,
+                r["data"] == true,
+            )
+        })
     };
     assert_eq!(strip(json(&ours)), strip(json(&theirs)));
     vmdisk(&["convert", "-O", "raw", "--output", "o.raw", "s.raw"], dir);

@@ -71,8 +71,8 @@ fn verify(dir: &Path, img: &str, qfmt: &str, ours: &str) -> Value {
     // the same bytes (without the footer).
     let fixed = info["format-specific"]["disk-type"] == "fixed";
     let theirs = if fixed {
-        let mut rows = normalise(&json(&qemu_img(
-            &["map", "-f", "raw", "--output=json", img],
+        let mut rows = normalise(&json(&qemu_img_line(
+            &format!("map -f raw --output=json {img}"),
             dir,
         )));
         rows.retain(|r| r.start < size);
@@ -80,8 +80,8 @@ fn verify(dir: &Path, img: &str, qfmt: &str, ours: &str) -> Value {
         last.length = size - last.start;
         rows
     } else {
-        normalise(&json(&qemu_img(
-            &["map", "-f", qfmt, "--output=json", img],
+        normalise(&json(&qemu_img_line(
+            &format!("map -f {qfmt} --output=json {img}"),
             dir,
         )))
     };

@@ -242,10 +242,8 @@ fn qemu_convert_to_vhdx_odd_sizes() {
         .enumerate()
     {
         let img = format!("c{i}.vhdx");
-        qemu_img(
-            &[
-                "convert", "-f", "raw", "-O", "vhdx", "-o", opts, "src.raw", &img,
-            ],
+        qemu_img_line(
+            &format!("convert -f raw -O vhdx -o {opts} src.raw {img}"),
             d,
         );
         verify(d, &img);

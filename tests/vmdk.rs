@@ -331,13 +331,7 @@ fn delta_disk_and_parent() {
         &["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"],
         d,
     );
-    create(
-        d,
-        "delta.vmdk",
-        "",
-        "2M",
-        &["-b", "base.vmdk", "-F", "vmdk"],
-    );
+    create_overlay(d, "vmdk", "", "delta.vmdk", "2M", ("base.vmdk", "vmdk"));
     qemu_io("delta.vmdk", &["write -P 0xd0 512k 64k"], d);
     let info = verify(d, "delta.vmdk", &["base.vmdk", "delta.vmdk"], true);
     assert_eq!(info["format-specific"]["parent"], "base.vmdk");
@@ -374,13 +368,7 @@ fn parent_path_and_self_parent() {
     let d = &scratch();
     create(d, "base.vmdk", "", "1M", &[]);
     qemu_io("base.vmdk", &["write -P 0xb0 0 64k"], d);
-    create(
-        d,
-        "delta.vmdk",
-        "",
-        "1M",
-        &["-b", "base.vmdk", "-F", "vmdk"],
-    );
+    create_overlay(d, "vmdk", "", "delta.vmdk", "1M", ("base.vmdk", "vmdk"));
     std::fs::copy(path(d, "delta.vmdk"), path(d, "abs.vmdk")).unwrap();
     edit_descriptor(d, "abs.vmdk", |t| {
         t.replace("\"base.vmdk\"", "\"/etc/base.vmdk\"")

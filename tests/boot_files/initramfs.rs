@@ -40,12 +40,9 @@ pub(crate) fn main_cpio() -> Vec<u8> {
 }
 
 fn member_names(info: &Value) -> Vec<String> {
-    info["format-specific"]["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap().to_string())
-        .collect()
+    each(&info["format-specific"]["members"], |m| {
+        m["name"].as_str().unwrap().to_string()
+    })
 }
 
 /// Check the report of an early archive (`early_len` bytes, `members` in it) followed by `name`.

@@ -109,3 +109,22 @@ pub fn create_image(dir: &Path, fmt: &str, opts: &str, extra: &[&str], name: &st
     args.extend([name, size]);
     qemu_img(&args, dir);
 }
+
+/// An overlay: `create_image` with `-b BACKING -F BACKING_FMT`, `backing` being (file, format).
+pub fn create_overlay(
+    dir: &Path,
+    fmt: &str,
+    opts: &str,
+    name: &str,
+    size: &str,
+    backing: (&str, &str),
+) {
+    create_image(
+        dir,
+        fmt,
+        opts,
+        &["-b", backing.0, "-F", backing.1],
+        name,
+        size,
+    );
+}

@@ -119,6 +119,18 @@ pub fn vmdisk_fails_line(line: &str, dir: &Path) -> String {
     vmdisk_fails(&words(line), dir)
 }
 
+/// `f` of each element of the JSON array `list`.
+pub fn each<'a, T>(
+    list: &'a serde_json::Value,
+    f: impl FnMut(&'a serde_json::Value) -> T,
+) -> Vec<T> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(f)
+        .collect()
+}
+
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
 }

@@ -10,17 +10,11 @@ fn parallels_made_by_qemu_img() {
     for (i, (cs, size)) in variants.into_iter().enumerate() {
         let img = format!("a{i}.hdd");
         let opt = format!("cluster_size={cs}");
-        qemu_img(
-            &["create", "-q", "-f", "parallels", "-o", &opt, &img, size],
+        qemu_img_line(
+            &format!("create -q -f parallels -o {opt} {img} {size}"),
             dir,
         );
-        let vs = qemu_info(&img, dir)["virtual-size"].as_u64().unwrap();
-        let last = format!("write -P 0xcd {} 512", vs - 512);
-        qemu_io(
-            &img,
-            &["write -P 0xab 0 100k", "write -P 0x11 700k 3k", &last],
-            dir,
-        );
+        fill(dir, &img, &["write -P 0x11 700k 3k"]);
         let info = verify(dir, &img, &[&img], "parallels");
         assert!(
             has_finding(&info, "unsupported-format", "warning"),

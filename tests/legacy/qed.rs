@@ -18,18 +18,7 @@ fn qed_made_by_qemu_img() {
         args.extend(opts);
         args.extend([img.as_str(), size]);
         qemu_img(&args, dir);
-        let vs = qemu_info(&img, dir)["virtual-size"].as_u64().unwrap();
-        let last = format!("write -P 0xcd {} 512", vs - 512);
-        qemu_io(
-            &img,
-            &[
-                "write -P 0xab 0 100k",
-                "write -z 1M 1M",
-                "write -P 0x11 1M 3k",
-                &last,
-            ],
-            dir,
-        );
+        fill(dir, &img, &["write -z 1M 1M", "write -P 0x11 1M 3k"]);
         let info = verify(dir, &img, &[&img], "qed");
         assert!(
             has_finding(&info, "unsupported-format", "warning"),
@@ -77,19 +66,14 @@ fn qed_one_cluster_tables_qemu_cannot_open() {
             .all(|&x| x == 0)
     );
     let map = json(&vmdisk(&["map", "--json", "t1.qed"], dir));
-    let rows: Vec<(u64, u64, bool, bool)> = map
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["start"].as_u64().unwrap(),
-                r["length"].as_u64().unwrap(),
-                r["present"].as_bool().unwrap(),
-                r["data"].as_bool().unwrap(),
-            )
-        })
-        .collect();
+    let rows: Vec<(u64, u64, bool, bool)> = each(&map, |r| {
+        (
+            r["start"].as_u64().unwrap(),
+            r["length"].as_u64().unwrap(),
+            r["present"].as_bool().unwrap(),
+            r["data"].as_bool().unwrap(),
+        )
+    });
     assert_eq!(
         rows,
         [
@@ -121,16 +105,9 @@ fn qed_zero_clusters_hide_the_backing_file() {
     verify(dir, "t2.qed", &["base.qcow2", "t2.qed"], "qed");
 
     // Missing backing file.
-    let sub = tmp();
-    std::fs::copy(path(dir, "t2.qed"), path(sub.path(), "t2.qed")).unwrap();
-    let info = info_json(&["t2.qed"], sub.path());
+    let (sub, info) = alone(dir, "t2.qed");
     assert_eq!(info["convertible"], false);
-    let err = vmdisk_fails(
-        &["convert", "-O", "raw", "--output", "o.raw", "t2.qed"],
-        sub.path(),
-    );
-    assert!(err.contains("base.qcow2"), "{err}");
-    assert_only_files(sub.path(), &["t2.qed"]);
+    convert_fails_naming(&sub, "t2.qed", "base.qcow2");
 }
 
 #[test]

@@ -78,13 +78,7 @@ fn hostile_xml_and_truncated_packages() {
     }
 
     // An OVA cut in the middle of its disk: the tar is truncated, the disk too.
-    disk(dir, "t", 16, 0x15);
-    stream_vmdk(dir, "t.raw", "t.vmdk");
-    std::fs::write(
-        path(dir, "t.ovf"),
-        ovftool_ovf("t", &[streamed("t.vmdk", 16)], ""),
-    )
-    .unwrap();
+    one_disk_vm(dir, "t", 0x15);
     sh(
         dir,
         "tar --format=ustar -cf t.ova t.ovf t.vmdk && head -c $(( $(stat -c %s t.ova) / 2 )) t.ova > cut.ova",

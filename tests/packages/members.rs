@@ -50,10 +50,7 @@ fn chunked_and_gzip_members() {
 #[test]
 fn damaged_members_fail_their_digest_and_conversion() {
     let dir = &scratch();
-    disk(dir, "t", 16, 0x71);
-    stream_vmdk(dir, "t.raw", "t.vmdk");
-    let ovf = ovftool_ovf("t", &[streamed("t.vmdk", 16)], "");
-    std::fs::write(path(dir, "t.ovf"), ovf).unwrap();
+    one_disk_vm(dir, "t", 0x71);
     let mut mf = manifest(dir, "sha256", &["t.ovf", "t.vmdk"]);
     mf += "SHA256(notes.txt)= 0000000000000000000000000000000000000000000000000000000000000000\n";
     std::fs::write(path(dir, "t.mf"), mf).unwrap();
@@ -108,10 +105,7 @@ fn damaged_members_fail_their_digest_and_conversion() {
 #[test]
 fn signed_package_and_a_tampered_manifest() {
     let dir = &scratch();
-    disk(dir, "s", 16, 0x11);
-    stream_vmdk(dir, "s.raw", "s.vmdk");
-    let ovf = ovftool_ovf("s", &[streamed("s.vmdk", 16)], "");
-    std::fs::write(path(dir, "s.ovf"), ovf).unwrap();
+    one_disk_vm(dir, "s", 0x11);
     std::fs::write(
         path(dir, "s.mf"),
         manifest(dir, "sha256", &["s.ovf", "s.vmdk"]),

@@ -53,18 +53,13 @@ fn uec_tarballs_with_and_without_a_ramdisk() {
         ),
         (Some(img), Some(kernel), Some(ramdisk))
     );
-    let roles: Vec<(&str, &str, &str)> = info["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["name"].as_str().unwrap(),
-                d["role"].as_str().unwrap(),
-                d["format"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let roles: Vec<(&str, &str, &str)> = each(&info["disks"], |d| {
+        (
+            d["name"].as_str().unwrap(),
+            d["role"].as_str().unwrap(),
+            d["format"].as_str().unwrap(),
+        )
+    });
     assert_eq!(
         roles,
         [
@@ -93,20 +88,13 @@ fn uec_tarballs_with_and_without_a_ramdisk() {
     // convert takes the machine image; the kernel and ramdisk come out with extract.
     vmdisk_line("convert -O qcow2 --output ami.qcow2 uec.tar.gz", dir);
     assert_same(img, "ami.qcow2", dir);
-    vmdisk(
-        &["extract", "--member", kernel, "--output", "k", "uec.tar.gz"],
+    vmdisk_line(
+        &format!("extract --member {kernel} --output k uec.tar.gz"),
         dir,
     );
     assert_eq!(std::fs::read(path(dir, "k")).unwrap(), bzimage());
-    vmdisk(
-        &[
-            "extract",
-            "--member",
-            ramdisk,
-            "--output",
-            "r",
-            "uec.tar.gz",
-        ],
+    vmdisk_line(
+        &format!("extract --member {ramdisk} --output r uec.tar.gz"),
         dir,
     );
     assert_eq!(
@@ -270,24 +258,15 @@ fn a_gzip_bomb_stays_bounded_and_noise_members_are_skipped() {
     assert!(len(dir, "bomb.qcow2") < 4 * MIB, "zeros were written out");
 
     // What macOS tar and tars that did not understand pax headers leave beside the members.
-    disk(dir, "n", 16, 0x18);
-    stream_vmdk(dir, "n.raw", "n.vmdk");
-    std::fs::write(
-        path(dir, "n.ovf"),
-        ovftool_ovf("n", &[streamed("n.vmdk", 16)], ""),
-    )
-    .unwrap();
+    one_disk_vm(dir, "n", 0x18);
     sh(
         dir,
         "mkdir -p PaxHeader && echo x > PaxHeader/n.vmdk && echo y > ._n.vmdk && tar --format=ustar -cf noise.ova n.ovf ._n.vmdk PaxHeader/n.vmdk n.vmdk",
     );
     let info = info_json(&["noise.ova"], dir);
-    let members: Vec<&str> = info["format-specific"]["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let members: Vec<&str> = each(&info["format-specific"]["members"], |m| {
+        m["name"].as_str().unwrap()
+    });
     assert_eq!(members, ["n.ovf", "n.vmdk"], "{info}");
     assert_eq!(info["disks"][0]["format"], "vmdk");
     assert_eq!(info["safety"]["safe"], true, "{info}");

@@ -37,24 +37,19 @@ fn backing_chain_of_three_in_any_order() {
     let dir = &scratch();
     create(dir, "base.qcow2", "cluster_size=4096", "3M", &[]);
     qemu_io("base.qcow2", &["write -P 0x0b 0 3M"], dir);
-    create(
-        dir,
-        "mid.qcow2",
-        "",
-        "3M",
-        &["-b", "base.qcow2", "-F", "qcow2"],
-    );
+    create_overlay(dir, "qcow2", "", "mid.qcow2", "3M", ("base.qcow2", "qcow2"));
     qemu_io(
         "mid.qcow2",
         &["write -P 0x0c 1M 512k", "write -z 2M 64k"],
         dir,
     );
-    create(
+    create_overlay(
         dir,
-        "top.qcow2",
+        "qcow2",
         "compat=0.10",
+        "top.qcow2",
         "3M",
-        &["-b", "mid.qcow2", "-F", "qcow2"],
+        ("mid.qcow2", "qcow2"),
     );
     qemu_io(
         "top.qcow2",
@@ -94,19 +89,13 @@ fn raw_base_and_overlay_larger_than_backing() {
     let dir = &scratch();
     // A raw base with no holes (so qemu's map of it is all data, like ours).
     std::fs::write(path(dir, "base.raw"), noise(1024 * 1024, 5)).unwrap();
-    create(dir, "mid.qcow2", "", "2M", &["-b", "base.raw", "-F", "raw"]);
+    create_overlay(dir, "qcow2", "", "mid.qcow2", "2M", ("base.raw", "raw"));
     qemu_io(
         "mid.qcow2",
         &["write -P 0x21 512k 64k", "write -P 0x22 1536k 4k"],
         dir,
     );
-    create(
-        dir,
-        "top.qcow2",
-        "",
-        "3M",
-        &["-b", "mid.qcow2", "-F", "qcow2"],
-    );
+    create_overlay(dir, "qcow2", "", "top.qcow2", "3M", ("mid.qcow2", "qcow2"));
     qemu_io(
         "top.qcow2",
         &["write -P 0x23 0 4k", "write -P 0x24 2900k 4k"],
@@ -122,13 +111,7 @@ fn declared_backing_format_is_honoured() {
     create(dir, "inner.qcow2", "", "1M", &[]);
     qemu_io("inner.qcow2", &["write -P 0x31 0 64k"], dir);
     // The overlay says its backing file is raw: qemu reads the qcow2 file's bytes as the disk.
-    create(
-        dir,
-        "over.qcow2",
-        "",
-        "1M",
-        &["-b", "inner.qcow2", "-F", "raw"],
-    );
+    create_overlay(dir, "qcow2", "", "over.qcow2", "1M", ("inner.qcow2", "raw"));
     // (No map comparison: qemu maps the holes of the sparse file inner.qcow2 as zeros, which a
     // raw layer cannot know.)
     let raw = raw_like_qemu(dir, &["over.qcow2", "inner.qcow2"]);
@@ -147,13 +130,7 @@ fn declared_backing_format_is_honoured() {
 fn missing_backing_file() {
     let dir = &scratch();
     create(dir, "base.qcow2", "", "1M", &[]);
-    create(
-        dir,
-        "top.qcow2",
-        "",
-        "1M",
-        &["-b", "base.qcow2", "-F", "qcow2"],
-    );
+    create_overlay(dir, "qcow2", "", "top.qcow2", "1M", ("base.qcow2", "qcow2"));
     qemu_io("top.qcow2", &["write -P 0x41 0 4k"], dir);
     let info = info_json(&["top.qcow2"], dir);
     assert_eq!(info["convertible"], false);

@@ -132,12 +132,7 @@ fn vdi_converted_by_qemu() {
     data.extend(text((1 << 20) + 4096, 6));
     std::fs::write(path(d, "src.raw"), &data).unwrap();
     for opts in ["static=off", "static=on"] {
-        qemu_img(
-            &[
-                "convert", "-f", "raw", "-O", "vdi", "-o", opts, "src.raw", "c.vdi",
-            ],
-            d,
-        );
+        qemu_img_line(&format!("convert -f raw -O vdi -o {opts} src.raw c.vdi"), d);
         verify(d, "c.vdi", "vdi", "vdi");
         assert!(vmdisk_raw(d, &["c.vdi"]) == data);
         std::fs::remove_file(path(d, "c.vdi")).unwrap();
@@ -196,18 +191,13 @@ fn vdi_differencing_flattens() {
         assert_eq!(unused, ["decoy.vdi"], "{info}");
     }
     let map = json(&vmdisk(&["map", "--json", "child.vdi", "parent.vdi"], d));
-    let rows: Vec<(u64, u64, bool)> = map
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["start"].as_u64().unwrap(),
-                r["depth"].as_u64().unwrap(),
-                r["data"].as_bool().unwrap(),
-            )
-        })
-        .collect();
+    let rows: Vec<(u64, u64, bool)> = each(&map, |r| {
+        (
+            r["start"].as_u64().unwrap(),
+            r["depth"].as_u64().unwrap(),
+            r["data"].as_bool().unwrap(),
+        )
+    });
     let mib = 1 << 20;
     assert_eq!(
         rows,
