@@ -163,25 +163,9 @@ fn bzimage(len: usize) -> Vec<u8> {
     let mut k = noise(len, 7);
     k[..0x1000].fill(0);
     pe_at_0x40(&mut k, 0x8664);
-    k[0x1f1] = 3;
-    put(
-        &mut k,
-        0x1f4,
-        &(((len as u32) - 4 * 512) / 16).to_le_bytes(),
-    );
-    put(&mut k, 0x1fe, &[0x55, 0xaa]);
-    put(&mut k, 0x200, &[0xeb, 0x6a]);
-    put(&mut k, 0x202, b"HdrS");
-    put(&mut k, 0x206, &0x020fu16.to_le_bytes());
-    put(&mut k, 0x20e, &0x0400u16.to_le_bytes());
-    k[0x211] = 1;
-    put(&mut k, 0x236, &1u16.to_le_bytes());
+    let version = b"6.12.9-amd64 (debian-kernel@lists.debian.org) #1 SMP\0";
+    x86_setup_header(&mut k, 0x600, version);
     put(&mut k, 0x248, &0x100u32.to_le_bytes());
-    put(
-        &mut k,
-        0x600,
-        b"6.12.9-amd64 (debian-kernel@lists.debian.org) #1 SMP\0",
-    );
     put(&mut k, 4 * 512 + 0x100, b"\xfd7zXZ\0\0\x01");
     k
 }

@@ -174,16 +174,8 @@ fn qcow2_to_raw_reads_only_tables() {
     disk(dir, "d.raw", size);
     for cs in ["512", "4k", "64k", "2M"] {
         let q = format!("d-{cs}.qcow2");
-        qemu_img(
-            &[
-                "convert",
-                "-O",
-                "qcow2",
-                "-o",
-                &format!("cluster_size={cs}"),
-                "d.raw",
-                &q,
-            ],
+        qemu_img_line(
+            &format!("convert -O qcow2 -o cluster_size={cs} d.raw {q}"),
             dir,
         );
         let c = compose(dir, &q, "out.raw", raw(), 100_000);

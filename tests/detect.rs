@@ -115,24 +115,8 @@ fn bzimage() -> Vec<u8> {
     let mut k = noise(64 << 10, 7);
     k[..512].fill(0);
     put(&mut k, 0, b"MZ");
-    k[0x1f1] = 3;
-    put(
-        &mut k,
-        0x1f4,
-        &(((64u32 << 10) - 4 * 512) / 16).to_le_bytes(),
-    );
-    put(&mut k, 0x1fe, &[0x55, 0xaa]);
-    put(&mut k, 0x200, &[0xeb, 0x6a]);
-    put(&mut k, 0x202, b"HdrS");
-    put(&mut k, 0x206, &0x020fu16.to_le_bytes());
-    put(&mut k, 0x20e, &0x0200u16.to_le_bytes());
-    k[0x211] = 1;
-    put(&mut k, 0x236, &1u16.to_le_bytes());
-    put(
-        &mut k,
-        0x400,
-        b"6.1.0-13-amd64 (debian-kernel@lists.debian.org) #1 SMP\0",
-    );
+    let version = b"6.1.0-13-amd64 (debian-kernel@lists.debian.org) #1 SMP\0";
+    x86_setup_header(&mut k, 0x400, version);
     k
 }
 

@@ -98,6 +98,15 @@ fn convert_fails_naming(sub: &Path, img: &str, backing: &str) {
     assert_only_files(sub, &[img]);
 }
 
+/// How many rows of a map are compressed.
+fn compressed_rows(map: &Value) -> usize {
+    map.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["compressed"] == true)
+        .count()
+}
+
 /// A change made to a copy of a good image.
 type Damage = Box<dyn Fn(&mut Vec<u8>)>;
 
@@ -173,23 +182,13 @@ fn qcow_compressed_clusters() {
     qemu_io("c.qcow", &cmds, dir);
     verify(dir, "c.qcow", &["c.qcow"], "qcow");
     let map = json(&vmdisk(&["map", "--json", "c.qcow"], dir));
-    let compressed = map
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["compressed"] == true)
-        .count();
+    let compressed = compressed_rows(&map);
     assert!(
         compressed >= 27,
         "compressed clusters are mapped as such: {map}"
     );
     let theirs = json(&qemu_img(&["map", "--output=json", "c.qcow"], dir));
-    let theirs = theirs
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["compressed"] == true)
-        .count();
+    let theirs = compressed_rows(&theirs);
     assert_eq!(compressed, theirs);
 }
 

@@ -40,10 +40,7 @@ fn finding<'a>(v: &'a Value, code: &str) -> Option<&'a Value> {
 /// A raw disk with recognisable data in a few places, and the same as a streamOptimized VMDK.
 fn disk(dir: &Path, name: &str, size_mib: u64, seed: u8) {
     let raw = format!("{name}.raw");
-    qemu_img(
-        &["create", "-q", "-f", "raw", &raw, &format!("{size_mib}M")],
-        dir,
-    );
+    qemu_img_line(&format!("create -q -f raw {raw} {size_mib}M"), dir);
     qemu_io(
         &raw,
         &[
@@ -70,6 +67,11 @@ fn one_disk_vm(dir: &Path, name: &str, seed: u8) {
     stream_vmdk(dir, &format!("{name}.raw"), &vmdk);
     let ovf = ovftool_ovf(name, &[streamed(&vmdk, 16)], "");
     std::fs::write(path(dir, &format!("{name}.ovf")), ovf).unwrap();
+}
+
+/// `tar --format=ustar -cf ARGS` in `dir` (the archive, then its members), as ovftool packs.
+fn ustar(dir: &Path, args: &str) {
+    sh(dir, &format!("tar --format=ustar -cf {args}"));
 }
 
 fn digest(dir: &Path, alg: &str, file: &str) -> String {
@@ -162,10 +164,7 @@ fn ova_from_ovftool_converts_with_its_manifest_checked() {
     std::fs::write(path(dir, "web.ovf"), ovf).unwrap();
     let mf = manifest(dir, "sha256", &["web.ovf", "web-disk1.vmdk"]);
     std::fs::write(path(dir, "web.mf"), mf).unwrap();
-    sh(
-        dir,
-        "tar --format=ustar -cf web.ova web.ovf web-disk1.vmdk web.mf",
-    );
+    ustar(dir, "web.ova web.ovf web-disk1.vmdk web.mf");
 
     let info = info_json(&["web.ova"], dir);
     assert_eq!(info["format"], "ova", "{info}");
@@ -289,10 +288,7 @@ fn virtualbox_ova_with_two_disks_one_of_them_qcow2_labelled_vmdk() {
         .collect();
     std::fs::write(path(dir, "db.mf"), mf).unwrap();
     // VirtualBox puts the manifest last.
-    sh(
-        dir,
-        "tar --format=ustar -cf db.ova db.ovf db-disk001.vmdk db-disk002.vmdk db.mf",
-    );
+    ustar(dir, "db.ova db.ovf db-disk001.vmdk db-disk002.vmdk db.mf");
     let info = info_json(&["db.ova"], dir);
     assert_eq!(info["format"], "ova", "{info}");
     assert_eq!(info["format-specific"]["ovf-version"], "2.0");

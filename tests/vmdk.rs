@@ -295,18 +295,8 @@ fn convert_from_raw_odd_sizes() {
         write_at(&raw, size - 1, &[0xee]);
         for sub in ["monolithicSparse", "streamOptimized"] {
             let out = format!("{sub}-{i}.vmdk");
-            qemu_img(
-                &[
-                    "convert",
-                    "-f",
-                    "raw",
-                    "-O",
-                    "vmdk",
-                    "-o",
-                    &format!("subformat={sub}"),
-                    "src.raw",
-                    &out,
-                ],
+            qemu_img_line(
+                &format!("convert -f raw -O vmdk -o subformat={sub} src.raw {out}"),
                 d,
             );
             let info = verify(d, &out, &[&out], true);

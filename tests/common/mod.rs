@@ -1,13 +1,13 @@
 //! Shared helpers for the end-to-end tests: run `vmdisk` and `qemu-img` on images made at test time.
 #![allow(dead_code)]
 
-mod cpio;
+mod boot;
 mod files;
 mod findings;
 mod map;
 // Each test binary uses its own share of these.
 #[allow(unused_imports)]
-pub use {cpio::*, files::*, findings::*, map::*};
+pub use {boot::*, files::*, findings::*, map::*};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -129,6 +129,13 @@ pub fn each<'a, T>(
         .iter()
         .map(f)
         .collect()
+}
+
+/// `vmdisk_fails_line(line)` names `needle`, and no `out` is left behind.
+pub fn fails_naming(dir: &Path, line: &str, needle: &str, out: &str) {
+    let err = vmdisk_fails_line(line, dir);
+    assert!(err.contains(needle), "{err}");
+    assert!(!path(dir, out).exists());
 }
 
 pub fn json(s: &str) -> serde_json::Value {

@@ -12,7 +12,7 @@ fn chunked_and_gzip_members() {
     sh(dir, "split -b 300000 -d -a 9 c.vmdk c.vmdk.");
     let ovf = ovftool_ovf("c", &[streamed("c.vmdk", 24)], r#" ovf:chunkSize="300000""#);
     std::fs::write(path(dir, "c.ovf"), ovf).unwrap();
-    sh(dir, "tar --format=ustar -cf chunked.ova c.ovf c.vmdk.0*");
+    ustar(dir, "chunked.ova c.ovf c.vmdk.0*");
     let info = info_json(&["chunked.ova"], dir);
     assert_eq!(info["disks"][0]["format"], "vmdk", "{info}");
     assert_eq!(info["disks"][0]["virtual-size"], 24 * MIB);
@@ -59,7 +59,7 @@ fn damaged_members_fail_their_digest_and_conversion() {
     let at = data.len() / 2;
     data[at] ^= 0x40;
     std::fs::write(path(dir, "t.vmdk"), &data).unwrap();
-    sh(dir, "tar --format=ustar -cf t.ova t.ovf t.vmdk t.mf");
+    ustar(dir, "t.ova t.ovf t.vmdk t.mf");
     let info = info_json(&["t.ova"], dir);
     assert_eq!(info["safety"]["safe"], false, "{info}");
     let bad = finding(&info, "digest-mismatch").expect("a digest mismatch");
@@ -92,7 +92,7 @@ fn damaged_members_fail_their_digest_and_conversion() {
     assert_eq!(before, after, "the failed conversion left files behind");
 
     // No manifest at all: an info finding, still safe.
-    sh(dir, "tar --format=ustar -cf nomf.ova t.ovf t.vmdk");
+    ustar(dir, "nomf.ova t.ovf t.vmdk");
     let info = info_json(&["nomf.ova"], dir);
     let none = finding(&info, "manifest").unwrap();
     assert_eq!(none["severity"], "info");
