@@ -12,26 +12,12 @@ use std::path::Path;
 use vmdisk::probe::probe;
 use vmdisk::source::MemSource;
 
+#[path = "boot_files/damage.rs"]
+mod damage;
+#[path = "boot_files/initramfs.rs"]
+mod initramfs;
+
 // ---- helpers --------------------------------------------------------------------------------
-
-fn write(dir: &Path, name: &str, data: &[u8]) {
-    std::fs::write(path(dir, name), data).unwrap();
-}
-
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    buf[at..at + bytes.len()].copy_from_slice(bytes);
-}
-
-fn has_tool(tool: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn sh(dir: &Path, script: &str) {
-    ok("sh", &["-c", script], dir);
-}
 
 /// `vmdisk info --json` of one file written from `data`.
 fn info_of(dir: &Path, name: &str, data: &[u8]) -> Value {
@@ -42,13 +28,9 @@ fn info_of(dir: &Path, name: &str, data: &[u8]) -> Value {
 /// The finding codes besides `not-a-disk`, which every kernel and ramdisk carries (checked by
 /// itself in `boot_files_are_not_disks`).
 fn codes(info: &Value) -> Vec<String> {
-    info["safety"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .filter(|c| c != "not-a-disk")
-        .collect()
+    let mut all = common::codes(info);
+    all.retain(|c| c != "not-a-disk");
+    all
 }
 
 fn severity_of(info: &Value, code: &str) -> String {
@@ -181,33 +163,16 @@ fn bzimage(len: usize) -> Vec<u8> {
     let mut k = noise(len, 7);
     k[..0x1000].fill(0);
     pe_at_0x40(&mut k, 0x8664);
-    k[0x1f1] = 3;
-    put(
-        &mut k,
-        0x1f4,
-        &(((len as u32) - 4 * 512) / 16).to_le_bytes(),
-    );
-    put(&mut k, 0x1fe, &[0x55, 0xaa]);
-    put(&mut k, 0x200, &[0xeb, 0x6a]);
-    put(&mut k, 0x202, b"HdrS");
-    put(&mut k, 0x206, &0x020fu16.to_le_bytes());
-    put(&mut k, 0x20e, &0x0400u16.to_le_bytes());
-    k[0x211] = 1;
-    put(&mut k, 0x236, &1u16.to_le_bytes());
+    let version = b"6.12.9-amd64 (debian-kernel@lists.debian.org) #1 SMP\0";
+    x86_setup_header(&mut k, 0x600, version);
     put(&mut k, 0x248, &0x100u32.to_le_bytes());
-    put(
-        &mut k,
-        0x600,
-        b"6.12.9-amd64 (debian-kernel@lists.debian.org) #1 SMP\0",
-    );
     put(&mut k, 4 * 512 + 0x100, b"\xfd7zXZ\0\0\x01");
     k
 }
 
 #[test]
 fn arm64_image_header() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // 4 KiB pages, placed anywhere, EFI stub: what distributions ship (Debian's arm64 vmlinuz).
     // The file is shorter than image_size (which counts BSS): not a truncation.
     let info = info_of(
@@ -271,8 +236,7 @@ fn arm64_image_header() {
 
 #[test]
 fn efi_zboot_images() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let cases: [(&str, &[u8], u16, &str, &str); 7] = [
         ("gzip", &[0x1f, 0x8b, 8, 0], 0xaa64, "arm64", "gzip"),
         ("zstd22", &[0x28, 0xb5, 0x2f, 0xfd], 0xaa64, "arm64", "zstd"),
@@ -329,8 +293,7 @@ fn efi_zboot_images() {
 
 #[test]
 fn arm_zimages() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Little-endian, position independent (start 0), an EFI stub, as Debian's armmp vmlinuz.
     let mut k = arm_zimage(300_000, 0, 300_000, false, true);
     pe_at_0x40(&mut k, 0x01c2);
@@ -387,8 +350,7 @@ fn arm_zimages() {
 
 #[test]
 fn riscv_loongarch_and_x86_kernels() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let info = info_of(dir, "Image", &riscv_image(65536, true));
     assert_eq!(info["format"], "aki", "{info}");
     assert_details(
@@ -448,489 +410,4 @@ fn riscv_loongarch_and_x86_kernels() {
     let info = info_of(dir, "short", &bzimage(64 << 10)[..8192]);
     assert_eq!(info["format"], "aki");
     assert_eq!(severity_of(&info, "truncated"), "critical");
-}
-
-// ---- initramfs ------------------------------------------------------------------------------
-
-/// One newc member (`070701`, or `070702` with the data's byte sum as its check).
-fn newc(magic: &str, name: &str, mode: u32, data: &[u8]) -> Vec<u8> {
-    let check = if magic == "070702" {
-        data.iter().fold(0u32, |s, &b| s.wrapping_add(u32::from(b)))
-    } else {
-        0
-    };
-    let fields = [
-        1,
-        mode,
-        0,
-        0,
-        1,
-        0,
-        data.len() as u32,
-        0,
-        0,
-        0,
-        0,
-        name.len() as u32 + 1,
-        check,
-    ];
-    let mut v = magic.as_bytes().to_vec();
-    for f in fields {
-        v.extend(format!("{f:08x}").as_bytes());
-    }
-    v.extend(name.as_bytes());
-    v.push(0);
-    v.resize(v.len().next_multiple_of(4), 0);
-    v.extend(data);
-    v.resize(v.len().next_multiple_of(4), 0);
-    v
-}
-
-const DIR: u32 = 0o040755;
-const FILE: u32 = 0o100644;
-
-/// The early microcode archive initramfs-tools and dracut prepend, padded to 512 bytes.
-fn early_cpio(magic: &str) -> Vec<u8> {
-    let mut a = vec![];
-    for d in ["kernel", "kernel/x86", "kernel/x86/microcode"] {
-        a.extend(newc(magic, d, DIR, b""));
-    }
-    a.extend(newc(
-        magic,
-        "kernel/x86/microcode/GenuineIntel.bin",
-        FILE,
-        &noise(3000, 9),
-    ));
-    a.extend(newc(magic, "TRAILER!!!", 0, b""));
-    a.resize(a.len().next_multiple_of(512), 0);
-    a
-}
-
-const EARLY_MEMBERS: [&str; 4] = [
-    "kernel",
-    "kernel/x86",
-    "kernel/x86/microcode",
-    "kernel/x86/microcode/GenuineIntel.bin",
-];
-
-fn main_cpio() -> Vec<u8> {
-    let mut a = newc("070701", "init", 0o100755, b"#!/bin/sh\nexec /sbin/init\n");
-    a.extend(newc("070701", "etc", DIR, b""));
-    a.extend(newc("070701", "etc/fstab", FILE, &text(20_000, 3)));
-    a.extend(newc("070701", "TRAILER!!!", 0, b""));
-    a.resize(a.len().next_multiple_of(512), 0);
-    a
-}
-
-fn member_names(info: &Value) -> Vec<String> {
-    info["format-specific"]["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// Check the report of an early archive (`early_len` bytes, `members` in it) followed by `name`.
-fn assert_early_then(info: &Value, early_len: u64, members: &[&str], name: &str) {
-    assert_eq!(info["format"], "ari", "{info}");
-    let fs = &info["format-specific"];
-    assert_eq!(fs["layout"], format!("early cpio + {name}"), "{info}");
-    assert_eq!(fs["followed-by"], name);
-    assert_eq!(member_names(info), members, "{info}");
-    assert_eq!(fs["member-count"], members.len());
-    let parts = fs["parts"].as_array().unwrap();
-    assert_eq!(parts.len(), 2, "{info}");
-    assert_eq!(parts[0]["offset"], 0);
-    assert_eq!(parts[0]["members"], members.len());
-    assert_eq!(parts[1]["offset"], early_len, "{info}");
-    assert_eq!(parts[1]["format"], name);
-    assert!(fs.get("examined-bytes").is_none(), "{info}");
-}
-
-/// The compressors the kernel reads for initramfs, as the tools write them.
-const COMPRESSORS: [(&str, &str, &str); 7] = [
-    ("gzip", "gzip -n -9 -c", "gzip"),
-    ("xz", "xz --check=crc32 -c", "xz"),
-    ("zstd", "zstd -q -19 -c", "zstd"),
-    ("lz4", "lz4 -q -l -c", "lz4-legacy"),
-    ("bzip2", "bzip2 -c", "bzip2"),
-    ("lzma", "lzma -c", "lzma"),
-    ("lzop", "lzop -c", "lzo"),
-];
-
-#[test]
-fn early_cpio_then_every_compressor() {
-    let d = tmp();
-    let dir = d.path();
-    let early = early_cpio("070701");
-    write(dir, "early.cpio", &early);
-    write(dir, "main.cpio", &main_cpio());
-    let mut ran = 0;
-    for (tool, cmd, name) in COMPRESSORS {
-        if !has_tool(tool) {
-            eprintln!("skipping early cpio + {name}: {tool} is not installed");
-            continue;
-        }
-        ran += 1;
-        sh(
-            dir,
-            &format!("{cmd} main.cpio > main.z && cat early.cpio main.z > initrd.img"),
-        );
-        let info = info_json(&["initrd.img"], dir);
-        assert_early_then(&info, early.len() as u64, &EARLY_MEMBERS, name);
-        assert!(codes(&info).is_empty(), "{name}: {info}");
-    }
-    // gzip is part of every system this runs on.
-    assert!(ran >= 1);
-
-    // The lz4 frame format: named, but the kernel does not read it.
-    if has_tool("lz4") {
-        sh(
-            dir,
-            "lz4 -q -c main.cpio > main.z && cat early.cpio main.z > f.img",
-        );
-        let info = info_json(&["f.img"], dir);
-        assert_early_then(&info, early.len() as u64, &EARLY_MEMBERS, "lz4");
-        assert!(
-            codes(&info).contains(&"unsupported-format".into()),
-            "{info}"
-        );
-    }
-
-    // Several early archives (AMD, then Intel microcode), then the main one.
-    let mut two = early.clone();
-    two.extend(early_cpio("070701"));
-    let mut img = two.clone();
-    img.extend([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
-    let info = info_of(dir, "two.img", &img);
-    assert_eq!(
-        info["format-specific"]["layout"],
-        "early cpio + early cpio + zstd"
-    );
-    assert_eq!(info["format-specific"]["parts"][2]["offset"], two.len());
-    assert_eq!(info["format-specific"]["member-count"], 8);
-
-    // dracut --no-compress: the main archive is plain too.
-    let mut plain = early.clone();
-    plain.extend(main_cpio());
-    let info = info_of(dir, "plain.img", &plain);
-    assert_eq!(info["format-specific"]["layout"], "early cpio + cpio");
-    assert!(info["format-specific"].get("followed-by").is_none());
-    assert_eq!(info["format-specific"]["member-count"], 7);
-    assert!(codes(&info).is_empty(), "{info}");
-
-    // A single archive.
-    let info = info_of(dir, "main.cpio", &main_cpio());
-    assert_eq!(info["format-specific"]["layout"], "cpio");
-    assert_eq!(info["format-specific"]["archive"], "cpio (newc)");
-    assert_eq!(member_names(&info), ["init", "etc", "etc/fstab"]);
-}
-
-#[test]
-fn crc_archives_are_checked() {
-    let d = tmp();
-    let dir = d.path();
-    let mut img = early_cpio("070702");
-    let early_len = img.len() as u64;
-    img.extend([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
-    let info = info_of(dir, "crc.img", &img);
-    assert_eq!(info["format-specific"]["archive"], "cpio (newc, crc)");
-    assert_early_then(&info, early_len, &EARLY_MEMBERS, "gzip");
-    assert!(codes(&info).is_empty(), "{info}");
-    // One flipped byte in the microcode: the kernel's "bad data checksum".
-    let at = img.len() - 8 - 600;
-    img[at] ^= 0x40;
-    let info = info_of(dir, "bad.img", &img);
-    assert_eq!(severity_of(&info, "corrupt"), "critical");
-    assert!(
-        info["safety"]["findings"]
-            .to_string()
-            .contains("GenuineIntel.bin"),
-        "{info}"
-    );
-}
-
-/// Initramfs made by the real `cpio` (newc, crc and odc), as initramfs-tools does it
-/// (`find . | cpio -o -H newc`), with the compressors installed.
-#[test]
-fn initramfs_made_with_cpio() {
-    if !has_tool("cpio") {
-        eprintln!(
-            "skipping initramfs_made_with_cpio: cpio is not installed (the hand-built newc cases ran)"
-        );
-        return;
-    }
-    let d = tmp();
-    let dir = d.path();
-    std::fs::create_dir_all(dir.join("early/kernel/x86/microcode")).unwrap();
-    std::fs::write(
-        dir.join("early/kernel/x86/microcode/AuthenticAMD.bin"),
-        noise(5000, 1),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.join("main/etc")).unwrap();
-    std::fs::write(dir.join("main/init"), b"#!/bin/sh\n").unwrap();
-    std::fs::write(dir.join("main/etc/fstab"), text(10_000, 2)).unwrap();
-    // Sorted, so the member order is known.
-    sh(
-        dir,
-        "cd early && find . | LC_ALL=C sort | cpio --quiet -o -H newc > ../early.cpio",
-    );
-    sh(
-        dir,
-        "cd main && find . | LC_ALL=C sort | cpio --quiet -o -H newc > ../main.cpio",
-    );
-    let early_len = std::fs::metadata(dir.join("early.cpio")).unwrap().len();
-    let members = [
-        ".",
-        "kernel",
-        "kernel/x86",
-        "kernel/x86/microcode",
-        "kernel/x86/microcode/AuthenticAMD.bin",
-    ];
-    for (tool, cmd, name) in COMPRESSORS {
-        if !has_tool(tool) {
-            eprintln!("skipping cpio + {name}: {tool} is not installed");
-            continue;
-        }
-        sh(
-            dir,
-            &format!("{cmd} main.cpio > main.z && cat early.cpio main.z > initrd.img"),
-        );
-        let info = info_json(&["initrd.img"], dir);
-        assert_early_then(&info, early_len, &members, name);
-        assert_eq!(info["format-specific"]["archive"], "cpio (newc)");
-        assert!(codes(&info).is_empty(), "{name}: {info}");
-    }
-    // cpio's crc format: the checksums it writes are the ones the kernel checks.
-    sh(
-        dir,
-        "cd early && find . | LC_ALL=C sort | cpio --quiet -o -H crc > ../crc.cpio && cd .. && gzip -c main.cpio > main.gz && cat crc.cpio main.gz > crc.img",
-    );
-    let info = info_json(&["crc.img"], dir);
-    assert_eq!(info["format-specific"]["archive"], "cpio (newc, crc)");
-    assert_eq!(info["format-specific"]["layout"], "early cpio + gzip");
-    assert!(codes(&info).is_empty(), "{info}");
-    // odc: listed, with the warning that the kernel does not read it.
-    sh(
-        dir,
-        "cd main && find . | LC_ALL=C sort | cpio --quiet -o -H odc > ../odc.cpio",
-    );
-    let info = info_json(&["odc.cpio"], dir);
-    assert_eq!(info["format"], "ari", "{info}");
-    assert_eq!(info["format-specific"]["archive"], "cpio (odc)");
-    assert_eq!(
-        member_names(&info),
-        [".", "etc", "etc/fstab", "init"],
-        "{info}"
-    );
-    assert!(codes(&info).contains(&"unsupported-format".into()));
-}
-
-#[test]
-fn large_early_archive_is_examined_up_to_the_head() {
-    let d = tmp();
-    let dir = d.path();
-    // Microcode bigger than the 256 KiB vmdisk reads for detection: the listing stops there
-    // and says how far it looked, without calling it truncated.
-    let mut img = newc(
-        "070701",
-        "kernel/x86/microcode/GenuineIntel.bin",
-        FILE,
-        &noise(400_000, 2),
-    );
-    img.extend(newc("070701", "TRAILER!!!", 0, b""));
-    img.resize(img.len().next_multiple_of(512), 0);
-    img.extend([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
-    let info = info_of(dir, "big.img", &img);
-    assert_eq!(info["format"], "ari", "{info}");
-    assert_eq!(info["format-specific"]["layout"], "cpio");
-    assert_eq!(info["format-specific"]["examined-bytes"], 256 << 10);
-    assert!(codes(&info).is_empty(), "{info}");
-}
-
-// ---- damage ---------------------------------------------------------------------------------
-
-#[test]
-fn damaged_initramfs() {
-    let d = tmp();
-    let dir = d.path();
-    let early = early_cpio("070701");
-    // Cut inside a header, inside a name, inside data: a cpio without its trailer.
-    for cut in [150, 236, 300, 1000] {
-        let info = info_of(dir, "cut.img", &early[..cut]);
-        assert_eq!(info["format"], "ari", "{cut}: {info}");
-        assert_eq!(severity_of(&info, "truncated"), "critical");
-    }
-    // Garbage after the magic of the second header.
-    let mut b = early.clone();
-    put(&mut b, 120 + 6, b"not hex!");
-    let info = info_of(dir, "garbage.img", &b);
-    assert_eq!(info["format"], "ari");
-    assert_eq!(severity_of(&info, "corrupt"), "critical");
-    // Bytes after the trailer that are neither an archive nor a known compression.
-    let mut b = early.clone();
-    b.extend(b"this is not compressed data");
-    let info = info_of(dir, "junk.img", &b);
-    assert_eq!(info["format-specific"]["layout"], "early cpio + data");
-    assert_eq!(severity_of(&info, "corrupt"), "warning");
-    // An archive appended at an offset that is not a multiple of 4.
-    let mut b = early.clone();
-    b.push(0);
-    b.extend(main_cpio());
-    let info = info_of(dir, "odd.img", &b);
-    assert_eq!(info["format"], "ari");
-    assert!(codes(&info).contains(&"corrupt".into()), "{info}");
-    // A bad first header is not a cpio at all: raw.
-    let mut b = early.clone();
-    put(&mut b, 6, b"zz");
-    let info = info_of(dir, "notcpio.img", &b);
-    assert_eq!(info["format"], "raw", "{info}");
-}
-
-#[test]
-fn damaged_kernel_headers() {
-    let d = tmp();
-    let dir = d.path();
-    // Every kernel cut short of its header: a report (maybe raw), never a panic.
-    let kernels = [
-        arm64_image(8192, 0x80_0000, 0b1010, true),
-        zboot(8192, "gzip", 0xaa64, &[0x1f, 0x8b, 8, 0], 4096),
-        arm_zimage(8192, 0, 8192, false, true),
-        riscv_image(8192, true),
-        bzimage(8192),
-    ];
-    for k in &kernels {
-        for cut in [
-            1, 2, 0x27, 0x28, 0x2c, 0x30, 0x3c, 0x40, 0x44, 0x46, 0x200, 0x210, 0x250,
-        ] {
-            write(dir, "k", &k[..cut]);
-            let out = run(vmdisk_bin(), &["info", "--json", "k"], dir);
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!err.contains("panicked"), "{err}");
-            if out.status.success() {
-                json(&String::from_utf8_lossy(&out.stdout));
-            } else {
-                assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-            }
-        }
-    }
-    // A zboot header cut before its PE header.
-    let info = info_of(dir, "z", &kernels[1][..0x30]);
-    assert_eq!(info["format"], "aki", "{info}");
-    assert!(codes(&info).contains(&"truncated".into()), "{info}");
-    // Garbage after the magic: offsets pointing anywhere.
-    let mut z = kernels[1].clone();
-    put(&mut z, 8, &u32::MAX.to_le_bytes());
-    put(&mut z, 12, &u32::MAX.to_le_bytes());
-    put(&mut z, 24, &[0xff; 32]);
-    put(&mut z, 0x3c, &u32::MAX.to_le_bytes());
-    let info = info_of(dir, "z2", &z);
-    assert_eq!(info["format"], "aki");
-    assert_eq!(info["format-specific"]["efi-stub"], false);
-    assert!(codes(&info).contains(&"truncated".into()), "{info}");
-    let mut a = kernels[0].clone();
-    put(&mut a, 0x3c, &0xffff_fff0u32.to_le_bytes());
-    put(&mut a, 16, &u64::MAX.to_le_bytes());
-    put(&mut a, 24, &u64::MAX.to_le_bytes());
-    let info = info_of(dir, "a2", &a);
-    assert_eq!(info["format"], "aki");
-    assert_eq!(info["format-specific"]["efi-stub"], false);
-}
-
-/// Random mutations of every input above: through the library (many rounds, fast) and through
-/// the CLI (fewer): a report or a one-line error, never a panic. Tests build with overflow checks
-/// on, so unchecked header arithmetic would show here.
-#[test]
-fn mutations_never_panic() {
-    let mut early_gz = early_cpio("070702");
-    early_gz.extend([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
-    let mut two = early_cpio("070701");
-    two.extend(main_cpio());
-    let inputs = [
-        arm64_image(4096, 0x80_0000, 0b1010, true),
-        zboot(8192, "zstd22", 0x5064, &[0x28, 0xb5, 0x2f, 0xfd], 4096),
-        arm_zimage(4096, 0, 4096, true, true),
-        riscv_image(4096, true),
-        bzimage(8192),
-        early_gz,
-        two,
-    ];
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    for input in &inputs {
-        for _ in 0..400 {
-            let mut b = input.clone();
-            for _ in 0..1 + rng.next() % 12 {
-                let r = rng.next();
-                // Mostly the headers (first 512 bytes), sometimes anywhere.
-                let span = if r & 3 == 0 {
-                    b.len()
-                } else {
-                    512.min(b.len())
-                };
-                let at = (r >> 8) as usize % span;
-                b[at] = match (r >> 40) % 4 {
-                    0 => 0,
-                    1 => 0xff,
-                    2 => b'0' + (r >> 48) as u8 % 10,
-                    _ => (r >> 48) as u8,
-                };
-            }
-            if rng.next().is_multiple_of(4) {
-                let keep = rng.next() as usize % b.len() + 1;
-                b.truncate(keep);
-            }
-            let src = MemSource::new("m", b);
-            let _ = vmdisk::native::block_on(probe(&src));
-        }
-    }
-    let d = tmp();
-    let dir = d.path();
-    for (i, input) in inputs.iter().enumerate() {
-        for round in 0..6 {
-            let mut b = input.clone();
-            for _ in 0..8 {
-                let r = rng.next();
-                let at = (r >> 8) as usize % 256.min(b.len());
-                b[at] = (r >> 40) as u8;
-            }
-            if round % 2 == 1 {
-                b.truncate(rng.next() as usize % b.len() + 1);
-            }
-            let name = format!("m{i}-{round}");
-            write(dir, &name, &b);
-            let out = run(vmdisk_bin(), &["info", "--json", &name], dir);
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!err.contains("panicked"), "{name}: {err}");
-            if out.status.success() {
-                json(&String::from_utf8_lossy(&out.stdout));
-            } else {
-                assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
-            }
-        }
-    }
-}
-
-#[test]
-fn boot_files_are_not_disks() {
-    let d = tmp();
-    let dir = d.path();
-    let mut initrd = newc("070701", "init", 0o100755, b"#!/bin/sh\n");
-    initrd.extend(newc("070701", "TRAILER!!!", 0, b""));
-    std::fs::write(dir.join("initrd"), initrd).unwrap();
-    let info = info_json(&["initrd"], dir);
-    assert_eq!(info["format"], "ari");
-    assert_eq!(info["convertible"], false);
-    let f = &info["safety"]["findings"][0];
-    assert_eq!(f["code"], "not-a-disk", "{info}");
-    assert!(
-        f["message"].as_str().unwrap().contains("disk_format=ari"),
-        "{f}"
-    );
-    let err = vmdisk_fails(
-        &["convert", "-O", "raw", "--output", "x.raw", "initrd"],
-        dir,
-    );
-    assert!(err.contains("ramdisk (ARI), not a disk"), "{err}");
 }

@@ -169,22 +169,13 @@ fn raw() -> WriteOptions {
 
 #[test]
 fn qcow2_to_raw_reads_only_tables() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 6 * M + 3 * 512;
     disk(dir, "d.raw", size);
     for cs in ["512", "4k", "64k", "2M"] {
         let q = format!("d-{cs}.qcow2");
-        qemu_img(
-            &[
-                "convert",
-                "-O",
-                "qcow2",
-                "-o",
-                &format!("cluster_size={cs}"),
-                "d.raw",
-                &q,
-            ],
+        qemu_img_line(
+            &format!("convert -O qcow2 -o cluster_size={cs} d.raw {q}"),
             dir,
         );
         let c = compose(dir, &q, "out.raw", raw(), 100_000);
@@ -216,8 +207,7 @@ fn qcow2_to_raw_reads_only_tables() {
 
 #[test]
 fn raw_to_qcow2_writes_only_tables_at_every_cluster_size() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "d.raw", 6 * M + 3 * 512);
     for cs in [512u32, 4096, 65536, 2 << 20] {
         let c = compose(dir, "d.raw", "out.qcow2", qcow2(cs), 100_000);
@@ -236,8 +226,7 @@ fn raw_to_qcow2_writes_only_tables_at_every_cluster_size() {
 
 #[test]
 fn compressed_input_is_produced_into_the_spill_file() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     disk(dir, "d.raw", 6 * M + 3 * 512);
     qemu_img(&["convert", "-c", "-O", "qcow2", "d.raw", "c.qcow2"], dir);
     let c = compose_with(dir, "c.qcow2", "out.raw", raw(), 100_000, 64 << 10);
@@ -254,8 +243,7 @@ fn compressed_input_is_produced_into_the_spill_file() {
 
 #[test]
 fn a_fragmented_image_stays_within_the_part_budget() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // 512-byte clusters written back to front: each guest cluster is a run of its own.
     let n = 4000u64;
     qemu_img(

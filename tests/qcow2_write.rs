@@ -52,8 +52,7 @@ fn len(dir: &Path, name: &str) -> u64 {
 
 #[test]
 fn every_cluster_size_with_an_unaligned_end() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Not a multiple of any cluster size above 512; data in the very last sector.
     let size = 5 * M + 3 * 512;
     raw(
@@ -95,8 +94,7 @@ fn every_cluster_size_with_an_unaligned_end() {
 /// the qcow2 output says 1024 like `qemu-img convert`'s.
 #[test]
 fn a_partial_last_sector_is_rounded_up() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 3 * M + 1000;
     raw(
         dir,
@@ -113,8 +111,7 @@ fn a_partial_last_sector_is_rounded_up() {
 
 #[test]
 fn compat_0_10_writes_version_2() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     raw(dir, "in.raw", 3 * M, &[(100 * K, text(500_000, 4))]);
     let info = convert_ok(dir, "in.raw", "v2.qcow2", &["--compat", "0.10"]);
     assert_eq!(info["format-specific"]["data"]["compat"], "0.10");
@@ -133,8 +130,7 @@ fn compat_0_10_writes_version_2() {
 
 #[test]
 fn an_all_zero_disk_allocates_no_data() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     raw(dir, "zero.raw", 64 * M, &[(10 * M, vec![0; 1 << 20])]);
     for extra in [&[][..], &["-c"], &["--cluster-size", "512"]] {
         convert_ok(dir, "zero.raw", "zero.qcow2", extra);
@@ -151,8 +147,7 @@ fn an_all_zero_disk_allocates_no_data() {
 
 #[test]
 fn zero_clusters_are_skipped_and_half_zero_clusters_kept() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let c = 64 * K;
     raw(
         dir,
@@ -187,8 +182,7 @@ fn zero_clusters_are_skipped_and_half_zero_clusters_kept() {
 
 #[test]
 fn compression_shrinks_text_and_keeps_noise_plain() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 6 * M + 512;
     raw(
         dir,
@@ -242,8 +236,7 @@ fn compression_shrinks_text_and_keeps_noise_plain() {
 
 #[test]
 fn incompressible_data_with_c_is_stored_uncompressed() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     raw(dir, "in.raw", 2 * M, &[(0, noise(2 * M as usize, 11))]);
     for kind in ["zlib", "zstd"] {
         convert_ok(
@@ -266,8 +259,7 @@ fn incompressible_data_with_c_is_stored_uncompressed() {
 /// of file, so a few MiB need hundreds of each.
 #[test]
 fn many_l2_tables_and_refcount_blocks() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 9 * M + 512;
     let mut parts = vec![];
     for i in 0..24u64 {
@@ -303,38 +295,16 @@ fn many_l2_tables_and_refcount_blocks() {
 
 #[test]
 fn impossible_options_are_refused_before_writing() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     raw(dir, "in.raw", M, &[(0, text(1000, 1))]);
-    let err = vmdisk_fails(
-        &[
-            "convert",
-            "-O",
-            "qcow2",
-            "--compat",
-            "0.10",
-            "-c",
-            "--compression-type",
-            "zstd",
-            "--output",
-            "out.qcow2",
-            "in.raw",
-        ],
+    let err = vmdisk_fails_line(
+        "convert -O qcow2 --compat 0.10 -c --compression-type zstd --output out.qcow2 in.raw",
         dir,
     );
     assert!(err.contains("zstd") && err.contains("1.1"), "{err}");
     for bad in ["1000", "4M", "256", "0"] {
-        let err = vmdisk_fails(
-            &[
-                "convert",
-                "-O",
-                "qcow2",
-                "--cluster-size",
-                bad,
-                "--output",
-                "out.qcow2",
-                "in.raw",
-            ],
+        let err = vmdisk_fails_line(
+            &format!("convert -O qcow2 --cluster-size {bad} --output out.qcow2 in.raw"),
             dir,
         );
         assert!(err.contains("cluster size"), "{bad}: {err}");
@@ -344,8 +314,7 @@ fn impossible_options_are_refused_before_writing() {
 
 #[test]
 fn a_failed_conversion_leaves_nothing_behind() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     raw(
         dir,
         "in.raw",
@@ -355,12 +324,7 @@ fn a_failed_conversion_leaves_nothing_behind() {
     // The output path is a directory: everything is written, then the final rename fails.
     std::fs::create_dir(path(dir, "taken")).unwrap();
     std::fs::write(path(dir, "taken/keep"), b"keep").unwrap();
-    vmdisk_fails(
-        &[
-            "convert", "-O", "qcow2", "-c", "--output", "taken", "in.raw",
-        ],
-        dir,
-    );
+    vmdisk_fails_line("convert -O qcow2 -c --output taken in.raw", dir);
     assert_only_files(dir, &["in.raw", "taken"]);
     assert_eq!(std::fs::read(path(dir, "taken/keep")).unwrap(), b"keep");
     // An input that breaks mid-way: a qcow2 whose last data cluster was cut off.
@@ -373,17 +337,7 @@ fn a_failed_conversion_leaves_nothing_behind() {
         .set_len(cut - 200 * K)
         .unwrap();
     std::fs::write(path(dir, "old.qcow2"), b"previous output").unwrap();
-    vmdisk_fails(
-        &[
-            "convert",
-            "-O",
-            "qcow2",
-            "--output",
-            "old.qcow2",
-            "cut.qcow2",
-        ],
-        dir,
-    );
+    vmdisk_fails_line("convert -O qcow2 --output old.qcow2 cut.qcow2", dir);
     assert_eq!(
         std::fs::read(path(dir, "old.qcow2")).unwrap(),
         b"previous output"
@@ -393,20 +347,13 @@ fn a_failed_conversion_leaves_nothing_behind() {
 
 #[test]
 fn never_overwrites_an_input() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     raw(dir, "in.raw", M, &[(0, text(5000, 1))]);
     let before = std::fs::read(path(dir, "in.raw")).unwrap();
-    let err = vmdisk_fails(
-        &["convert", "-O", "qcow2", "--output", "in.raw", "in.raw"],
-        dir,
-    );
+    let err = vmdisk_fails_line("convert -O qcow2 --output in.raw in.raw", dir);
     assert!(err.contains("in.raw"), "{err}");
     std::os::unix::fs::symlink("in.raw", path(dir, "alias.raw")).unwrap();
-    vmdisk_fails(
-        &["convert", "-O", "qcow2", "--output", "alias.raw", "in.raw"],
-        dir,
-    );
+    vmdisk_fails_line("convert -O qcow2 --output alias.raw in.raw", dir);
     assert_eq!(std::fs::read(path(dir, "in.raw")).unwrap(), before);
     assert_only_files(dir, &["in.raw", "alias.raw"]);
 }

@@ -5,15 +5,11 @@ use common::*;
 
 #[test]
 fn raw_to_raw_keeps_content_and_size() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let size = 3 * 1024 * 1024 + 512; // not a multiple of any cluster size
     write_at(&path(dir, "in.raw"), 0, &noise(70000, 1));
     write_at(&path(dir, "in.raw"), size - 512, &[0xAB; 512]); // data in the last sector
-    vmdisk(
-        &["convert", "-O", "raw", "--output", "out.raw", "in.raw"],
-        dir,
-    );
+    vmdisk_line("convert -O raw --output out.raw in.raw", dir);
     assert_same("in.raw", "out.raw", dir);
     assert_eq!(std::fs::metadata(path(dir, "out.raw")).unwrap().len(), size);
     let info = info_json(&["out.raw"], dir);
@@ -32,8 +28,7 @@ fn empty_file_is_a_clean_error() {
 
 #[test]
 fn interrupted_conversion_leaves_nothing_behind() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     // Compressing 512 MiB of random data takes seconds, so the signal lands mid-copy.
     let block = noise(16 << 20, 7);
     for i in 0..32u64 {
@@ -72,26 +67,21 @@ fn interrupted_conversion_leaves_nothing_behind() {
 
 #[test]
 fn sparse_raw_holes_map_as_zero_like_qemu() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     let f = std::fs::File::create(path(dir, "s.raw")).unwrap();
     f.set_len(10 << 20).unwrap();
     write_at(&path(dir, "s.raw"), 5 << 20, &noise(8192, 2));
     let ours = vmdisk(&["map", "--json", "s.raw"], dir);
     let theirs = qemu_img(&["map", "--output=json", "-f", "raw", "s.raw"], dir);
     let strip = |v: serde_json::Value| -> Vec<(u64, u64, bool, bool)> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["start"].as_u64().unwrap(),
-                    r["length"].as_u64().unwrap(),
-                    r["zero"] == true,
-                    r["data"] == true,
-                )
-            })
-            .collect()
+        each(&v, |r| {
+            (
+                r["start"].as_u64().unwrap(),
+                r["length"].as_u64().unwrap(),
+                r["zero"] == true,
+                r["data"] == true,
+            )
+        })
     };
     assert_eq!(strip(json(&ours)), strip(json(&theirs)));
     vmdisk(&["convert", "-O", "raw", "--output", "o.raw", "s.raw"], dir);
@@ -100,34 +90,15 @@ fn sparse_raw_holes_map_as_zero_like_qemu() {
 
 #[test]
 fn bad_options_are_refused_before_writing() {
-    let d = tmp();
-    let dir = d.path();
+    let dir = &scratch();
     write_at(&path(dir, "in.raw"), 0, &noise(4096, 3));
-    vmdisk_fails(
-        &["convert", "-O", "raw", "-c", "--output", "o", "in.raw"],
+    vmdisk_fails_line("convert -O raw -c --output o in.raw", dir);
+    vmdisk_fails_line(
+        "convert -O qcow2 --cluster-size 1000 --output o in.raw",
         dir,
     );
-    vmdisk_fails(
-        &[
-            "convert",
-            "-O",
-            "qcow2",
-            "--cluster-size",
-            "1000",
-            "--output",
-            "o",
-            "in.raw",
-        ],
-        dir,
-    );
-    vmdisk_fails(
-        &["convert", "-O", "qcow2", "--output", "o", "missing.raw"],
-        dir,
-    );
-    vmdisk_fails(
-        &["convert", "-O", "raw", "--output", "in.raw", "in.raw"],
-        dir,
-    );
+    vmdisk_fails_line("convert -O qcow2 --output o missing.raw", dir);
+    vmdisk_fails_line("convert -O raw --output in.raw in.raw", dir);
     assert_only_files(dir, &["in.raw"]);
     assert_eq!(std::fs::read(path(dir, "in.raw")).unwrap(), noise(4096, 3));
 }

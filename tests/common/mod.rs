@@ -1,6 +1,14 @@
 //! Shared helpers for the end-to-end tests: run `vmdisk` and `qemu-img` on images made at test time.
 #![allow(dead_code)]
 
+mod boot;
+mod files;
+mod findings;
+mod map;
+// Each test binary uses its own share of these.
+#[allow(unused_imports)]
+pub use {boot::*, files::*, findings::*, map::*};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,6 +19,27 @@ pub fn vmdisk_bin() -> &'static str {
 /// A fresh temporary directory, removed when dropped.
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
+}
+
+/// A fresh temporary directory that reads as its path, removed when dropped: a test holds it
+/// with `let dir = &scratch();`.
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+pub fn scratch() -> Scratch {
+    Scratch(tmp())
 }
 
 /// Run a command, returning its output whatever the exit status.
@@ -53,6 +82,21 @@ pub fn vmdisk(args: &[&str], dir: &Path) -> String {
     ok(vmdisk_bin(), args, dir)
 }
 
+/// The words of a command line written as one string (for arguments without spaces).
+fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
+/// `vmdisk` with its arguments written as one line: `vmdisk_line("convert -O raw ...", dir)`.
+pub fn vmdisk_line(line: &str, dir: &Path) -> String {
+    vmdisk(&words(line), dir)
+}
+
+/// `qemu-img` with its arguments written as one line.
+pub fn qemu_img_line(line: &str, dir: &Path) -> String {
+    qemu_img(&words(line), dir)
+}
+
 /// `vmdisk` expected to fail: returns stderr, asserting a non-zero exit and a one-line message.
 pub fn vmdisk_fails(args: &[&str], dir: &Path) -> String {
     let out = run(vmdisk_bin(), args, dir);
@@ -68,6 +112,30 @@ pub fn vmdisk_fails(args: &[&str], dir: &Path) -> String {
     );
     assert!(!err.contains("panicked"), "vmdisk panicked: {err}");
     err
+}
+
+/// `vmdisk_fails` with its arguments written as one line.
+pub fn vmdisk_fails_line(line: &str, dir: &Path) -> String {
+    vmdisk_fails(&words(line), dir)
+}
+
+/// `f` of each element of the JSON array `list`.
+pub fn each<'a, T>(
+    list: &'a serde_json::Value,
+    f: impl FnMut(&'a serde_json::Value) -> T,
+) -> Vec<T> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(f)
+        .collect()
+}
+
+/// `vmdisk_fails_line(line)` names `needle`, and no `out` is left behind.
+pub fn fails_naming(dir: &Path, line: &str, needle: &str, out: &str) {
+    let err = vmdisk_fails_line(line, dir);
+    assert!(err.contains(needle), "{err}");
+    assert!(!path(dir, out).exists());
 }
 
 pub fn json(s: &str) -> serde_json::Value {
