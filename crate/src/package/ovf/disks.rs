@@ -5,27 +5,40 @@ use super::units::digits;
 use super::*;
 
 pub(super) fn read_files(root: Node, budget: &mut Budget, problems: &mut Problems) -> Vec<FileRef> {
-    let mut files = Vec::new();
-    let mut ids = BTreeSet::new();
     let nodes = ovf_children(root)
         .filter(|c| kind(*c) == Some("References"))
         .flat_map(|r| ovf_children(r).filter(|c| c.tag_name().name() == "File"));
+    read_records(nodes, "Files", read_file, |f| &f.id, budget, problems)
+}
+
+/// Reads a record from each node while the budget lasts (a node that yields none costs
+/// nothing), and warns about an id that `plural` already had.
+fn read_records<'a, 'i: 'a, T>(
+    nodes: impl Iterator<Item = Node<'a, 'i>>,
+    plural: &str,
+    mut read: impl FnMut(Node<'a, 'i>, &mut Problems) -> Option<T>,
+    id: impl Fn(&T) -> &String,
+    budget: &mut Budget,
+    problems: &mut Problems,
+) -> Vec<T> {
+    let mut records = Vec::new();
+    let mut ids = BTreeSet::new();
     for node in nodes {
-        let Some(file) = read_file(node, problems) else {
+        let Some(record) = read(node, problems) else {
             continue;
         };
         if !budget.take(problems) {
             break;
         }
-        if !ids.insert(file.id.clone()) {
+        if !ids.insert(id(&record).clone()) {
             problems.warn(
                 "ovf-duplicate-id",
-                format!("two Files have the id {}", quoted(&file.id)),
+                format!("two {plural} have the id {}", quoted(id(&record))),
             );
         }
-        files.push(file);
+        records.push(record);
     }
-    files
+    records
 }
 
 pub(super) fn read_file(node: Node, problems: &mut Problems) -> Option<FileRef> {
@@ -61,27 +74,19 @@ pub(super) fn read_disks(
     budget: &mut Budget,
     problems: &mut Problems,
 ) -> Vec<DiskDef> {
-    let mut disks = Vec::new();
-    let mut ids = BTreeSet::new();
     let disk_nodes = nodes
         .iter()
         .flat_map(|s| ovf_children(*s).filter(|c| c.tag_name().name() == "Disk"));
-    for node in disk_nodes {
-        let Some(disk) = read_disk(node, properties, problems) else {
-            continue;
-        };
-        if !budget.take(problems) {
-            break;
-        }
-        if !ids.insert(disk.id.clone()) {
-            problems.warn(
-                "ovf-duplicate-id",
-                format!("two Disks have the id {}", quoted(&disk.id)),
-            );
-        }
-        disks.push(disk);
-    }
+    let disks = read_records(
+        disk_nodes,
+        "Disks",
+        |node, problems| read_disk(node, properties, problems),
+        |d| &d.id,
+        budget,
+        problems,
+    );
     let file_ids: BTreeSet<&str> = files.iter().map(|f| f.id.as_str()).collect();
+    let disk_ids: BTreeSet<&str> = disks.iter().map(|d| d.id.as_str()).collect();
     for disk in &disks {
         if let Some(f) = disk.file_ref.as_deref().filter(|f| !file_ids.contains(f)) {
             problems.warn(
@@ -93,7 +98,7 @@ pub(super) fn read_disks(
                 ),
             );
         }
-        if let Some(p) = disk.parent_ref.as_deref().filter(|p| !ids.contains(*p)) {
+        if let Some(p) = disk.parent_ref.as_deref().filter(|p| !disk_ids.contains(p)) {
             problems.warn(
                 "ovf-dangling-ref",
                 format!(
