@@ -88,25 +88,26 @@ pub(super) fn read_disks(
     let file_ids: BTreeSet<&str> = files.iter().map(|f| f.id.as_str()).collect();
     let disk_ids: BTreeSet<&str> = disks.iter().map(|d| d.id.as_str()).collect();
     for disk in &disks {
-        if let Some(f) = disk.file_ref.as_deref().filter(|f| !file_ids.contains(f)) {
-            problems.warn(
-                "ovf-dangling-ref",
-                format!(
-                    "Disk {} names file {}, which References does not list",
-                    quoted(&disk.id),
-                    quoted(f)
-                ),
-            );
-        }
-        if let Some(p) = disk.parent_ref.as_deref().filter(|p| !disk_ids.contains(p)) {
-            problems.warn(
-                "ovf-dangling-ref",
-                format!(
-                    "Disk {} names parent disk {}, which DiskSection does not list",
-                    quoted(&disk.id),
-                    quoted(p)
-                ),
-            );
+        let refs = [
+            (disk.file_ref.as_deref(), "file", &file_ids, "References"),
+            (
+                disk.parent_ref.as_deref(),
+                "parent disk",
+                &disk_ids,
+                "DiskSection",
+            ),
+        ];
+        for (name, what, known, section) in refs {
+            if let Some(name) = name.filter(|n| !known.contains(n)) {
+                problems.warn(
+                    "ovf-dangling-ref",
+                    format!(
+                        "Disk {} names {what} {}, which {section} does not list",
+                        quoted(&disk.id),
+                        quoted(name)
+                    ),
+                );
+            }
         }
     }
     disks
