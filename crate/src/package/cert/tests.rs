@@ -116,10 +116,16 @@ fn vendor() -> (tempfile::TempDir, PathBuf, String) {
     (tmp, dir, pem)
 }
 
+/// [`vendor`] with its SHA256 signature of [`MANIFEST`].
+fn vendor_sha256() -> (tempfile::TempDir, String, Vec<u8>) {
+    let (tmp, dir, pem) = vendor();
+    let signature = sign(&dir, "vendor", "sha256", MANIFEST);
+    (tmp, pem, signature)
+}
+
 #[test]
 fn sha256_signature_verifies_and_names_the_signer() {
-    let (_tmp, dir, pem) = vendor();
-    let signature = sign(&dir, "vendor", "sha256", MANIFEST);
+    let (_tmp, pem, signature) = vendor_sha256();
     let file = cert_file("SHA256", "appliance.mf", &signature, &pem);
     let sig = verify(&file, MANIFEST, "appliance.mf", Some(unix_now()));
     assert!(sig.valid, "{sig:#?}");
@@ -160,8 +166,7 @@ fn sha1_and_sha512_verify_sha1_is_weak() {
 
 #[test]
 fn tampered_manifest_is_a_bad_signature() {
-    let (_tmp, dir, pem) = vendor();
-    let signature = sign(&dir, "vendor", "sha256", MANIFEST);
+    let (_tmp, pem, signature) = vendor_sha256();
     let file = cert_file("SHA256", "appliance.mf", &signature, &pem);
     let mut tampered = MANIFEST.to_vec();
     tampered[20] ^= 0x01;
@@ -180,8 +185,7 @@ fn tampered_manifest_is_a_bad_signature() {
 
 #[test]
 fn signature_of_another_file_is_critical() {
-    let (_tmp, dir, pem) = vendor();
-    let signature = sign(&dir, "vendor", "sha256", MANIFEST);
+    let (_tmp, pem, signature) = vendor_sha256();
     let file = cert_file("SHA256", "other.mf", &signature, &pem);
     let sig = verify(&file, MANIFEST, "appliance.mf", None);
     assert_eq!(sig.signed_file, "other.mf");
@@ -197,8 +201,7 @@ fn signature_of_another_file_is_critical() {
 
 #[test]
 fn tolerates_spacing_case_crlf_and_wrapped_hex() {
-    let (_tmp, dir, pem) = vendor();
-    let signature = sign(&dir, "vendor", "sha256", MANIFEST);
+    let (_tmp, pem, signature) = vendor_sha256();
     let hex: String = signature.iter().map(|b| format!("{b:02X}")).collect();
     let wrapped: Vec<&str> = hex
         .as_bytes()
@@ -218,8 +221,7 @@ fn tolerates_spacing_case_crlf_and_wrapped_hex() {
 
 #[test]
 fn garbage_and_truncated_files_are_critical() {
-    let (_tmp, dir, pem) = vendor();
-    let signature = sign(&dir, "vendor", "sha256", MANIFEST);
+    let (_tmp, pem, signature) = vendor_sha256();
     let good = cert_file("SHA256", "appliance.mf", &signature, &pem);
     let oversized = vec![b'a'; MAX_CERT_FILE + 1];
     let binary: Vec<u8> = (0..4096u32)
