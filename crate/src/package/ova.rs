@@ -496,19 +496,16 @@ pub fn check_disk(disk: &mut Disk, format: Format, virtual_size: u64) {
 /// The format an `ovf:format` URI names, when it names one.
 fn label_format(uri: &str) -> Option<Format> {
     let u = uri.to_ascii_lowercase();
-    if u.contains("vmdk") {
-        Some(Format::Vmdk)
-    } else if u.contains("qcow") {
-        Some(Format::Qcow2)
-    } else if u.contains("vhdx") {
-        Some(Format::Vhdx)
-    } else if u.contains("vhd") {
-        Some(Format::Vhd)
-    } else if u.contains("vdi") {
-        Some(Format::Vdi)
-    } else if u.contains("raw") {
-        Some(Format::Raw)
-    } else {
-        None
-    }
+    // First match wins: "vhdx" before "vhd".
+    [
+        ("vmdk", Format::Vmdk),
+        ("qcow", Format::Qcow2),
+        ("vhdx", Format::Vhdx),
+        ("vhd", Format::Vhd),
+        ("vdi", Format::Vdi),
+        ("raw", Format::Raw),
+    ]
+    .into_iter()
+    .find(|(word, _)| u.contains(word))
+    .map(|(_, format)| format)
 }
