@@ -7,6 +7,9 @@
 //! it into an [`Image`] that maps guest ranges to file ranges ([`Extent`]), [`inspect`] turns that
 //! into a [`Report`], and [`engine::convert`] copies any image through a [`writer`].
 
+#![deny(unsafe_code)]
+
+pub mod chain;
 pub mod codec;
 pub mod compose;
 pub mod engine;

@@ -98,9 +98,7 @@ impl Source for FileSource {
         let mut ranges = vec![];
         let mut pos = start;
         while pos < end {
-            // SAFETY: lseek on a file descriptor we own; reads use pread, so moving the
-            // shared file position is harmless.
-            let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+            let data = seek(fd, pos, libc::SEEK_DATA);
             if data < 0 {
                 // ENXIO: no data after pos. Anything else: the file system cannot tell.
                 return (std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO))
@@ -110,8 +108,7 @@ impl Source for FileSource {
             if data >= end {
                 break;
             }
-            // SAFETY: as above.
-            let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
+            let hole = seek(fd, data, libc::SEEK_HOLE);
             if hole < 0 {
                 return None;
             }
@@ -121,6 +118,15 @@ impl Source for FileSource {
         }
         Some(ranges)
     }
+}
+
+/// `lseek(fd, pos, whence)` for SEEK_DATA / SEEK_HOLE: the new position, or negative with
+/// errno set. The one place vmdisk needs `unsafe` (std has no hole queries).
+#[allow(unsafe_code)]
+fn seek(fd: std::os::fd::RawFd, pos: u64, whence: libc::c_int) -> libc::off_t {
+    // SAFETY: lseek on a file descriptor we own; reads use pread, so moving the shared file
+    // position is harmless.
+    unsafe { libc::lseek(fd, pos as libc::off_t, whence) }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
