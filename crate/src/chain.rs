@@ -83,16 +83,33 @@ fn check_cover(extents: &[Extent], start: u64, len: u64) -> Result<()> {
     Ok(())
 }
 
-/// Fails before anything is written when some layer cannot be read.
-pub fn check_readable(image: &dyn Image) -> Result<()> {
+/// The layers under `image`, nearest first, and the name (as written) of the backing file the
+/// chain ends in when that file was not supplied.
+pub fn backing_layers(image: &dyn Image) -> (Vec<&dyn Image>, Option<String>) {
+    let mut layers = vec![];
     let mut layer = image;
     loop {
-        layer.readable()?;
         match layer.backing() {
-            Backing::None => return Ok(()),
-            Backing::Missing(name) => return Err(missing_backing(&name)),
-            Backing::Present(b) => layer = b,
+            Backing::None => return (layers, None),
+            Backing::Missing(name) => return (layers, Some(name)),
+            Backing::Present(b) => {
+                layers.push(b);
+                layer = b;
+            }
         }
+    }
+}
+
+/// Fails before anything is written when some layer cannot be read.
+pub fn check_readable(image: &dyn Image) -> Result<()> {
+    image.readable()?;
+    let (layers, missing) = backing_layers(image);
+    for layer in layers {
+        layer.readable()?;
+    }
+    match missing {
+        Some(name) => Err(missing_backing(&name)),
+        None => Ok(()),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod extent;
 pub mod formats;
 pub mod image;
+pub mod inspect;
 pub mod package;
 pub mod probe;
 pub mod report;
