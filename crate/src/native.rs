@@ -1,6 +1,6 @@
 //! The native host: files on disk and a thread pool for (de)compression.
 
-use crate::codec::{self, Codec, Pool};
+use crate::codec::{self, Codec, Compressed, Decompress, Pool};
 use crate::error::{Error, Result};
 use crate::sink::Sink;
 use crate::source::{Reads, Source};
@@ -54,9 +54,6 @@ impl Source for FileSource {
     }
     fn len(&self) -> u64 {
         self.len
-    }
-    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.read_blocking(offset, buf)
     }
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
@@ -208,12 +205,7 @@ impl ThreadPool {
 
 #[async_trait(?Send)]
 impl Pool for ThreadPool {
-    async fn compress_all(
-        &self,
-        codec: Codec,
-        inputs: &[&[u8]],
-        limit: usize,
-    ) -> Result<Vec<Option<Vec<u8>>>> {
+    async fn compress_all(&self, codec: Codec, inputs: &[&[u8]], limit: usize) -> Compressed {
         use rayon::prelude::*;
         inputs
             .par_iter()
@@ -221,7 +213,7 @@ impl Pool for ThreadPool {
             .collect()
     }
 
-    async fn decompress_all(&self, jobs: &mut [(Codec, &[u8], &mut [u8])]) -> Result<()> {
+    async fn decompress_all(&self, jobs: &mut [Decompress<'_>]) -> Result<()> {
         use rayon::prelude::*;
         jobs.par_iter_mut()
             .try_for_each(|(c, i, o)| codec::decompress(*c, i, o))

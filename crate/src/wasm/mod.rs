@@ -158,6 +158,15 @@ pub async fn verify(
         to_js(&found)
     }
     .await;
+    settle(result, thrown)
+}
+
+/// A promise's outcome: a cancel that a throwing progress callback caused rejects with what it
+/// threw; any other error rejects with its JS form.
+fn settle(
+    result: Result<JsValue>,
+    thrown: Option<JsValue>,
+) -> std::result::Result<JsValue, JsValue> {
     match result {
         Ok(v) => Ok(v),
         Err(e) if e.is_cancelled() && thrown.is_some() => Err(thrown.unwrap_or_default()),
@@ -645,11 +654,7 @@ pub async fn convert(
         Ok::<_, Error>(value)
     }
     .await;
-    match result {
-        Ok(v) => Ok(v),
-        Err(e) if e.is_cancelled() && thrown.is_some() => Err(thrown.unwrap_or_default()),
-        Err(e) => Err(to_js_error(&e)),
-    }
+    settle(result, thrown)
 }
 
 /// `options.disk`: a package's disk, 0-based.

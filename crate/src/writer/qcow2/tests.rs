@@ -1,5 +1,5 @@
 use super::*;
-use crate::codec::{Serial, decompress};
+use crate::codec::{Compressed, Decompress, Serial, decompress};
 use crate::formats::qcow2::layout::{FLAG_COMPRESSED, FLAG_COPIED, MAGIC};
 use crate::sink::MemSink;
 use crate::zero::is_zero;
@@ -190,15 +190,10 @@ fn empty_disk_has_no_data_clusters() {
 struct Tiny;
 #[async_trait(?Send)]
 impl Pool for Tiny {
-    async fn compress_all(
-        &self,
-        _: Codec,
-        inputs: &[&[u8]],
-        _: usize,
-    ) -> Result<Vec<Option<Vec<u8>>>> {
+    async fn compress_all(&self, _: Codec, inputs: &[&[u8]], _: usize) -> Compressed {
         Ok(inputs.iter().map(|_| Some(vec![0xA5])).collect())
     }
-    async fn decompress_all(&self, _: &mut [(Codec, &[u8], &mut [u8])]) -> Result<()> {
+    async fn decompress_all(&self, _: &mut [Decompress<'_>]) -> Result<()> {
         unreachable!()
     }
 }
