@@ -29,6 +29,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, FileSystemSyncAccessHandle, FileSystemWritableFileStream};
 
+/// What an exported async function resolves to, or rejects with.
+type JsResult = std::result::Result<JsValue, JsValue>;
+
 /// Panics print their message to the console instead of "unreachable executed".
 fn hook() {
     console_error_panic_hook::set_once();
@@ -117,7 +120,7 @@ pub fn readable(opened: &OpenedImage) -> Result<&dyn Image> {
 
 /// `inspect(files) -> Promise<Report>`: what `vmdisk info --json` prints, as a JS object.
 #[wasm_bindgen]
-pub async fn inspect(files: JsValue) -> std::result::Result<JsValue, JsValue> {
+pub async fn inspect(files: JsValue) -> JsResult {
     hook();
     let run = async {
         let opened = open_files(sources(&files)?, &Options::default()).await?;
@@ -140,10 +143,7 @@ async fn open_files(files: Vec<Rc<dyn Source>>, opts: &Options) -> Result<Opened
 /// adds it to its report; an empty list for a file that is not a package. `onProgress(done,
 /// total)` in bytes; returning false cancels (an `AbortError`).
 #[wasm_bindgen]
-pub async fn verify(
-    files: JsValue,
-    on_progress: Option<Function>,
-) -> std::result::Result<JsValue, JsValue> {
+pub async fn verify(files: JsValue, on_progress: Option<Function>) -> JsResult {
     hook();
     let mut thrown: Option<JsValue> = None;
     let result = async {
@@ -163,10 +163,7 @@ pub async fn verify(
 
 /// A promise's outcome: a cancel that a throwing progress callback caused rejects with what it
 /// threw; any other error rejects with its JS form.
-fn settle(
-    result: Result<JsValue>,
-    thrown: Option<JsValue>,
-) -> std::result::Result<JsValue, JsValue> {
+fn settle(result: Result<JsValue>, thrown: Option<JsValue>) -> JsResult {
     match result {
         Ok(v) => Ok(v),
         Err(e) if e.is_cancelled() && thrown.is_some() => Err(thrown.unwrap_or_default()),
@@ -208,10 +205,7 @@ const MAP_BATCH: u32 = 4096;
 /// `onRows(rows)`, they go there in batches as the map is walked (a fragmented image has
 /// millions) and the promise resolves to how many there were.
 #[wasm_bindgen]
-pub async fn map(
-    files: JsValue,
-    on_rows: Option<Function>,
-) -> std::result::Result<JsValue, JsValue> {
+pub async fn map(files: JsValue, on_rows: Option<Function>) -> JsResult {
     hook();
     let run = async {
         let opened = crate::open(ImageSet::new(sources(&files)?)).await?;
@@ -614,7 +608,7 @@ pub async fn convert(
     on_progress: Option<Function>,
     pool: JsValue,
     scratch: Option<Function>,
-) -> std::result::Result<JsValue, JsValue> {
+) -> JsResult {
     hook();
     let mut thrown: Option<JsValue> = None;
     let result = async {
