@@ -273,42 +273,58 @@ pub fn write_options(options: &JsValue) -> Result<WriteOptions> {
     };
     let defaults = WriteOptions::default();
     let opts = WriteOptions {
-        format: match o.format.as_deref() {
-            None | Some("qcow2") => OutputFormat::Qcow2,
-            Some("raw") => OutputFormat::Raw,
-            Some(f) => {
-                return Err(Error::invalid(format!(
-                    "unknown output format {f:?} (raw or qcow2)"
-                )));
-            }
-        },
-        compression: match o.compression.as_deref() {
-            None | Some("none") => None,
-            Some("zlib" | "deflate") => Some(Codec::Deflate),
-            Some("zstd") => Some(Codec::Zstd),
-            Some(c) => {
-                return Err(Error::invalid(format!(
-                    "unknown compression {c:?} (zlib or zstd)"
-                )));
-            }
-        },
+        format: pick(
+            o.format.as_deref(),
+            OutputFormat::Qcow2,
+            &[("qcow2", OutputFormat::Qcow2), ("raw", OutputFormat::Raw)],
+            "output format",
+            "raw or qcow2",
+        )?,
+        compression: pick(
+            o.compression.as_deref(),
+            None,
+            &[
+                ("none", None),
+                ("zlib", Some(Codec::Deflate)),
+                ("deflate", Some(Codec::Deflate)),
+                ("zstd", Some(Codec::Zstd)),
+            ],
+            "compression",
+            "zlib or zstd",
+        )?,
         cluster_size: match o.cluster_size {
             None => defaults.cluster_size,
             Some(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => n as u32,
             Some(n) => return Err(Error::invalid(format!("bad cluster size {n}"))),
         },
-        compat: match o.compat.as_deref() {
-            None | Some("1.1") => Qcow2Compat::V1_1,
-            Some("0.10") => Qcow2Compat::V0_10,
-            Some(c) => {
-                return Err(Error::invalid(format!(
-                    "unknown qcow2 compat {c:?} (0.10 or 1.1)"
-                )));
-            }
-        },
+        compat: pick(
+            o.compat.as_deref(),
+            Qcow2Compat::V1_1,
+            &[("1.1", Qcow2Compat::V1_1), ("0.10", Qcow2Compat::V0_10)],
+            "qcow2 compat",
+            "0.10 or 1.1",
+        )?,
     };
     opts.validate()?;
     Ok(opts)
+}
+
+/// The value an option names among `names`; `default` when it is not given.
+fn pick<T: Copy>(
+    given: Option<&str>,
+    default: T,
+    names: &[(&str, T)],
+    what: &str,
+    hint: &str,
+) -> Result<T> {
+    let Some(given) = given else {
+        return Ok(default);
+    };
+    names
+        .iter()
+        .find(|(name, _)| *name == given)
+        .map(|&(_, value)| value)
+        .ok_or_else(|| Error::invalid(format!("unknown {what} {given:?} ({hint})")))
 }
 
 /// What a finished conversion tells its caller.
