@@ -187,19 +187,20 @@ fn zstd(input: &[u8], cap: usize) -> Result<Option<Vec<u8>>> {
     })
 }
 
+/// What [`Pool::compress_all`] gives back: each input compressed, or None where it did not
+/// come out shorter than the limit.
+pub type Compressed = Result<Vec<Option<Vec<u8>>>>;
+/// One [`Pool::decompress_all`] job: `(codec, input, output)`.
+pub type Decompress<'a> = (Codec, &'a [u8], &'a mut [u8]);
+
 /// Where compression work runs. The core calls it with a batch at a time; the host decides how
 /// to spread the batch (threads natively, Web Workers in the browser). [`Serial`] runs inline.
 #[async_trait::async_trait(?Send)]
 pub trait Pool {
     /// [`compress`] each input.
-    async fn compress_all(
-        &self,
-        codec: Codec,
-        inputs: &[&[u8]],
-        limit: usize,
-    ) -> Result<Vec<Option<Vec<u8>>>>;
+    async fn compress_all(&self, codec: Codec, inputs: &[&[u8]], limit: usize) -> Compressed;
     /// [`decompress`] each `(codec, input, output)` job.
-    async fn decompress_all(&self, jobs: &mut [(Codec, &[u8], &mut [u8])]) -> Result<()>;
+    async fn decompress_all(&self, jobs: &mut [Decompress<'_>]) -> Result<()>;
 }
 
 /// Runs every job in the calling thread.
@@ -207,15 +208,10 @@ pub struct Serial;
 
 #[async_trait::async_trait(?Send)]
 impl Pool for Serial {
-    async fn compress_all(
-        &self,
-        codec: Codec,
-        inputs: &[&[u8]],
-        limit: usize,
-    ) -> Result<Vec<Option<Vec<u8>>>> {
+    async fn compress_all(&self, codec: Codec, inputs: &[&[u8]], limit: usize) -> Compressed {
         inputs.iter().map(|i| compress(codec, i, limit)).collect()
     }
-    async fn decompress_all(&self, jobs: &mut [(Codec, &[u8], &mut [u8])]) -> Result<()> {
+    async fn decompress_all(&self, jobs: &mut [Decompress<'_>]) -> Result<()> {
         jobs.iter_mut()
             .try_for_each(|(c, i, o)| decompress(*c, i, o))
     }

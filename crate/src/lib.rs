@@ -7,6 +7,9 @@
 //! it into an [`Image`] that maps guest ranges to file ranges ([`Extent`]), [`inspect`] turns that
 //! into a [`Report`], and [`engine::convert`] copies any image through a [`writer`].
 
+#![deny(unsafe_code)]
+
+pub mod chain;
 pub mod codec;
 pub mod compose;
 pub mod engine;
@@ -16,6 +19,7 @@ pub mod finding_code;
 pub mod format;
 pub mod formats;
 pub mod image;
+pub mod inspect;
 pub mod package;
 pub mod probe;
 pub mod report;

@@ -1,6 +1,6 @@
 //! The native host: files on disk and a thread pool for (de)compression.
 
-use crate::codec::{self, Codec, Pool};
+use crate::codec::{self, Codec, Compressed, Decompress, Pool};
 use crate::error::{Error, Result};
 use crate::sink::Sink;
 use crate::source::{Reads, Source};
@@ -55,9 +55,6 @@ impl Source for FileSource {
     fn len(&self) -> u64 {
         self.len
     }
-    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.read_blocking(offset, buf)
-    }
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
             .read_exact_at(buf, offset)
@@ -98,9 +95,7 @@ impl Source for FileSource {
         let mut ranges = vec![];
         let mut pos = start;
         while pos < end {
-            // SAFETY: lseek on a file descriptor we own; reads use pread, so moving the
-            // shared file position is harmless.
-            let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+            let data = seek(fd, pos, libc::SEEK_DATA);
             if data < 0 {
                 // ENXIO: no data after pos. Anything else: the file system cannot tell.
                 return (std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO))
@@ -110,8 +105,7 @@ impl Source for FileSource {
             if data >= end {
                 break;
             }
-            // SAFETY: as above.
-            let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
+            let hole = seek(fd, data, libc::SEEK_HOLE);
             if hole < 0 {
                 return None;
             }
@@ -121,6 +115,15 @@ impl Source for FileSource {
         }
         Some(ranges)
     }
+}
+
+/// `lseek(fd, pos, whence)` for SEEK_DATA / SEEK_HOLE: the new position, or negative with
+/// errno set. The one place vmdisk needs `unsafe` (std has no hole queries).
+#[allow(unsafe_code)]
+fn seek(fd: std::os::fd::RawFd, pos: u64, whence: libc::c_int) -> libc::off_t {
+    // SAFETY: lseek on a file descriptor we own; reads use pread, so moving the shared file
+    // position is harmless.
+    unsafe { libc::lseek(fd, pos as libc::off_t, whence) }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -202,12 +205,7 @@ impl ThreadPool {
 
 #[async_trait(?Send)]
 impl Pool for ThreadPool {
-    async fn compress_all(
-        &self,
-        codec: Codec,
-        inputs: &[&[u8]],
-        limit: usize,
-    ) -> Result<Vec<Option<Vec<u8>>>> {
+    async fn compress_all(&self, codec: Codec, inputs: &[&[u8]], limit: usize) -> Compressed {
         use rayon::prelude::*;
         inputs
             .par_iter()
@@ -215,7 +213,7 @@ impl Pool for ThreadPool {
             .collect()
     }
 
-    async fn decompress_all(&self, jobs: &mut [(Codec, &[u8], &mut [u8])]) -> Result<()> {
+    async fn decompress_all(&self, jobs: &mut [Decompress<'_>]) -> Result<()> {
         use rayon::prelude::*;
         jobs.par_iter_mut()
             .try_for_each(|(c, i, o)| codec::decompress(*c, i, o))

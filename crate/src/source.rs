@@ -16,7 +16,10 @@ pub trait Source {
         self.len() == 0
     }
     /// Fill `buf` from `offset`. Callers check bounds first (see [`read_exact`]); a short read is an error.
-    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Hosts whose reads complete at once (files, memory) implement only `read_blocking`.
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_blocking(offset, buf)
+    }
     /// Fill `buf[range]` from `offset` for each of `reads` (ascending, disjoint ranges, already
     /// bounds-checked). The buffer is handed over and back so a host can do the reads elsewhere
     /// (another thread natively, concurrent Blob slices in the browser) while the engine is
@@ -145,9 +148,6 @@ impl Source for MemSource {
     }
     fn len(&self) -> u64 {
         self.data.len() as u64
-    }
-    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.read_blocking(offset, buf)
     }
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let start = usize::try_from(offset).map_err(|_| Error::io("offset too large"))?;

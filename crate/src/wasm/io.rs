@@ -170,9 +170,6 @@ impl Source for SyncHandleSource {
     fn len(&self) -> u64 {
         self.len
     }
-    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.read_blocking(offset, buf)
-    }
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let opts = FileSystemReadWriteOptions::new();
         opts.set_at(offset as f64);

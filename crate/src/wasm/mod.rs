@@ -30,6 +30,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, FileSystemSyncAccessHandle, FileSystemWritableFileStream};
 
+/// What an exported async function resolves to, or rejects with.
+type JsResult = std::result::Result<JsValue, JsValue>;
+
 /// Panics print their message to the console instead of "unreachable executed".
 fn hook() {
     console_error_panic_hook::set_once();
@@ -118,7 +121,7 @@ pub fn readable(opened: &OpenedImage) -> Result<&dyn Image> {
 
 /// `inspect(files) -> Promise<Report>`: what `vmdisk info --json` prints, as a JS object.
 #[wasm_bindgen]
-pub async fn inspect(files: JsValue) -> std::result::Result<JsValue, JsValue> {
+pub async fn inspect(files: JsValue) -> JsResult {
     hook();
     let run = async {
         let opened = open_files(sources(&files)?, &Options::default()).await?;
@@ -141,10 +144,7 @@ async fn open_files(files: Vec<Rc<dyn Source>>, opts: &Options) -> Result<Opened
 /// adds it to its report; an empty list for a file that is not a package. `onProgress(done,
 /// total)` in bytes; returning false cancels (an `AbortError`).
 #[wasm_bindgen]
-pub async fn verify(
-    files: JsValue,
-    on_progress: Option<Function>,
-) -> std::result::Result<JsValue, JsValue> {
+pub async fn verify(files: JsValue, on_progress: Option<Function>) -> JsResult {
     hook();
     let mut thrown: Option<JsValue> = None;
     let result = async {
@@ -159,6 +159,12 @@ pub async fn verify(
         to_js(&found)
     }
     .await;
+    settle(result, thrown)
+}
+
+/// A promise's outcome: a cancel that a throwing progress callback caused rejects with what it
+/// threw; any other error rejects with its JS form.
+fn settle(result: Result<JsValue>, thrown: Option<JsValue>) -> JsResult {
     match result {
         Ok(v) => Ok(v),
         Err(e) if e.is_cancelled() && thrown.is_some() => Err(thrown.unwrap_or_default()),
@@ -200,10 +206,7 @@ const MAP_BATCH: u32 = 4096;
 /// `onRows(rows)`, they go there in batches as the map is walked (a fragmented image has
 /// millions) and the promise resolves to how many there were.
 #[wasm_bindgen]
-pub async fn map(
-    files: JsValue,
-    on_rows: Option<Function>,
-) -> std::result::Result<JsValue, JsValue> {
+pub async fn map(files: JsValue, on_rows: Option<Function>) -> JsResult {
     hook();
     let run = async {
         let opened = crate::open(ImageSet::new(sources(&files)?)).await?;
@@ -271,42 +274,58 @@ pub fn write_options(options: &JsValue) -> Result<WriteOptions> {
     };
     let defaults = WriteOptions::default();
     let opts = WriteOptions {
-        format: match o.format.as_deref() {
-            None | Some("qcow2") => OutputFormat::Qcow2,
-            Some("raw") => OutputFormat::Raw,
-            Some(f) => {
-                return Err(Error::invalid(format!(
-                    "unknown output format {f:?} (raw or qcow2)"
-                )));
-            }
-        },
-        compression: match o.compression.as_deref() {
-            None | Some("none") => None,
-            Some("zlib" | "deflate") => Some(Codec::Deflate),
-            Some("zstd") => Some(Codec::Zstd),
-            Some(c) => {
-                return Err(Error::invalid(format!(
-                    "unknown compression {c:?} (zlib or zstd)"
-                )));
-            }
-        },
+        format: pick(
+            o.format.as_deref(),
+            OutputFormat::Qcow2,
+            &[("qcow2", OutputFormat::Qcow2), ("raw", OutputFormat::Raw)],
+            "output format",
+            "raw or qcow2",
+        )?,
+        compression: pick(
+            o.compression.as_deref(),
+            None,
+            &[
+                ("none", None),
+                ("zlib", Some(Codec::Deflate)),
+                ("deflate", Some(Codec::Deflate)),
+                ("zstd", Some(Codec::Zstd)),
+            ],
+            "compression",
+            "zlib or zstd",
+        )?,
         cluster_size: match o.cluster_size {
             None => defaults.cluster_size,
             Some(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => n as u32,
             Some(n) => return Err(Error::invalid(format!("bad cluster size {n}"))),
         },
-        compat: match o.compat.as_deref() {
-            None | Some("1.1") => Qcow2Compat::V1_1,
-            Some("0.10") => Qcow2Compat::V0_10,
-            Some(c) => {
-                return Err(Error::invalid(format!(
-                    "unknown qcow2 compat {c:?} (0.10 or 1.1)"
-                )));
-            }
-        },
+        compat: pick(
+            o.compat.as_deref(),
+            Qcow2Compat::V1_1,
+            &[("1.1", Qcow2Compat::V1_1), ("0.10", Qcow2Compat::V0_10)],
+            "qcow2 compat",
+            "0.10 or 1.1",
+        )?,
     };
     opts.validate()?;
     Ok(opts)
+}
+
+/// The value an option names among `names`; `default` when it is not given.
+fn pick<T: Copy>(
+    given: Option<&str>,
+    default: T,
+    names: &[(&str, T)],
+    what: &str,
+    hint: &str,
+) -> Result<T> {
+    let Some(given) = given else {
+        return Ok(default);
+    };
+    names
+        .iter()
+        .find(|(name, _)| *name == given)
+        .map(|&(_, value)| value)
+        .ok_or_else(|| Error::invalid(format!("unknown {what} {given:?} ({hint})")))
 }
 
 /// What a finished conversion tells its caller.
@@ -606,7 +625,7 @@ pub async fn convert(
     on_progress: Option<Function>,
     pool: JsValue,
     scratch: Option<Function>,
-) -> std::result::Result<JsValue, JsValue> {
+) -> JsResult {
     hook();
     let mut thrown: Option<JsValue> = None;
     let result = async {
@@ -646,11 +665,7 @@ pub async fn convert(
         Ok::<_, Error>(value)
     }
     .await;
-    match result {
-        Ok(v) => Ok(v),
-        Err(e) if e.is_cancelled() && thrown.is_some() => Err(thrown.unwrap_or_default()),
-        Err(e) => Err(to_js_error(&e)),
-    }
+    settle(result, thrown)
 }
 
 /// `options.disk`: a package's disk, 0-based.

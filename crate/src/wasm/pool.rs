@@ -11,7 +11,7 @@
 //!   `{data: Uint8Array}` (the outputs back to back).
 
 use super::{error_from_js, set, to_js_error};
-use crate::codec::{self, Codec, Pool, Serial};
+use crate::codec::{self, Codec, Compressed, Decompress, Pool, Serial};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use js_sys::{Function, Int32Array, Object, Promise, Reflect, Uint8Array, Uint32Array};
@@ -115,12 +115,7 @@ fn reply_field<T: JsCast>(reply: &JsValue, key: &str) -> Result<T> {
 
 #[async_trait(?Send)]
 impl Pool for WorkerPool {
-    async fn compress_all(
-        &self,
-        codec: Codec,
-        inputs: &[&[u8]],
-        limit: usize,
-    ) -> Result<Vec<Option<Vec<u8>>>> {
+    async fn compress_all(&self, codec: Codec, inputs: &[&[u8]], limit: usize) -> Compressed {
         let bytes: usize = inputs.iter().map(|i| i.len()).sum();
         if self.workers < 2 || bytes < MIN_PARALLEL_BYTES {
             return Serial.compress_all(codec, inputs, limit).await;
@@ -162,7 +157,7 @@ impl Pool for WorkerPool {
         Ok(out)
     }
 
-    async fn decompress_all(&self, jobs: &mut [(Codec, &[u8], &mut [u8])]) -> Result<()> {
+    async fn decompress_all(&self, jobs: &mut [Decompress<'_>]) -> Result<()> {
         let bytes: usize = jobs.iter().map(|j| j.2.len()).sum();
         if self.workers < 2 || bytes < MIN_PARALLEL_BYTES {
             return Serial.decompress_all(jobs).await;
