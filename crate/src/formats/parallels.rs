@@ -22,7 +22,9 @@
 //! Parallels is legacy for clouds: every image gets an `unsupported-format` Warning advising
 //! conversion. The BAT is read lazily in bounded chunks.
 
-use super::qcow::{TableCache, Word, extent, message, push_data, range_end};
+use super::common::extents::{extent, push_data, range_end};
+use super::common::scan::message;
+use super::common::table::{TableCache, Word};
 use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::Image;

@@ -20,10 +20,11 @@
 //! Tables can be huge (16 clusters of 64 MiB = 1 GiB), so only the L1 entries covering the
 //! virtual size are kept and L2 tables are read in bounded chunks.
 
-use super::qcow::{
-    Parent, TableCache, Word, c_string, extent, message, open_parent, parent_backing, push_data,
-    range_end, scan_finding, scan_spans,
-};
+use super::common::bytes::c_string;
+use super::common::extents::{extent, push_data, range_end};
+use super::common::parent::{self, Parent, open_backing};
+use super::common::scan::{message, scan_finding, scan_spans};
+use super::common::table::{TableCache, Word};
 use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::image::{Backing, Image};
@@ -178,7 +179,7 @@ impl Qed {
                 None
             } else {
                 let raw = features & F_BACKING_NO_PROBE != 0;
-                Some(open_parent(set, file, depth, name, raw, &mut findings).await?)
+                Some(open_backing(set, file, depth, name, raw, &mut findings).await?)
             }
         } else {
             None
@@ -386,7 +387,7 @@ impl Image for Qed {
     }
 
     fn backing(&self) -> Backing<'_> {
-        parent_backing(&self.backing)
+        parent::backing(&self.backing)
     }
 
     fn details(&self) -> serde_json::Value {
@@ -413,7 +414,7 @@ impl Image for Qed {
         });
         if let Some(b) = &self.backing {
             m["backing-file"] = b.name.clone().into();
-            if b.raw {
+            if self.features & F_BACKING_NO_PROBE != 0 {
                 m["backing-file-format"] = "raw".into();
             }
         }
