@@ -43,14 +43,36 @@ pub(crate) async fn open_backing(
     raw: bool,
     findings: &mut Vec<Finding>,
 ) -> Result<Parent> {
+    let open = async |id: FileId, _: &mut Vec<Finding>| -> Result<Option<Box<dyn Image>>> {
+        if raw {
+            return Ok(Some(raw_image(set, id)));
+        }
+        // Boxed: the backing may be of the same format (async recursion).
+        let opening = Box::pin(crate::image::open_file(set, id, depth + 1));
+        Ok(opening.await?.1)
+    };
+    let image = resolve_backing(set, file, &name, findings, open).await?;
+    Ok(Parent { name, image })
+}
+
+/// Look backing file `name` of image `file` up among the supplied files by its base name
+/// only and `open` it (errors name the backing file); then put the Critical `backing-file`
+/// finding first in `findings`. None when it was not supplied.
+pub(crate) async fn resolve_backing(
+    set: &ImageSet,
+    file: FileId,
+    name: &str,
+    findings: &mut Vec<Finding>,
+    open: impl AsyncFnOnce(FileId, &mut Vec<Finding>) -> Result<Option<Box<dyn Image>>>,
+) -> Result<Option<Box<dyn Image>>> {
     let mut msg = format!("the image reads unallocated clusters from backing file {name:?}");
-    if !is_plain_name(&name) {
+    if !is_plain_name(name) {
         msg.push_str(&format!(
             "; the name is a path, which would make a host read that file ({:?} is matched by its base name only)",
-            base_name(&name)
+            base_name(name)
         ));
     }
-    let image = match set.find(&name) {
+    let image = match set.find(name) {
         None => {
             msg.push_str("; it was not supplied");
             None
@@ -61,21 +83,19 @@ pub(crate) async fn open_backing(
                 set.file(file).name()
             )));
         }
-        Some(id) if raw => {
-            let src = set.file(id).clone();
-            let image: Box<dyn Image> =
-                Box::new(crate::formats::raw::RawImage::new(Format::Raw, id, src));
-            Some(image)
-        }
-        Some(id) => {
-            // Boxed: the backing may be of the same format (async recursion).
-            let opening = Box::pin(crate::image::open_file(set, id, depth + 1));
-            let (_, image) = opening.await.map_err(|e| in_backing(e, &name))?;
-            image
-        }
+        Some(id) => open(id, findings).await.map_err(|e| in_backing(e, name))?,
     };
     findings.insert(0, Finding::new("backing-file", Severity::Critical, msg));
-    Ok(Parent { name, image })
+    Ok(image)
+}
+
+/// File `id` of the set read as a raw disk, whatever it holds.
+pub(crate) fn raw_image(set: &ImageSet, id: FileId) -> Box<dyn Image> {
+    Box::new(crate::formats::raw::RawImage::new(
+        Format::Raw,
+        id,
+        set.file(id).clone(),
+    ))
 }
 
 /// Name the backing file in an error from opening it, once (the innermost name wins).
