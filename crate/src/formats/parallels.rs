@@ -27,6 +27,8 @@ use super::common::scan::message;
 use super::common::table::{TableCache, Word};
 use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
+use crate::formats::common::scan::readable;
 use crate::image::Image;
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -402,19 +404,9 @@ impl Image for Parallels {
         m
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
-        match &self.blocked {
-            None => Ok(()),
-            Some((true, m)) => Err(Error::truncated(m.clone())),
-            Some((false, m)) => Err(Error::corrupt(m.clone())),
-        }
+        readable(&self.blocked)
     }
 }

@@ -27,6 +27,7 @@ use super::common::table::{TableCache, Word};
 use crate::codec::Codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -380,13 +381,7 @@ impl Image for Qcow {
         m
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {

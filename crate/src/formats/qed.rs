@@ -23,10 +23,11 @@
 use super::common::bytes::c_string;
 use super::common::extents::{extent, push_data, range_end};
 use super::common::parent::{self, Parent, open_backing};
-use super::common::scan::{message, scan_finding, scan_spans};
+use super::common::scan::{message, readable, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
 use crate::error::{Error, ErrorKind, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -421,19 +422,9 @@ impl Image for Qed {
         m
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
-        match &self.blocked {
-            None => Ok(()),
-            Some((true, m)) => Err(Error::truncated(m.clone())),
-            Some((false, m)) => Err(Error::corrupt(m.clone())),
-        }
+        readable(&self.blocked)
     }
 }

@@ -23,6 +23,8 @@ use super::common::bytes::{le32, le64, mixed_endian, uuid as plain_uuid};
 use super::common::parent::in_parent;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
+use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -446,19 +448,10 @@ impl Image for Vdi {
         serde_json::Value::Object(m)
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
-        match &self.blocked {
-            Some(m) => Err(Error::truncated(m.clone())),
-            None => Ok(()),
-        }
+        readable_unless_cut(&self.blocked)
     }
 }
 

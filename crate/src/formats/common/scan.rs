@@ -55,3 +55,11 @@ pub(crate) fn readable(blocked: &Option<(bool, String)>) -> Result<()> {
         Some((false, m)) => Err(Error::corrupt(m.clone())),
     }
 }
+
+/// `readable` for a driver whose only reason not to read is a cut file (VHD, VDI).
+pub(crate) fn readable_unless_cut(cut: &Option<String>) -> Result<()> {
+    match cut {
+        Some(m) => Err(Error::truncated(m.clone())),
+        None => Ok(()),
+    }
+}

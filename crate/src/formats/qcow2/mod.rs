@@ -21,6 +21,7 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId};
 use crate::formats::common::extents::range_end;
+use crate::formats::common::one_file_image;
 use crate::formats::common::parent::backing_of;
 use crate::formats::common::table::{TableCache, Word};
 use crate::image::{Backing, Image};
@@ -220,13 +221,7 @@ impl Image for Qcow2 {
         serde_json::Value::Object(m)
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {

@@ -39,6 +39,8 @@ use super::common::extents::{extent, map_plain, range_end};
 use super::common::parent::backing_of;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
+use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -273,18 +275,9 @@ impl Image for Vhd {
         serde_json::Value::Object(m)
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
-        match &self.blocked {
-            Some(m) => Err(Error::truncated(m.clone())),
-            None => Ok(()),
-        }
+        readable_unless_cut(&self.blocked)
     }
 }

@@ -27,6 +27,7 @@ use super::common::parent::{self, Parent};
 use super::common::scan::readable;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image, open_file};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -523,13 +524,7 @@ impl Image for Vhdx {
         serde_json::Value::Object(m)
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         readable(&self.blocked)
