@@ -23,9 +23,9 @@
 //! conversion. The BAT is read lazily in bounded chunks.
 
 use super::common::extents::{extent, push_data, range_end};
-use super::common::scan::message;
+use super::common::scan::{problem, scan_finding};
 use super::common::table::{TableCache, Word};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable;
@@ -215,20 +215,9 @@ impl Parallels {
                 }
                 let guest = (i + k as u64) * self.cluster_size();
                 if let Err(e) = self.check_host(self.host(entry), guest) {
-                    let truncated = matches!(
-                        e,
-                        Error {
-                            kind: ErrorKind::Truncated,
-                            ..
-                        }
-                    );
-                    let msg = message(e);
-                    self.findings.push(Finding::new(
-                        if truncated { "truncated" } else { "corrupt" },
-                        Severity::Critical,
-                        &msg,
-                    ));
-                    self.blocked = Some((truncated, msg));
+                    let found = problem(e);
+                    self.findings.push(scan_finding(&found));
+                    self.blocked = Some(found);
                     return Ok(());
                 }
             }

@@ -22,10 +22,10 @@
 use super::common::bytes::c_string;
 use super::common::extents::{extent, push_data, range_end};
 use super::common::parent::{self, Parent, open_backing};
-use super::common::scan::{message, scan_finding, scan_spans};
+use super::common::scan::{problem, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
 use crate::codec::Codec;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
@@ -194,20 +194,9 @@ impl Qcow {
                 Ok(())
             });
             if let Err(e) = checked {
-                let truncated = matches!(
-                    e,
-                    Error {
-                        kind: ErrorKind::Truncated,
-                        ..
-                    }
-                );
-                let msg = message(e);
-                findings.push(Finding::new(
-                    if truncated { "truncated" } else { "corrupt" },
-                    Severity::Critical,
-                    &msg,
-                ));
-                blocked.get_or_insert((truncated, msg));
+                let found = problem(e);
+                findings.push(scan_finding(&found));
+                blocked.get_or_insert(found);
                 break;
             }
         }

@@ -23,9 +23,9 @@
 use super::common::bytes::c_string;
 use super::common::extents::{extent, push_data, range_end};
 use super::common::parent::{self, Parent, open_backing};
-use super::common::scan::{message, readable, scan_finding, scan_spans};
+use super::common::scan::{problem, readable, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
@@ -206,20 +206,10 @@ impl Qed {
             )
             .and_then(|()| not_over_l1(entry, l1_table_offset, table_bytes));
             if let Err(e) = checked {
-                let truncated = matches!(
-                    e,
-                    Error {
-                        kind: ErrorKind::Truncated,
-                        ..
-                    }
-                );
-                let msg = format!("L1 entry {i}: {}", message(e));
-                findings.push(Finding::new(
-                    if truncated { "truncated" } else { "corrupt" },
-                    Severity::Critical,
-                    &msg,
-                ));
-                blocked = Some((truncated, msg));
+                let (truncated, m) = problem(e);
+                let found = (truncated, format!("L1 entry {i}: {m}"));
+                findings.push(scan_finding(&found));
+                blocked = Some(found);
                 break;
             }
         }

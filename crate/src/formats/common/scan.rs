@@ -20,20 +20,19 @@ pub(crate) async fn scan_spans(
             break;
         }
         if let Err(e) = image.map(start, span.min(size - start)).await {
-            let truncated = matches!(
-                e,
-                Error {
-                    kind: ErrorKind::Truncated,
-                    ..
-                }
-            );
-            return Some((truncated, message(e)));
+            return Some(problem(e));
         }
     }
     None
 }
 
-/// The finding for a problem [`scan_spans`] found.
+/// An error that makes the data unreadable as (truncated, message).
+pub(crate) fn problem(e: Error) -> (bool, String) {
+    let truncated = matches!(e.kind, ErrorKind::Truncated);
+    (truncated, message(e))
+}
+
+/// The Critical finding for a problem (truncated, message) found at open.
 pub(crate) fn scan_finding(found: &(bool, String)) -> Finding {
     let code = if found.0 { "truncated" } else { "corrupt" };
     Finding::new(code, Severity::Critical, &found.1)
