@@ -22,9 +22,13 @@
 //! Parallels is legacy for clouds: every image gets an `unsupported-format` Warning advising
 //! conversion. The BAT is read lazily in bounded chunks.
 
-use super::qcow::{TableCache, Word, extent, message, push_data, range_end};
-use crate::error::{Error, ErrorKind, Result};
+use super::common::extents::{extent, push_data, range_end};
+use super::common::scan::{problem, scan_finding};
+use super::common::table::{TableCache, Word};
+use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
+use crate::formats::common::scan::readable;
 use crate::image::Image;
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -211,20 +215,9 @@ impl Parallels {
                 }
                 let guest = (i + k as u64) * self.cluster_size();
                 if let Err(e) = self.check_host(self.host(entry), guest) {
-                    let truncated = matches!(
-                        e,
-                        Error {
-                            kind: ErrorKind::Truncated,
-                            ..
-                        }
-                    );
-                    let msg = message(e);
-                    self.findings.push(Finding::new(
-                        if truncated { "truncated" } else { "corrupt" },
-                        Severity::Critical,
-                        &msg,
-                    ));
-                    self.blocked = Some((truncated, msg));
+                    let found = problem(e);
+                    self.findings.push(scan_finding(&found));
+                    self.blocked = Some(found);
                     return Ok(());
                 }
             }
@@ -400,19 +393,9 @@ impl Image for Parallels {
         m
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
-        match &self.blocked {
-            None => Ok(()),
-            Some((true, m)) => Err(Error::truncated(m.clone())),
-            Some((false, m)) => Err(Error::corrupt(m.clone())),
-        }
+        readable(&self.blocked)
     }
 }

@@ -18,20 +18,21 @@
 //! qemu only keeps whole 512-byte sectors of the size (`total_sectors = size / 512`), so the
 //! virtual size is rounded down the same way. qemu accepts cluster_bits 9..=16 and l2_bits
 //! 6..=13 (L2 tables of 512 bytes to 64 KiB), which bounds every table read here.
-//!
-//! This module also holds the small helpers the other legacy qemu-family drivers (QED,
-//! Parallels) share: backing-file resolution, a bounded table cache and data extents that may
-//! run past the end of the file.
 
+use super::common::bytes::c_string;
+use super::common::extents::{extent, push_data, range_end};
+use super::common::parent::{self, Parent, open_backing};
+use super::common::scan::{problem, scan_finding, scan_spans};
+use super::common::table::{TableCache, Word};
 use crate::codec::Codec;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
-use crate::source::{ImageSet, Source, base_name, check_range, is_plain_name, read_vec};
+use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
-use std::cell::RefCell;
 use std::rc::Rc;
 
 const HEADER_LEN: u64 = 48;
@@ -165,7 +166,7 @@ impl Qcow {
 
         let backing = match backing_name.filter(|n| !n.is_empty()) {
             None => None,
-            Some(name) => Some(open_parent(set, file, depth, name, false, &mut findings).await?),
+            Some(name) => Some(open_backing(set, file, depth, name, false, &mut findings).await?),
         };
 
         let l1: Vec<u64> = if needed == 0 {
@@ -193,20 +194,9 @@ impl Qcow {
                 Ok(())
             });
             if let Err(e) = checked {
-                let truncated = matches!(
-                    e,
-                    Error {
-                        kind: ErrorKind::Truncated,
-                        ..
-                    }
-                );
-                let msg = message(e);
-                findings.push(Finding::new(
-                    if truncated { "truncated" } else { "corrupt" },
-                    Severity::Critical,
-                    &msg,
-                ));
-                blocked.get_or_insert((truncated, msg));
+                let found = problem(e);
+                findings.push(scan_finding(&found));
+                blocked.get_or_insert(found);
                 break;
             }
         }
@@ -358,7 +348,7 @@ impl Image for Qcow {
     }
 
     fn backing(&self) -> Backing<'_> {
-        parent_backing(&self.backing)
+        parent::backing(&self.backing)
     }
 
     fn details(&self) -> serde_json::Value {
@@ -380,13 +370,7 @@ impl Image for Qcow {
         m
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {
@@ -395,239 +379,5 @@ impl Image for Qcow {
             Some((false, m)) if self.crypt_method != 0 => Err(Error::unsupported(m.clone())),
             Some((false, m)) => Err(Error::corrupt(m.clone())),
         }
-    }
-}
-
-// ---- helpers shared by the legacy qemu-family drivers ------------------------------------------
-
-/// Map the first `max` allocated L1 spans (of `span` guest bytes, L1 entries in `l1`) so that a
-/// damaged or cut table shows up as a finding (and blocks reading) when the image is opened.
-pub(crate) async fn scan_spans(
-    image: &dyn Image,
-    l1: &[u64],
-    span: u64,
-    max: usize,
-) -> Option<(bool, String)> {
-    let size = image.virtual_size();
-    for (i, _) in l1.iter().enumerate().filter(|(_, e)| **e != 0).take(max) {
-        let start = i as u64 * span;
-        if start >= size {
-            break;
-        }
-        if let Err(e) = image.map(start, span.min(size - start)).await {
-            let truncated = matches!(
-                e,
-                Error {
-                    kind: ErrorKind::Truncated,
-                    ..
-                }
-            );
-            return Some((truncated, message(e)));
-        }
-    }
-    None
-}
-
-/// The finding for a problem [`scan_spans`] found.
-pub(crate) fn scan_finding(found: &(bool, String)) -> Finding {
-    let code = if found.0 { "truncated" } else { "corrupt" };
-    Finding::new(code, Severity::Critical, &found.1)
-}
-
-/// A backing (parent) file named inside an image.
-pub(crate) struct Parent {
-    /// The name exactly as written in the image.
-    pub name: String,
-    /// The backing file is read as raw whatever it contains (QED's no-probe feature).
-    pub raw: bool,
-    /// None when it was not supplied (or is in a format vmdisk cannot read).
-    pub image: Option<Box<dyn Image>>,
-}
-
-pub(crate) fn parent_backing(parent: &Option<Parent>) -> Backing<'_> {
-    match parent {
-        None => Backing::None,
-        Some(Parent {
-            image: Some(image), ..
-        }) => Backing::Present(&**image),
-        Some(p) => Backing::Missing(p.name.clone()),
-    }
-}
-
-/// Resolve backing file `name` of image `file` among the supplied files by its base name only,
-/// open it one level deeper, and record the Critical `backing-file` finding.
-pub(crate) async fn open_parent(
-    set: &ImageSet,
-    file: FileId,
-    depth: usize,
-    name: String,
-    raw: bool,
-    findings: &mut Vec<Finding>,
-) -> Result<Parent> {
-    let mut msg = format!("the image reads unallocated clusters from backing file {name:?}");
-    if !is_plain_name(&name) {
-        msg.push_str(&format!(
-            "; the name is a path, which would make a host read that file ({:?} is matched by its base name only)",
-            base_name(&name)
-        ));
-    }
-    let image = match set.find(&name) {
-        None => {
-            msg.push_str("; it was not supplied");
-            None
-        }
-        Some(id) if id == file => {
-            return Err(Error::corrupt(format!(
-                "{:?} names itself as its backing file",
-                set.file(file).name()
-            )));
-        }
-        Some(id) if raw => {
-            let src = set.file(id).clone();
-            let image: Box<dyn Image> =
-                Box::new(crate::formats::raw::RawImage::new(Format::Raw, id, src));
-            Some(image)
-        }
-        Some(id) => {
-            // Boxed: the backing may be of the same format (async recursion).
-            let opening = Box::pin(crate::image::open_file(set, id, depth + 1));
-            let (_, image) = opening.await.map_err(|e| in_backing(e, &name))?;
-            image
-        }
-    };
-    findings.insert(0, Finding::new("backing-file", Severity::Critical, msg));
-    Ok(Parent { name, raw, image })
-}
-
-/// Name the backing file in an error from opening it, once (the innermost name wins).
-fn in_backing(e: Error, name: &str) -> Error {
-    let wrap = |m: String| {
-        if m.starts_with("backing file ") {
-            m
-        } else {
-            format!("backing file {name:?}: {m}")
-        }
-    };
-    e.map_message(wrap)
-}
-
-pub(crate) fn message(e: Error) -> String {
-    match e.kind {
-        ErrorKind::Cancelled => "cancelled".into(),
-        _ => e.message,
-    }
-}
-
-/// A name field up to its first NUL, control characters dropped.
-pub(crate) fn c_string(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end])
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect()
-}
-
-/// The end of guest range `start + len`, which must lie inside `size`.
-pub(crate) fn range_end(start: u64, len: u64, size: u64) -> Result<u64> {
-    start
-        .checked_add(len)
-        .filter(|&e| e <= size)
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "range {start}+{len} is outside the virtual size {size}"
-            ))
-        })
-}
-
-pub(crate) fn extent(start: u64, len: u64, mapping: Mapping) -> Extent {
-    Extent {
-        start,
-        len,
-        mapping,
-    }
-}
-
-/// Guest `[pos, end)` stored from host offset `at` (which starts inside the file). A cluster
-/// may end past the end of the file (the last one of a cut file): qemu reads zeros there.
-pub(crate) fn push_data(
-    out: &mut Vec<Extent>,
-    file: FileId,
-    flen: u64,
-    pos: u64,
-    end: u64,
-    at: u64,
-) {
-    let inside = flen.saturating_sub(at).min(end - pos);
-    Extent::push_merged(out, extent(pos, inside, Mapping::Data { file, offset: at }));
-    Extent::push_merged(out, extent(pos + inside, end - pos - inside, Mapping::Zero));
-}
-
-/// How table entries are stored.
-#[derive(Clone, Copy)]
-pub(crate) enum Word {
-    Be64,
-    Le64,
-    Le32,
-}
-
-impl Word {
-    fn width(self) -> usize {
-        match self {
-            Word::Le32 => 4,
-            _ => 8,
-        }
-    }
-}
-
-/// A few recently used tables (or table chunks), keyed by file offset, most recent first.
-pub(crate) struct TableCache {
-    word: Word,
-    max: usize,
-    slots: RefCell<Vec<(u64, Rc<[u64]>)>>,
-}
-
-impl TableCache {
-    pub(crate) fn new(word: Word, max: usize) -> Self {
-        TableCache {
-            word,
-            max: max.max(1),
-            slots: RefCell::new(vec![]),
-        }
-    }
-
-    /// The `count` entries at file offset `offset` (callers bound `count`).
-    pub(crate) async fn get(
-        &self,
-        src: &dyn Source,
-        offset: u64,
-        count: usize,
-        what: &str,
-    ) -> Result<Rc<[u64]>> {
-        {
-            let mut slots = self.slots.borrow_mut();
-            if let Some(i) = slots
-                .iter()
-                .position(|(o, t)| *o == offset && t.len() == count)
-            {
-                let hit = slots.remove(i);
-                let table = hit.1.clone();
-                slots.insert(0, hit);
-                return Ok(table);
-            }
-        }
-        let width = self.word.width();
-        let bytes = read_vec(src, offset, (count * width) as u64, what).await?;
-        let table: Rc<[u64]> = bytes
-            .chunks_exact(width)
-            .map(|c| match self.word {
-                Word::Be64 => u64::from_be_bytes(c.try_into().expect("8 bytes")),
-                Word::Le64 => u64::from_le_bytes(c.try_into().expect("8 bytes")),
-                Word::Le32 => u64::from(u32::from_le_bytes(c.try_into().expect("4 bytes"))),
-            })
-            .collect();
-        let mut slots = self.slots.borrow_mut();
-        slots.insert(0, (offset, table.clone()));
-        slots.truncate(self.max);
-        Ok(table)
     }
 }

@@ -20,12 +20,14 @@
 //! Tables can be huge (16 clusters of 64 MiB = 1 GiB), so only the L1 entries covering the
 //! virtual size are kept and L2 tables are read in bounded chunks.
 
-use super::qcow::{
-    Parent, TableCache, Word, c_string, extent, message, open_parent, parent_backing, push_data,
-    range_end, scan_finding, scan_spans,
-};
-use crate::error::{Error, ErrorKind, Result};
+use super::common::bytes::c_string;
+use super::common::extents::{extent, push_data, range_end};
+use super::common::parent::{self, Parent, open_backing};
+use super::common::scan::{problem, readable, scan_finding, scan_spans};
+use super::common::table::{TableCache, Word};
+use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -178,7 +180,7 @@ impl Qed {
                 None
             } else {
                 let raw = features & F_BACKING_NO_PROBE != 0;
-                Some(open_parent(set, file, depth, name, raw, &mut findings).await?)
+                Some(open_backing(set, file, depth, name, raw, &mut findings).await?)
             }
         } else {
             None
@@ -204,20 +206,10 @@ impl Qed {
             )
             .and_then(|()| not_over_l1(entry, l1_table_offset, table_bytes));
             if let Err(e) = checked {
-                let truncated = matches!(
-                    e,
-                    Error {
-                        kind: ErrorKind::Truncated,
-                        ..
-                    }
-                );
-                let msg = format!("L1 entry {i}: {}", message(e));
-                findings.push(Finding::new(
-                    if truncated { "truncated" } else { "corrupt" },
-                    Severity::Critical,
-                    &msg,
-                ));
-                blocked = Some((truncated, msg));
+                let (truncated, m) = problem(e);
+                let found = (truncated, format!("L1 entry {i}: {m}"));
+                findings.push(scan_finding(&found));
+                blocked = Some(found);
                 break;
             }
         }
@@ -386,7 +378,7 @@ impl Image for Qed {
     }
 
     fn backing(&self) -> Backing<'_> {
-        parent_backing(&self.backing)
+        parent::backing(&self.backing)
     }
 
     fn details(&self) -> serde_json::Value {
@@ -413,26 +405,16 @@ impl Image for Qed {
         });
         if let Some(b) = &self.backing {
             m["backing-file"] = b.name.clone().into();
-            if b.raw {
+            if self.features & F_BACKING_NO_PROBE != 0 {
                 m["backing-file-format"] = "raw".into();
             }
         }
         m
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
-        match &self.blocked {
-            None => Ok(()),
-            Some((true, m)) => Err(Error::truncated(m.clone())),
-            Some((false, m)) => Err(Error::corrupt(m.clone())),
-        }
+        readable(&self.blocked)
     }
 }

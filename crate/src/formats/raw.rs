@@ -1,7 +1,8 @@
 //! Raw content (a plain disk, an ISO, a bare filesystem, a kernel): the file is the guest disk.
 
+use super::common::extents::map_plain;
 use crate::error::Result;
-use crate::extent::{Extent, FileId, Mapping};
+use crate::extent::{Extent, FileId};
 use crate::image::Image;
 use crate::probe::Format;
 use crate::source::Source;
@@ -33,45 +34,7 @@ impl Image for RawImage {
         self.source.len()
     }
     async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        let data = |from: u64, to: u64| Extent {
-            start: from,
-            len: to - from,
-            mapping: Mapping::Data {
-                file: self.file,
-                offset: from,
-            },
-        };
-        let Some(ranges) = self.source.data_ranges(start, len).await else {
-            return Ok(vec![data(start, start + len)]);
-        };
-        // Sparse holes read as zeros: map them so (like qemu-img map).
-        let mut out = vec![];
-        let mut pos = start;
-        for (s, e) in ranges {
-            let (s, e) = (s.clamp(pos, start + len), e.clamp(pos, start + len));
-            if s >= e {
-                continue;
-            }
-            Extent::push_merged(
-                &mut out,
-                Extent {
-                    start: pos,
-                    len: s - pos,
-                    mapping: Mapping::Zero,
-                },
-            );
-            Extent::push_merged(&mut out, data(s, e));
-            pos = e;
-        }
-        Extent::push_merged(
-            &mut out,
-            Extent {
-                start: pos,
-                len: start + len - pos,
-                mapping: Mapping::Zero,
-            },
-        );
-        Ok(out)
+        Ok(map_plain(self.file, &*self.source, start, len).await)
     }
 
     fn details(&self) -> serde_json::Value {

@@ -19,9 +19,12 @@
 //! differencing VDIs and block sizes other than 1 MiB; vmdisk reads both. Version 0 headers
 //! (VirtualBox before 1.5) are refused, as by qemu.
 
+use super::common::bytes::{le32, le64, mixed_endian, uuid as plain_uuid};
+use super::common::parent::in_parent;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
-use crate::formats::vhd::in_parent;
+use crate::formats::common::one_file_image;
+use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -39,28 +42,9 @@ const MAX_BLOCK: u32 = 256 << 20;
 /// Block map entries kept in memory at most (64 MiB of map).
 const MAX_BLOCKS: u64 = 16 << 20;
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
 /// VirtualBox prints UUIDs (RTUUID) with the first three fields little-endian, like GUIDs.
 fn uuid(b: &[u8; 16]) -> String {
-    let mut o = *b;
-    o[0..4].reverse();
-    o[4..6].reverse();
-    o[6..8].reverse();
-    let h: String = o.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    plain_uuid(mixed_endian(*b))
 }
 
 #[derive(Clone, Debug)]
@@ -464,19 +448,10 @@ impl Image for Vdi {
         serde_json::Value::Object(m)
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
-        match &self.blocked {
-            Some(m) => Err(Error::truncated(m.clone())),
-            None => Ok(()),
-        }
+        readable_unless_cut(&self.blocked)
     }
 }
 

@@ -4,6 +4,7 @@
 //! cluster size, at most 2 MiB) and these functions never index outside it.
 
 use crate::error::{Error, Result};
+use crate::formats::common::bytes::{be32, be64};
 
 pub use super::layout::MAGIC;
 
@@ -55,18 +56,6 @@ pub struct Header {
     pub header_length: u32,
     /// Byte 104 when the header is long enough, else 0 (zlib).
     pub compression_type: u8,
-}
-
-pub fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-pub fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-pub fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes(b[at..at + 2].try_into().expect("2 bytes"))
 }
 
 impl Header {

@@ -1,8 +1,9 @@
 //! The internal snapshot table (qcow2.txt "Snapshots"). vmdisk lists snapshots; it reads and
 //! converts the active layer only, so snapshot L1 tables are validated but never followed.
 
-use super::header::{be16, be32, be64, c_string};
+use super::header::c_string;
 use crate::error::{Error, Result};
+use crate::formats::common::bytes::{be16, be32, be64};
 use crate::source::{Source, read_exact, read_vec};
 
 /// qemu's limits (block/qcow2.h): a table larger than these is refused.

@@ -1,9 +1,12 @@
 //! Unit tests over small images built by hand: exact descriptor arithmetic and the edge cases
 //! qemu-img will not produce.
 
+use super::layout::{FLAG_COMPRESSED, FLAG_COPIED, FLAG_ZERO};
 use super::*;
 use crate::error::ErrorKind;
+use crate::extent::Mapping;
 use crate::native::block_on;
+use crate::report::Severity;
 use crate::source::MemSource;
 
 const CB: u32 = 9;

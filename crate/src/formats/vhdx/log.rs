@@ -10,9 +10,9 @@
 //! there, consulted whenever metadata (region tables, metadata region, BAT, sector bitmaps) or a
 //! payload block is read.
 
-use super::crc_zeroed;
+use super::checksum::{crc_append, crc_zeroed};
 use crate::error::{Error, Result};
-use crate::probe::bytes::{has, le32, le64};
+use crate::formats::common::bytes::{has, le32, le64};
 use crate::source::{Source, read_exact};
 use std::collections::BTreeMap;
 
@@ -234,7 +234,7 @@ impl Log<'_> {
         let mut pos = SECTOR;
         while pos < len {
             let s = self.sector(at + pos).await?;
-            crc = crc32c::crc32c_append(crc, &s);
+            crc = crc_append(crc, &s);
             pos += SECTOR;
         }
         if crc != le32(&h, 4) {

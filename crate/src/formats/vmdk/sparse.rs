@@ -13,9 +13,10 @@
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::bytes::{le16, le32, le64};
+use crate::formats::common::table::{TableCache, Word};
 use crate::source::{Source, check_range, read_exact, read_vec};
 use serde_json::{Value, json};
-use std::cell::RefCell;
 use std::rc::Rc;
 
 pub const KDMV: &[u8; 4] = b"KDMV";
@@ -81,17 +82,7 @@ pub struct Sparse {
     pub descriptor: Option<String>,
     /// Whether the header came from the footer (stream written in one pass).
     pub footer: bool,
-    gt_cache: RefCell<Vec<(u64, Rc<[u64]>)>>,
-}
-
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
-}
-fn le64(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
-}
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes(b[o..o + 2].try_into().expect("2 bytes"))
+    gt_cache: TableCache,
 }
 
 fn sectors(n: u64, what: &str) -> Result<u64> {
@@ -221,7 +212,7 @@ impl Sparse {
             se_grains: 0,
             descriptor,
             footer,
-            gt_cache: RefCell::new(vec![]),
+            gt_cache: TableCache::new(Word::Le32, GT_CACHE),
         };
         if gt_entries == 0 || gt_entries > 512 {
             return Err(Error::corrupt(format!(
@@ -269,7 +260,7 @@ impl Sparse {
             se_grains: 0,
             descriptor: None,
             footer: false,
-            gt_cache: RefCell::new(vec![]),
+            gt_cache: TableCache::new(Word::Le32, GT_CACHE),
         };
         s.set_grain(grain_sectors)?;
         s.load_gd_sized(gd, gd_entries).await?;
@@ -331,7 +322,7 @@ impl Sparse {
             se_grains: f(24),
             descriptor: None,
             footer: false,
-            gt_cache: RefCell::new(vec![]),
+            gt_cache: TableCache::new(Word::Le64, GT_CACHE),
         };
         s.set_grain(grain)?;
         let gd_entries = f(17)
@@ -439,34 +430,10 @@ impl Sparse {
     }
 
     async fn gt(&self, offset: u64) -> Result<Rc<[u64]>> {
-        {
-            let mut cache = self.gt_cache.borrow_mut();
-            if let Some(i) = cache.iter().position(|(o, _)| *o == offset) {
-                let hit = cache.remove(i);
-                let t = hit.1.clone();
-                cache.insert(0, hit);
-                return Ok(t);
-            }
-        }
-        let bytes = read_vec(
-            &*self.src,
-            offset,
-            self.gt_entries * self.entry_size,
-            "VMDK grain table",
-        )
-        .await?;
-        let t: Rc<[u64]> = if self.entry_size == 8 {
-            bytes.chunks_exact(8).map(|c| le64(c, 0)).collect()
-        } else {
-            bytes
-                .chunks_exact(4)
-                .map(|c| u64::from(le32(c, 0)))
-                .collect()
-        };
-        let mut cache = self.gt_cache.borrow_mut();
-        cache.insert(0, (offset, t.clone()));
-        cache.truncate(GT_CACHE);
-        Ok(t)
+        let entries = self.gt_entries as usize;
+        self.gt_cache
+            .get(&*self.src, offset, entries, "VMDK grain table")
+            .await
     }
 
     /// What a grain table entry says: None = unallocated, Some(None) = zero,

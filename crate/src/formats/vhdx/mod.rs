@@ -14,135 +14,34 @@
 //! holds them; anything else cannot be expressed as an extent and the data is refused (Hyper-V
 //! and qemu only log metadata, so this does not happen with their images).
 
+mod bat;
+mod checksum;
+mod header;
 mod log;
+mod metadata;
+mod region;
 
-use crate::error::{Error, ErrorKind, Result};
+use super::common::bytes::{guid, is_zero};
+use super::common::extents::{extent, range_end};
+use super::common::parent::{self, Parent};
+use super::common::scan::readable;
+use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image, open_file};
 use crate::probe::Format;
-use crate::probe::bytes::{guid, has, is_zero, le16, le32, le64, slice, utf16};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, base_name, read_exact};
 use async_trait::async_trait;
+use bat::{
+    BAT_WINDOW, PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, SB_PRESENT,
+};
+use header::{Header, read_headers};
 use log::{Overlay, Piece};
+use region::Region;
 use std::rc::Rc;
 
 const MIB: u64 = 1 << 20;
-const HEADERS: [u64; 2] = [64 << 10, 128 << 10];
-const REGION_TABLES: [u64; 2] = [192 << 10, 256 << 10];
-const REGION_TABLE_LEN: usize = 64 << 10;
-const METADATA_TABLE_LEN: usize = 64 << 10;
-/// [MS-VHDX] 2.6.1.3: no metadata item is larger than 1 MiB.
-const MAX_ITEM_LEN: u32 = 1 << 20;
-/// [MS-VHDX] 2.6.2.2: at most 64 TiB.
-const MAX_VIRTUAL_SIZE: u64 = 64 << 40;
-/// BAT entries validated at open (larger BATs are checked as `map` reads them).
-const MAX_SCANNED_BAT: u64 = 16 << 20;
-/// BAT entries read per request in `map`.
-const BAT_WINDOW: u64 = 4096;
-
-const GUID_BAT: &str = "2DC27766-F623-4200-9D64-115E9BFD4A08";
-const GUID_METADATA: &str = "8B7CA206-4790-4B9A-B8FE-575F050F886E";
-const GUID_FILE_PARAMETERS: &str = "CAA16737-FA36-4D43-B3B6-33F0AA44E76B";
-const GUID_VIRTUAL_DISK_SIZE: &str = "2FA54224-CD1B-4876-B211-5DBED83BF4B8";
-const GUID_PAGE83: &str = "BECA12AB-B2E6-4523-93EF-C309E000C746";
-const GUID_LOGICAL_SECTOR: &str = "8141BF1D-A96F-4709-BA47-F233A8FAAB5F";
-const GUID_PHYSICAL_SECTOR: &str = "CDA348C7-445D-4471-9CC9-E9885251C556";
-const GUID_PARENT_LOCATOR: &str = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
-const GUID_VHDX_LOCATOR_TYPE: &str = "B04AEFB7-D19E-4A81-B789-25B8E9445913";
-
-// BAT entry states ([MS-VHDX] 2.5.1).
-const PAYLOAD_NOT_PRESENT: u64 = 0;
-const PAYLOAD_UNDEFINED: u64 = 1;
-const PAYLOAD_ZERO: u64 = 2;
-const PAYLOAD_UNMAPPED: u64 = 3;
-const PAYLOAD_FULLY_PRESENT: u64 = 6;
-const PAYLOAD_PARTIALLY_PRESENT: u64 = 7;
-const SB_NOT_PRESENT: u64 = 0;
-const SB_PRESENT: u64 = 6;
-
-/// CRC-32C of `buf` with its checksum field (bytes 4..8) counted as zero.
-pub(crate) fn crc_zeroed(buf: &[u8]) -> u32 {
-    let c = crc32c::crc32c(slice(buf, 0, 4));
-    let c = crc32c::crc32c_append(c, &[0; 4]);
-    crc32c::crc32c_append(c, slice(buf, 8, buf.len()))
-}
-
-fn crc_ok(buf: &[u8]) -> bool {
-    buf.len() >= 8 && crc_zeroed(buf) == le32(buf, 4)
-}
-
-/// A VHDX header ([MS-VHDX] 2.2.2).
-#[derive(Clone, Debug)]
-pub(crate) struct Header {
-    pub seq: u64,
-    pub file_write: [u8; 16],
-    pub data_write: [u8; 16],
-    pub log_guid: [u8; 16],
-    pub log_version: u16,
-    pub version: u16,
-    pub log_length: u32,
-    pub log_offset: u64,
-}
-
-fn guid_bytes(b: &[u8], at: usize) -> [u8; 16] {
-    crate::probe::bytes::arr(b, at)
-}
-
-/// The two headers of `src`: the current one, and which slots were valid.
-pub(crate) async fn read_headers(src: &dyn Source) -> Result<(Header, [bool; 2])> {
-    let mut id = [0u8; 8];
-    read_exact(src, 0, &mut id, "VHDX file identifier").await?;
-    if &id != b"vhdxfile" {
-        return Err(Error::not_an_image(format!(
-            "{} has no VHDX file identifier",
-            src.name()
-        )));
-    }
-    let mut valid = [false; 2];
-    let mut current: Option<Header> = None;
-    for (i, at) in HEADERS.into_iter().enumerate() {
-        let mut b = vec![0u8; 4096];
-        read_exact(src, at, &mut b, "VHDX header").await?;
-        if !has(&b, 0, b"head") || !crc_ok(&b) {
-            continue;
-        }
-        valid[i] = true;
-        let h = Header {
-            seq: le64(&b, 8),
-            file_write: guid_bytes(&b, 16),
-            data_write: guid_bytes(&b, 32),
-            log_guid: guid_bytes(&b, 48),
-            log_version: le16(&b, 64),
-            version: le16(&b, 66),
-            log_length: le32(&b, 68),
-            log_offset: le64(&b, 72),
-        };
-        if current.as_ref().is_none_or(|c| h.seq > c.seq) {
-            current = Some(h);
-        }
-    }
-    let h = current
-        .ok_or_else(|| Error::corrupt("neither VHDX header has a valid signature and checksum"))?;
-    if h.version != 1 {
-        return Err(Error::unsupported(format!(
-            "VHDX header version {} (only version 1 is defined)",
-            h.version
-        )));
-    }
-    Ok((h, valid))
-}
-
-struct Region {
-    offset: u64,
-    length: u64,
-}
-
-struct Parent {
-    /// The locator path the parent was looked up by (as written in the image).
-    name: String,
-    image: Option<Box<dyn Image>>,
-}
 
 pub struct Vhdx {
     file: FileId,
@@ -216,38 +115,7 @@ impl Vhdx {
             (overlay, Some(state))
         };
 
-        // Region tables ([MS-VHDX] 2.2.3): both are checked, the first valid one is used.
-        let mut tables = vec![];
-        for at in REGION_TABLES {
-            let mut b = vec![0u8; REGION_TABLE_LEN];
-            overlay.read(&*src, at, &mut b, "VHDX region table").await?;
-            tables.push((has(&b, 0, b"regi") && crc_ok(&b)).then_some(b));
-        }
-        let table = match (&tables[0], &tables[1]) {
-            (Some(t), other) | (None, other @ Some(t)) => {
-                if other.is_none() || tables[0].is_none() {
-                    let bad = if tables[0].is_none() { 1 } else { 2 };
-                    findings.push(Finding::new(
-                        "corrupt",
-                        Severity::Warning,
-                        format!("VHDX region table {bad} is damaged (bad signature or checksum); the other one is used"),
-                    ));
-                } else if tables[0] != tables[1] {
-                    findings.push(Finding::new(
-                        "corrupt",
-                        Severity::Warning,
-                        "the two VHDX region tables differ; the first is used",
-                    ));
-                }
-                t.clone()
-            }
-            (None, None) => {
-                return Err(Error::corrupt(
-                    "neither VHDX region table has a valid signature and checksum",
-                ));
-            }
-        };
-        let (bat, meta) = regions(&table, &overlay, &*src)?;
+        let (bat, meta) = region::read(&overlay, &*src, &mut findings).await?;
 
         let mut vhdx = Vhdx {
             file,
@@ -288,179 +156,12 @@ impl Vhdx {
         Ok(vhdx)
     }
 
-    fn blocks(&self) -> u64 {
-        self.virtual_size.div_ceil(self.block_size)
-    }
-
-    /// BAT entries covering the virtual size ([MS-VHDX] 2.5).
-    fn bat_entries(&self) -> u64 {
-        let blocks = self.blocks();
-        if self.has_parent {
-            blocks.div_ceil(self.chunk_ratio) * (self.chunk_ratio + 1)
-        } else if blocks == 0 {
-            0
-        } else {
-            blocks + (blocks - 1) / self.chunk_ratio
-        }
-    }
-
     /// Read `len` bytes of the file as replayed.
     async fn read(&self, offset: u64, len: usize, what: &str) -> Result<Vec<u8>> {
         let mut b = vec![0u8; len];
         self.overlay.read(&*self.src, offset, &mut b, what).await?;
         Ok(b)
     }
-
-    /// The metadata region ([MS-VHDX] 2.6).
-    async fn metadata(&mut self, meta: &Region) -> Result<()> {
-        if meta.length < METADATA_TABLE_LEN as u64 {
-            return Err(Error::corrupt(
-                "the VHDX metadata region is smaller than its 64 KiB table",
-            ));
-        }
-        let t = self
-            .read(meta.offset, METADATA_TABLE_LEN, "VHDX metadata table")
-            .await?;
-        if !has(&t, 0, b"metadata") {
-            return Err(Error::corrupt("the VHDX metadata table has no signature"));
-        }
-        let count = usize::from(le16(&t, 10));
-        if count > 2047 {
-            return Err(Error::corrupt(format!(
-                "the VHDX metadata table has {count} entries (at most 2047)"
-            )));
-        }
-        let mut seen: Vec<String> = vec![];
-        let (mut params, mut size, mut logical, mut physical) = (None, None, None, None);
-        for i in 0..count {
-            let e = slice(&t, 32 + i * 32, 32);
-            let id = guid(guid_bytes(e, 0));
-            let (off, len) = (le32(e, 16), le32(e, 20));
-            let required = le32(e, 24) & 4 != 0;
-            if seen.contains(&id) {
-                return Err(Error::corrupt(format!(
-                    "VHDX metadata item {id} appears twice"
-                )));
-            }
-            seen.push(id.clone());
-            let inside = u64::from(off) >= METADATA_TABLE_LEN as u64
-                && u64::from(off) + u64::from(len) <= meta.length
-                && len <= MAX_ITEM_LEN;
-            let item = async |n: u32| -> Result<Vec<u8>> {
-                if !inside || len < n {
-                    return Err(Error::corrupt(format!(
-                        "VHDX metadata item {id} (offset {off}, {len} bytes) is too short or lies outside the metadata region"
-                    )));
-                }
-                self.read(
-                    meta.offset + u64::from(off),
-                    n as usize,
-                    "VHDX metadata item",
-                )
-                .await
-            };
-            match id.as_str() {
-                GUID_FILE_PARAMETERS => params = Some(item(8).await?),
-                GUID_VIRTUAL_DISK_SIZE => size = Some(le64(&item(8).await?, 0)),
-                GUID_LOGICAL_SECTOR => logical = Some(le32(&item(4).await?, 0)),
-                GUID_PHYSICAL_SECTOR => physical = Some(le32(&item(4).await?, 0)),
-                GUID_PAGE83 => self.page83 = Some(guid_bytes(&item(16).await?, 0)),
-                GUID_PARENT_LOCATOR => {
-                    let b = item(len).await?;
-                    self.parse_locator(&b)?;
-                }
-                _ if required => {
-                    return Err(Error::unsupported(format!(
-                        "the VHDX requires metadata item {id}, which vmdisk does not know"
-                    )));
-                }
-                _ => {}
-            }
-        }
-        let missing = |what: &str| Error::corrupt(format!("the VHDX metadata has no {what}"));
-        let params = params.ok_or_else(|| missing("file parameters"))?;
-        let bs = u64::from(le32(&params, 0));
-        let flags = le32(&params, 4);
-        if !bs.is_power_of_two() || !(MIB..=256 * MIB).contains(&bs) {
-            return Err(Error::corrupt(format!(
-                "VHDX block size {bs} (a power of two from 1 MiB to 256 MiB)"
-            )));
-        }
-        self.block_size = bs;
-        self.leave_allocated = flags & 1 != 0;
-        self.has_parent = flags & 2 != 0;
-        let logical = logical.ok_or_else(|| missing("logical sector size"))?;
-        let physical = physical.ok_or_else(|| missing("physical sector size"))?;
-        for (what, v) in [("logical", logical), ("physical", physical)] {
-            if v != 512 && v != 4096 {
-                return Err(Error::corrupt(format!(
-                    "VHDX {what} sector size {v} (512 or 4096)"
-                )));
-            }
-        }
-        self.logical_sector = u64::from(logical);
-        self.physical_sector = u64::from(physical);
-        let size = size.ok_or_else(|| missing("virtual disk size"))?;
-        if size > MAX_VIRTUAL_SIZE {
-            return Err(Error::corrupt(format!(
-                "VHDX virtual disk size {size} exceeds 64 TiB"
-            )));
-        }
-        if !size.is_multiple_of(self.logical_sector) {
-            return Err(Error::corrupt(format!(
-                "VHDX virtual disk size {size} is not a multiple of the {logical}-byte logical sector"
-            )));
-        }
-        self.virtual_size = size;
-        if self.page83.is_none() {
-            return Err(missing("page 83 data (disk identifier)"));
-        }
-        if self.has_parent && self.locator.is_empty() {
-            return Err(Error::corrupt(
-                "this differencing VHDX has no parent locator",
-            ));
-        }
-        Ok(())
-    }
-
-    /// The parent locator ([MS-VHDX] 2.6.2.6): a type GUID and UTF-16 key/value pairs.
-    fn parse_locator(&mut self, b: &[u8]) -> Result<()> {
-        let kind = guid(guid_bytes(b, 0));
-        if kind != GUID_VHDX_LOCATOR_TYPE {
-            return Err(Error::unsupported(format!(
-                "VHDX parent locator type {kind}"
-            )));
-        }
-        let n = usize::from(le16(b, 18));
-        if 20 + n * 12 > b.len() {
-            return Err(Error::corrupt(format!(
-                "the VHDX parent locator's {n} entries do not fit in it"
-            )));
-        }
-        for i in 0..n {
-            let e = slice(b, 20 + i * 12, 12);
-            let (ko, vo) = (le32(e, 0) as usize, le32(e, 4) as usize);
-            let (kl, vl) = (usize::from(le16(e, 8)), usize::from(le16(e, 10)));
-            let fits = |o: usize, l: usize| o.checked_add(l).is_some_and(|end| end <= b.len());
-            if !fits(ko, kl) || !fits(vo, vl) || kl == 0 || vl == 0 {
-                return Err(Error::corrupt(format!(
-                    "VHDX parent locator entry {i} lies outside the locator"
-                )));
-            }
-            let k = utf16(&b[ko..ko + kl], false).unwrap_or_default();
-            let v = utf16(&b[vo..vo + vl], false).unwrap_or_default();
-            self.locator.push((k, v));
-        }
-        Ok(())
-    }
-
-    fn locator(&self, key: &str) -> Option<&str> {
-        self.locator
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// Find the parent among the supplied files by the base name of a locator path, open it and
     /// check its DataWriteGuid against parent_linkage ([MS-VHDX] 2.6.2.6.1).
     async fn open_parent(&mut self, set: &ImageSet, depth: usize) -> Result<()> {
@@ -555,99 +256,6 @@ impl Vhdx {
         });
         Ok(())
     }
-
-    /// Read BAT entries `[first, first + n)`.
-    async fn bat_read(&self, first: u64, n: u64) -> Result<Vec<u64>> {
-        let b = self
-            .read(self.bat.offset + first * 8, (n * 8) as usize, "VHDX BAT")
-            .await?;
-        Ok(b.chunks_exact(8).map(|c| le64(c, 0)).collect())
-    }
-
-    /// Validate every BAT entry once at open (bounded): a damaged or truncated image shows up
-    /// as a finding before a conversion starts.
-    async fn scan_bat(&mut self) -> Result<()> {
-        let total = self.bat_entries().min(MAX_SCANNED_BAT);
-        let mut i = 0;
-        while i < total {
-            let n = (total - i).min(64 * BAT_WINDOW);
-            let entries = self.bat_read(i, n).await?;
-            for (k, &e) in entries.iter().enumerate() {
-                if let Err(err) = self.check_entry(i + k as u64, e) {
-                    let (code, msg) = match err.kind {
-                        ErrorKind::Truncated => ("truncated", err.message),
-                        ErrorKind::Corrupt => ("corrupt", err.message),
-                        _ => ("corrupt", err.to_string()),
-                    };
-                    self.findings
-                        .push(Finding::new(code, Severity::Critical, msg.clone()));
-                    self.blocked = Some((code == "truncated", msg));
-                    return Ok(());
-                }
-            }
-            i += n;
-        }
-        Ok(())
-    }
-
-    /// Is BAT entry `index` a sector bitmap entry?
-    fn is_bitmap_entry(&self, index: u64) -> bool {
-        index % (self.chunk_ratio + 1) == self.chunk_ratio
-    }
-
-    /// Check one BAT entry: a known state and, when it points into the file, an aligned block
-    /// inside the (replayed) file and past the header section.
-    fn check_entry(&self, index: u64, e: u64) -> Result<()> {
-        let state = e & 7;
-        let offset = (e >> 20) << 20;
-        let (known, with_offset, len) = if self.is_bitmap_entry(index) {
-            (
-                matches!(state, SB_NOT_PRESENT | SB_PRESENT),
-                state == SB_PRESENT,
-                MIB,
-            )
-        } else {
-            let known = matches!(
-                state,
-                PAYLOAD_NOT_PRESENT
-                    | PAYLOAD_UNDEFINED
-                    | PAYLOAD_ZERO
-                    | PAYLOAD_UNMAPPED
-                    | PAYLOAD_FULLY_PRESENT
-            ) || (state == PAYLOAD_PARTIALLY_PRESENT && self.has_parent);
-            let block = index - index / (self.chunk_ratio + 1);
-            // Only the part of the last block inside the virtual size is ever read.
-            let len = self
-                .block_size
-                .min(self.virtual_size.saturating_sub(block * self.block_size));
-            (
-                known,
-                matches!(state, PAYLOAD_FULLY_PRESENT | PAYLOAD_PARTIALLY_PRESENT),
-                len,
-            )
-        };
-        if !known {
-            return Err(Error::corrupt(format!(
-                "VHDX BAT entry {index} has invalid state {state}"
-            )));
-        }
-        if with_offset {
-            if offset < MIB {
-                return Err(Error::corrupt(format!(
-                    "VHDX BAT entry {index} points into the header section (offset {offset})"
-                )));
-            }
-            let flen = self.overlay.len.max(self.src.len());
-            if offset.checked_add(len).is_none_or(|end| end > flen) {
-                return Err(Error::truncated(format!(
-                    "VHDX BAT entry {index} points at offset {offset} (+{len} bytes), past the end of {} ({flen} bytes)",
-                    self.src.name()
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Guest `[pos, end)` stored at file offset `host`: data, with replayed log writes and the
     /// part past the real end of the file (zeros after replay) split out.
     async fn push_stored(
@@ -821,72 +429,6 @@ impl Vhdx {
     }
 }
 
-/// The BAT and metadata regions of a region table, checked against the file.
-fn regions(t: &[u8], overlay: &Overlay, src: &dyn Source) -> Result<(Region, Region)> {
-    let count = le32(t, 8) as usize;
-    if count > 2047 {
-        return Err(Error::corrupt(format!(
-            "the VHDX region table has {count} entries (at most 2047)"
-        )));
-    }
-    let (mut bat, mut meta) = (None, None);
-    let flen = overlay.len.max(src.len());
-    let mut seen: Vec<(u64, u64)> = vec![];
-    for i in 0..count {
-        let e = slice(t, 16 + i * 32, 32);
-        let id = guid(guid_bytes(e, 0));
-        let offset = le64(e, 16);
-        let length = u64::from(le32(e, 24));
-        let required = le32(e, 28) & 1 != 0;
-        let slot = match id.as_str() {
-            GUID_BAT => &mut bat,
-            GUID_METADATA => &mut meta,
-            _ if required => {
-                return Err(Error::unsupported(format!(
-                    "the VHDX requires region {id}, which vmdisk does not know"
-                )));
-            }
-            _ => continue,
-        };
-        if slot.is_some() {
-            return Err(Error::corrupt(format!("VHDX region {id} appears twice")));
-        }
-        if offset < MIB || !offset.is_multiple_of(MIB) || !length.is_multiple_of(MIB) || length == 0
-        {
-            return Err(Error::corrupt(format!(
-                "VHDX region {id} at offset {offset} (+{length} bytes) is not aligned to 1 MiB"
-            )));
-        }
-        if offset.checked_add(length).is_none_or(|end| end > flen) {
-            return Err(Error::truncated(format!(
-                "VHDX region {id} at offset {offset} (+{length} bytes) lies past the end of {} ({flen} bytes)",
-                src.name()
-            )));
-        }
-        if seen
-            .iter()
-            .any(|&(o, l)| offset < o + l && o < offset + length)
-        {
-            return Err(Error::corrupt(format!(
-                "VHDX region {id} overlaps another region"
-            )));
-        }
-        seen.push((offset, length));
-        *slot = Some(Region { offset, length });
-    }
-    let bat = bat.ok_or_else(|| Error::corrupt("the VHDX has no BAT region"))?;
-    let meta = meta.ok_or_else(|| Error::corrupt("the VHDX has no metadata region"))?;
-    Ok((bat, meta))
-}
-
-fn extent(start: u64, len: u64, mapping: Mapping) -> Extent {
-    Extent {
-        start,
-        len,
-        mapping,
-    }
-}
-
 #[async_trait(?Send)]
 impl Image for Vhdx {
     fn format(&self) -> Format {
@@ -899,15 +441,7 @@ impl Image for Vhdx {
 
     async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
         self.readable()?;
-        let end = start
-            .checked_add(len)
-            .filter(|&e| e <= self.virtual_size)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "range {start}+{len} is outside the virtual size {}",
-                    self.virtual_size
-                ))
-            })?;
+        let end = range_end(start, len, self.virtual_size)?;
         let mut out = vec![];
         let mut pos = start;
         let cr = self.chunk_ratio;
@@ -934,13 +468,7 @@ impl Image for Vhdx {
     }
 
     fn backing(&self) -> Backing<'_> {
-        match &self.parent {
-            None => Backing::None,
-            Some(Parent {
-                image: Some(image), ..
-            }) => Backing::Present(&**image),
-            Some(p) => Backing::Missing(p.name.clone()),
-        }
+        parent::backing(&self.parent)
     }
 
     fn details(&self) -> serde_json::Value {
@@ -996,19 +524,9 @@ impl Image for Vhdx {
         serde_json::Value::Object(m)
     }
 
-    fn findings(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
-    }
+    one_file_image!();
 
     fn readable(&self) -> Result<()> {
-        match &self.blocked {
-            Some((true, m)) => Err(Error::truncated(m.clone())),
-            Some((false, m)) => Err(Error::corrupt(m.clone())),
-            None => Ok(()),
-        }
+        readable(&self.blocked)
     }
 }
