@@ -36,7 +36,7 @@ fn probe_codes(p: &Probe) -> Vec<&'static str> {
     p.findings
         .iter()
         .chain(&p.primary().findings)
-        .map(|f| f.code)
+        .map(|f| f.code.code())
         .collect()
 }
 

@@ -3,6 +3,7 @@
 
 use crate::chain::backing_layers;
 use crate::extent::FileId;
+use crate::finding_code::FindingCode;
 use crate::image::{Image, OpenedDisk, OpenedImage};
 use crate::package;
 use crate::probe::{Format, Probe};
@@ -118,7 +119,7 @@ pub fn inspect(opened: &OpenedImage) -> Report {
         convertible = f.convertible;
         if opened.image.is_none() {
             findings.push(Finding::new(
-                "unsupported-format",
+                FindingCode::UnsupportedFormat,
                 Severity::Warning,
                 format!("vmdisk recognises {format} but cannot read its contents yet"),
             ));
@@ -144,7 +145,7 @@ pub fn inspect(opened: &OpenedImage) -> Report {
             }
             None => {
                 findings.push(Finding::new(
-                    "unused-file",
+                    FindingCode::UnusedFile,
                     Severity::Info,
                     format!("{} was supplied but the image does not use it", f.name()),
                 ));
@@ -191,7 +192,7 @@ fn disk_report(set: &ImageSet, disk: &package::Disk, d: &OpenedDisk) -> DiskRepo
         report.convertible = (f.convertible && d.error.is_none()) || d.needs_scratch;
         if d.needs_scratch {
             report.findings.push(Finding::new(
-                "compressed-disk",
+                FindingCode::CompressedDisk,
                 Severity::Info,
                 format!(
                     "{} is a compressed {} image: it is checked in full only when converted (vmdisk decompresses it into a temporary file first)",

@@ -42,6 +42,7 @@ pub async fn yield_now() {
     wasm::yield_now().await;
 }
 pub use extent::{Extent, FileId, Mapping};
+pub use finding_code::FindingCode;
 pub use image::{Image, OpenedImage, inspect, open};
 pub use probe::Format;
 pub use report::{Finding, Report, Severity};

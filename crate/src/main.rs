@@ -23,7 +23,7 @@ mod cli {
     use vmdisk::native::{FileSink, FileSource, TempScratch, ThreadPool, block_on};
     use vmdisk::package::{Options, Role};
     use vmdisk::writer::{OutputFormat, Qcow2Compat, WriteOptions};
-    use vmdisk::{Error, ImageSet, OpenedImage, Report, Result, Source};
+    use vmdisk::{Error, FindingCode, ImageSet, OpenedImage, Report, Result, Source};
 
     #[derive(Parser)]
     #[command(
@@ -412,7 +412,7 @@ mod cli {
                         bar,
                     ))
                 })?;
-                if let Some(bad) = found.iter().find(|f| f.code == "digest-mismatch") {
+                if let Some(bad) = found.iter().find(|f| f.code == FindingCode::DigestMismatch) {
                     return Err(Error::corrupt(bad.message.clone()));
                 }
             }

@@ -61,6 +61,7 @@ mod vhd;
 mod vmdk;
 
 use crate::error::{Error, Result};
+use crate::finding_code::FindingCode;
 use crate::report::{Finding, Severity};
 use crate::source::Source;
 use std::borrow::Cow;
@@ -114,14 +115,14 @@ impl Detection {
         self.details.get(key).and_then(|v| v.as_str())
     }
 
-    pub fn finding(&mut self, code: &'static str, severity: Severity, message: impl Into<String>) {
+    pub fn finding(&mut self, code: FindingCode, severity: Severity, message: impl Into<String>) {
         self.findings.push(Finding::new(code, severity, message));
     }
 
     /// The Critical `truncated` finding for a header cut off by the end of the file.
     pub fn truncated(&mut self, what: &str) {
         self.finding(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             format!("the {what} is cut off by the end of the file"),
         );
@@ -328,7 +329,7 @@ fn decide(cx: &Ctx<'_>, scan: Scan, content: disk::Content) -> Result<Probe> {
     if claims.len() > 1 {
         let primary = found.first().map(|f| f.det.format.name()).unwrap_or("raw");
         findings.push(Finding::new(
-            "format-mismatch",
+            FindingCode::FormatMismatch,
             Severity::Critical,
             format!(
                 "the file is valid as several formats at once: {}; a hypervisor would open it as {primary} (the structure at the lowest offset), others read it differently",
@@ -362,7 +363,7 @@ fn decide(cx: &Ctx<'_>, scan: Scan, content: disk::Content) -> Result<Probe> {
     }
     if matches!(primary.format, Format::Raw | Format::Ami) && !cx.len.is_multiple_of(512) {
         primary.finding(
-            "unaligned-size",
+            FindingCode::UnalignedSize,
             Severity::Warning,
             format!(
                 "the file size ({} bytes) is not a multiple of 512: clouds refuse such raw disks; pad it to {} bytes",

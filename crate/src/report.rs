@@ -1,5 +1,6 @@
 //! What `vmdisk info` prints: the same object as JSON for the CLI and as a JS object in the browser.
 
+use crate::finding_code::FindingCode;
 use crate::probe::Format;
 use serde::Serialize;
 
@@ -17,13 +18,13 @@ pub enum Severity {
 /// One safety finding. `code` is a stable identifier dashboards match on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    pub code: &'static str,
+    pub code: FindingCode,
     pub severity: Severity,
     pub message: String,
 }
 
 impl Finding {
-    pub fn new(code: &'static str, severity: Severity, message: impl Into<String>) -> Self {
+    pub fn new(code: FindingCode, severity: Severity, message: impl Into<String>) -> Self {
         Finding {
             code,
             severity,

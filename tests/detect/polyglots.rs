@@ -28,7 +28,11 @@ fn vhd_footer_after_a_qcow2_is_a_polyglot() {
     let p = probed(b);
     let formats: Vec<Format> = p.matches.iter().map(|m| m.format).collect();
     assert_eq!(formats, vec![Format::Qcow2, Format::Vhd]);
-    assert!(p.findings.iter().any(|f| f.code == "format-mismatch"));
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.code.code() == "format-mismatch")
+    );
     assert!(p.findings[0].message.contains("qcow2") && p.findings[0].message.contains("vhd"));
 }
 

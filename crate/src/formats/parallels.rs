@@ -27,6 +27,7 @@ use super::common::scan::{problem, scan_finding};
 use super::common::table::{TableCache, Word};
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::finding_code::FindingCode;
 use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable;
 use crate::image::Image;
@@ -116,14 +117,14 @@ impl Parallels {
         )?;
 
         let mut findings = vec![Finding::new(
-            "unsupported-format",
+            FindingCode::UnsupportedFormat,
             Severity::Warning,
             "Parallels is a legacy format that clouds do not accept: convert it (to qcow2 or raw)",
         )];
         let dirty = le32(44) == INUSE_MAGIC;
         if dirty {
             findings.push(Finding::new(
-                "dirty",
+                FindingCode::Dirty,
                 Severity::Warning,
                 "the Parallels image was not closed cleanly (in-use flag set); its data may be inconsistent",
             ));
@@ -240,7 +241,7 @@ impl Parallels {
         };
         let Some(buf) = buf else {
             self.findings.push(Finding::new(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 format!(
                     "the Parallels format extension at sector {} lies past the end of the file",
@@ -259,7 +260,7 @@ impl Parallels {
         };
         if le64(0) != Some(EXT_MAGIC) {
             self.findings.push(Finding::new(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 "the Parallels format extension has a bad magic (ignored)",
             ));
@@ -277,7 +278,7 @@ impl Parallels {
                 Some(p) if p <= buf.len() => pos = p,
                 _ => {
                     self.findings.push(Finding::new(
-                        "corrupt",
+                        FindingCode::Corrupt,
                         Severity::Warning,
                         "a Parallels format extension feature runs past its cluster",
                     ));
@@ -288,7 +289,7 @@ impl Parallels {
         let bitmaps = self.dirty_bitmaps();
         if bitmaps > 0 {
             self.findings.push(Finding::new(
-                "dirty-bitmap",
+                FindingCode::DirtyBitmap,
                 Severity::Info,
                 format!("the Parallels image carries {bitmaps} dirty bitmap(s) (not converted)"),
             ));

@@ -27,6 +27,7 @@ use super::common::table::{TableCache, Word};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::finding_code::FindingCode;
 use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
@@ -114,7 +115,11 @@ impl Qcow {
             0 => {}
             1 => {
                 let msg = "the guest data is encrypted with qcow's legacy AES-CBC (insecure; unreadable without the key)";
-                findings.push(Finding::new("encrypted", Severity::Critical, msg));
+                findings.push(Finding::new(
+                    FindingCode::Encrypted,
+                    Severity::Critical,
+                    msg,
+                ));
                 blocked = Some((false, msg.to_string()));
             }
             m => {

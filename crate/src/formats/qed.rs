@@ -27,6 +27,7 @@ use super::common::scan::{problem, readable, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::finding_code::FindingCode;
 use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
@@ -149,13 +150,13 @@ impl Qed {
         }
 
         let mut findings = vec![Finding::new(
-            "unsupported-format",
+            FindingCode::UnsupportedFormat,
             Severity::Warning,
             "QED is a legacy qemu format that clouds do not accept: convert it (to qcow2 or raw)",
         )];
         if features & F_NEED_CHECK != 0 {
             findings.push(Finding::new(
-                "dirty",
+                FindingCode::Dirty,
                 Severity::Warning,
                 "the QED image needs a consistency check (it was not closed cleanly); qemu-img check repairs it",
             ));

@@ -3,6 +3,7 @@
 use super::common::extents::map_plain;
 use crate::error::Result;
 use crate::extent::{Extent, FileId};
+use crate::finding_code::FindingCode;
 use crate::image::Image;
 use crate::probe::Format;
 use crate::source::Source;
@@ -49,7 +50,7 @@ impl Image for RawImage {
     }
     fn findings(&self) -> Vec<crate::Finding> {
         not_a_disk(self.format)
-            .map(|why| crate::Finding::new("not-a-disk", crate::Severity::Info, why))
+            .map(|why| crate::Finding::new(FindingCode::NotADisk, crate::Severity::Info, why))
             .into_iter()
             .collect()
     }

@@ -23,6 +23,7 @@ use super::common::bytes::{le32, le64, mixed_endian, uuid as plain_uuid};
 use super::common::parent::in_parent;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::finding_code::FindingCode;
 use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Image};
@@ -235,7 +236,11 @@ impl Vdi {
                     "VDI block {i} (data block {e} at offset {at}) lies past the end of {} ({flen} bytes): the file is truncated",
                     src.name()
                 );
-                findings.push(Finding::new("truncated", Severity::Critical, msg.clone()));
+                findings.push(Finding::new(
+                    FindingCode::Truncated,
+                    Severity::Critical,
+                    msg.clone(),
+                ));
                 blocked.get_or_insert(msg);
                 continue;
             }
@@ -250,7 +255,7 @@ impl Vdi {
         }
         if used.len() as u64 > u64::from(h.blocks_allocated) {
             findings.push(Finding::new(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 format!(
                     "the VDI header counts {} allocated blocks but its block map uses {}",
@@ -304,7 +309,7 @@ async fn open_parent(
         }
         if ph.uuid_modify != h.uuid_parent_modify && h.uuid_parent_modify != [0; 16] {
             findings.push(Finding::new(
-                "parent-modified",
+                FindingCode::ParentModified,
                 Severity::Warning,
                 format!(
                     "the parent {} was modified after this differencing image was made (modification UUID {} instead of {})",
@@ -316,7 +321,7 @@ async fn open_parent(
         }
         if ph.disk_size != h.disk_size {
             findings.push(Finding::new(
-                "parent-mismatch",
+                FindingCode::ParentMismatch,
                 Severity::Warning,
                 format!(
                     "the parent {} is {} bytes but this differencing image is {}",
@@ -335,7 +340,7 @@ async fn open_parent(
         });
     }
     findings.push(Finding::new(
-        "backing-file",
+        FindingCode::BackingFile,
         Severity::Critical,
         format!("the parent VDI with UUID {} was not supplied", uuid(&want)),
     ));

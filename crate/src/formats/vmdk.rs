@@ -21,6 +21,7 @@ mod sparse;
 
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::finding_code::FindingCode;
 use crate::image::{Backing, Image, open_file};
 use crate::probe::{Descriptor, DescriptorExtent, Format, parse_descriptor};
 use crate::report::{Finding, Severity};
@@ -212,7 +213,7 @@ impl Vmdk {
                     let got = p.details().get("cid").and_then(|c| c.as_str()).map(hex32);
                     if got.is_some() && got != Some(hex32(want)) {
                         findings.push(Finding::new(
-                            "parent-mismatch",
+                            FindingCode::ParentMismatch,
                             Severity::Warning,
                             format!(
                                 "the parent {} has content ID {} but this delta disk expects {} (it was changed after the delta was made; qemu refuses to read through it)",
@@ -226,7 +227,7 @@ impl Vmdk {
                 // The detector already reports a parent whose parentCID is set.
                 if !notes.is_empty() || desc.parent_cid.as_deref() == Some("ffffffff") {
                     findings.push(Finding::new(
-                        "backing-file",
+                        FindingCode::BackingFile,
                         Severity::Critical,
                         format!(
                             "this VMDK is a delta disk of parent {}{}",
@@ -300,7 +301,7 @@ impl Vmdk {
     ) -> Result<PartKind> {
         if line.access == "NOACCESS" {
             findings.push(Finding::new(
-                "noaccess-extent",
+                FindingCode::NoaccessExtent,
                 Severity::Warning,
                 format!("VMDK extent {i} is marked NOACCESS: it reads as zeros"),
             ));
@@ -326,7 +327,7 @@ impl Vmdk {
         };
         let Some(fid) = set.find(name) else {
             findings.push(Finding::new(
-                "missing-extent",
+                FindingCode::MissingExtent,
                 Severity::Warning,
                 format!(
                     "VMDK extent file {} was not supplied: the disk cannot be read without it",
@@ -352,7 +353,7 @@ impl Vmdk {
             let avail = src.len().saturating_sub(offset).min(len);
             if avail < len {
                 findings.push(Finding::new(
-                    "truncated",
+                    FindingCode::Truncated,
                     Severity::Warning,
                     format!(
                         "VMDK extent file {} holds {} of the extent's {len} bytes: the rest reads as zeros",
@@ -378,7 +379,7 @@ impl Vmdk {
         }
         if sp.capacity != len {
             findings.push(Finding::new(
-                "extent-size",
+                FindingCode::ExtentSize,
                 Severity::Warning,
                 format!(
                     "VMDK extent {} holds {} bytes but the descriptor gives it {len}{}",

@@ -38,6 +38,7 @@ pub use verify::{Progress, verify};
 
 use crate::error::{Error, Result};
 use crate::extent::FileId;
+use crate::finding_code::FindingCode;
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::ImageSet;
@@ -222,7 +223,7 @@ pub fn unsafe_name(name: &str) -> Option<&'static str> {
 /// The finding for a name that is not followed.
 fn unsafe_name_finding(what: &str, name: &str, why: &str) -> Finding {
     Finding::new(
-        "unsafe-member-name",
+        FindingCode::UnsafeMemberName,
         Severity::Critical,
         format!(
             "{what} {name:?} {why}: vmdisk never follows it, and an extracting tool might write or read outside its folder"

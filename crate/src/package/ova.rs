@@ -20,6 +20,7 @@ use super::verify::DigestCheck;
 use super::{Disk, Options, OvfDisk, Package, Role, unsafe_name, unsafe_name_finding};
 use crate::error::{Error, Result};
 use crate::extent::FileId;
+use crate::finding_code::FindingCode;
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, base_name, read_vec};
@@ -57,17 +58,17 @@ pub async fn open_ova(set: &mut ImageSet, id: FileId, opts: &Options) -> Result<
     match &listing.end {
         End::Complete => {}
         End::Truncated { at } => pkg.findings.push(Finding::new(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             format!("the OVA is cut off: its tar archive ends early (at byte {at} of the file)"),
         )),
         End::Bad { why, .. } => pkg.findings.push(Finding::new(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("the OVA's tar archive is damaged: {why}"),
         )),
         End::TooMany => pkg.findings.push(Finding::new(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Warning,
             format!(
                 "more than {} members: the rest were not examined",
@@ -87,13 +88,13 @@ pub async fn open_ova(set: &mut ImageSet, id: FileId, opts: &Options) -> Result<
         } else if let Kind::Symlink(to) | Kind::Hardlink(to) = &m.kind {
             entry["type"] = "link".into();
             pkg.findings.push(Finding::new(
-                "unsafe-member-name",
+                FindingCode::UnsafeMemberName,
                 Severity::Critical,
                 format!("the member {:?} is a link to {to:?}: extracting tools follow links out of their folder, vmdisk ignores it", m.path),
             ));
         } else if files.by_name.iter().any(|(n, _)| n == &m.path) {
             pkg.findings.push(Finding::new(
-                "unsafe-member-name",
+                FindingCode::UnsafeMemberName,
                 Severity::Critical,
                 format!("two members are named {:?}: tools disagree on which one they use; vmdisk uses the first", m.path),
             ));
@@ -126,7 +127,7 @@ pub async fn open_ova(set: &mut ImageSet, id: FileId, opts: &Options) -> Result<
     };
     if order.first() != Some(&ovf_name) {
         pkg.findings.push(Finding::new(
-            "ova-layout",
+            FindingCode::OvaLayout,
             Severity::Warning,
             "the .ovf descriptor is not the first member of the OVA, as the OVF specification requires (VMware refuses such files)",
         ));
@@ -187,7 +188,7 @@ async fn describe(
     }
     if env.disks.is_empty() {
         pkg.findings.push(Finding::new(
-            "missing-member",
+            FindingCode::MissingMember,
             Severity::Warning,
             "the OVF descriptor declares no disk",
         ));
@@ -225,7 +226,7 @@ async fn manifest_check(
         .or_else(|| (mfs.len() == 1).then(|| (mfs[0].1, mfs[0].0.clone())));
     let Some((mf, mf_name)) = found else {
         pkg.findings.push(Finding::new(
-            "manifest",
+            FindingCode::Manifest,
             Severity::Info,
             "no manifest (.mf): the package's files cannot be checked for damage",
         ));
@@ -234,7 +235,7 @@ async fn manifest_check(
     let src = set.file(mf).clone();
     if src.len() > MAX_MANIFEST {
         pkg.findings.push(Finding::new(
-            "manifest",
+            FindingCode::Manifest,
             Severity::Warning,
             format!(
                 "the manifest {mf_name} is larger than {} KiB: not read",
@@ -249,7 +250,7 @@ async fn manifest_check(
     let parsed = manifest::parse(&read_vec(&*src, 0, src.len(), "manifest").await?);
     if !parsed.bad_lines.is_empty() {
         pkg.findings.push(Finding::new(
-            "manifest",
+            FindingCode::Manifest,
             Severity::Warning,
             format!(
                 "lines {:?} of the manifest are not digests vmdisk reads",
@@ -266,7 +267,7 @@ async fn manifest_check(
                 expected: e.digest,
             }),
             None => pkg.findings.push(Finding::new(
-                "manifest",
+                FindingCode::Manifest,
                 Severity::Warning,
                 format!(
                     "the manifest lists {} but the package does not hold it",
@@ -293,7 +294,7 @@ async fn signature_check(
     pkg.files.push((cert, "certificate"));
     let Some((mf, mf_name)) = manifest else {
         pkg.findings.push(Finding::new(
-            "bad-signature",
+            FindingCode::BadSignature,
             Severity::Critical,
             "the package has a certificate but no manifest for it to sign",
         ));
@@ -353,7 +354,7 @@ async fn lay_out(
     };
     let Some((source, members)) = source else {
         pkg.findings.push(Finding::new(
-            "missing-member",
+            FindingCode::MissingMember,
             Severity::Critical,
             format!("the disk {} is not in the package", f.href),
         ));
@@ -364,7 +365,7 @@ async fn lay_out(
         && size != source.len()
     {
         disk.findings.push(Finding::new(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Warning,
             format!(
                 "the descriptor says {} holds {size} bytes, the package holds {}",
@@ -471,7 +472,7 @@ pub fn check_disk(disk: &mut Disk, format: Format, virtual_size: u64) {
         && says != format
     {
         disk.findings.push(Finding::new(
-            "format-label",
+            FindingCode::FormatLabel,
             Severity::Warning,
             format!(
                 "the descriptor labels {} as {says} ({label}) but its bytes are {format}: vmdisk reads it as {format}",
@@ -483,7 +484,7 @@ pub fn check_disk(disk: &mut Disk, format: Format, virtual_size: u64) {
         && cap != virtual_size
     {
         disk.findings.push(Finding::new(
-            "capacity-mismatch",
+            FindingCode::CapacityMismatch,
             Severity::Warning,
             format!(
                 "the descriptor gives {} a capacity of {cap} bytes but the disk holds {virtual_size}: the disk's own size is used",

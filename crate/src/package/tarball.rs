@@ -14,6 +14,7 @@ use super::tar::{End, Kind, Member, Walk};
 use super::{Disk, Options, Package, Role, unsafe_name, unsafe_name_finding};
 use crate::error::Result;
 use crate::extent::FileId;
+use crate::finding_code::FindingCode;
 use crate::probe::{self, Format, HEAD_LEN};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source};
@@ -68,7 +69,7 @@ pub async fn open(
         }
         if names.iter().any(|n| n == m.name()) {
             pkg.findings.push(Finding::new(
-                "unsafe-member-name",
+                FindingCode::UnsafeMemberName,
                 Severity::Critical,
                 format!(
                     "two members are named {}: tools disagree on which one they use",
@@ -108,7 +109,7 @@ pub async fn open(
     }
     match &walk.end {
         Some(End::Truncated { at }) => pkg.findings.push(Finding::new(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             format!(
                 "the tar archive inside the {} stream is cut off at byte {at}",
@@ -116,7 +117,7 @@ pub async fn open(
             ),
         )),
         Some(End::Bad { why, .. }) => pkg.findings.push(Finding::new(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!(
                 "the tar archive inside the {} stream is damaged: {why}",
@@ -124,7 +125,7 @@ pub async fn open(
             ),
         )),
         Some(End::TooMany) => pkg.findings.push(Finding::new(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Warning,
             format!(
                 "more than {} members: the rest were not examined",
@@ -160,7 +161,7 @@ async fn member_source(stream: &Rc<dyn Source>, m: &Member, keep: bool) -> Resul
 
 fn link_finding(path: &str, to: &str) -> Finding {
     Finding::new(
-        "unsafe-member-name",
+        FindingCode::UnsafeMemberName,
         Severity::Critical,
         format!(
             "the member {path:?} is a link to {to:?}: extracting tools follow links out of their folder, vmdisk ignores it"
@@ -194,7 +195,7 @@ fn role(package: Format, m: &Member, content: Option<Format>) -> (Role, Option<F
     let mismatch = match (by_name, by_content) {
         (Some(n), Some(c)) if n != c && !(n == Role::Ami && package == Format::Uec) => {
             Some(Finding::new(
-                "name-mismatch",
+                FindingCode::NameMismatch,
                 Severity::Warning,
                 format!(
                     "{} is named like {} but holds {}: it is treated as {}",
@@ -281,14 +282,14 @@ fn uec_summary(pkg: &mut Package) {
     pkg.details.insert("register".into(), json!(steps));
     if image.is_none() {
         pkg.findings.push(Finding::new(
-            "missing-member",
+            FindingCode::MissingMember,
             Severity::Critical,
             "the tarball holds no machine image (AMI): nothing in it can boot",
         ));
     }
     if kernel.is_none() && image.is_some() {
         pkg.findings.push(Finding::new(
-            "missing-member",
+            FindingCode::MissingMember,
             Severity::Warning,
             "the tarball holds no kernel (AKI): the machine image must boot by itself",
         ));

@@ -7,6 +7,7 @@ use super::compressed::Stream;
 use super::manifest::{Algorithm, hex};
 use crate::error::{Error, ErrorKind, Result};
 use crate::extent::FileId;
+use crate::finding_code::FindingCode;
 use crate::report::{Finding, Severity};
 use crate::source::ImageSet;
 use std::rc::Rc;
@@ -67,7 +68,7 @@ pub async fn verify(
             matched += 1;
         } else {
             findings.push(Finding::new(
-                "digest-mismatch",
+                FindingCode::DigestMismatch,
                 Severity::Critical,
                 format!(
                     "{}: the manifest's {} is {} but the file's is {}: it was damaged or changed after the manifest was made",
@@ -81,7 +82,7 @@ pub async fn verify(
     }
     if matched > 0 {
         findings.push(Finding::new(
-            "manifest",
+            FindingCode::Manifest,
             Severity::Info,
             format!(
                 "{matched} of {} manifest digests checked and matching",
@@ -97,7 +98,7 @@ pub async fn verify(
             .await
         {
             Ok(len) => findings.push(Finding::new(
-                "manifest",
+                FindingCode::Manifest,
                 Severity::Info,
                 format!(
                     "the {} stream decodes whole ({len} bytes) and its checksums match",
@@ -113,9 +114,9 @@ pub async fn verify(
                         ..
                     }
                 ) {
-                    "truncated"
+                    FindingCode::Truncated
                 } else {
-                    "corrupt"
+                    FindingCode::Corrupt
                 },
                 Severity::Critical,
                 e.to_string(),

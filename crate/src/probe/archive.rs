@@ -8,6 +8,7 @@
 
 use super::{Ctx, Detection, Format, Scan};
 use crate::error::Result;
+use crate::finding_code::FindingCode;
 use crate::package::compressed::{self, Compression};
 use crate::package::tar;
 use crate::report::Severity;
@@ -227,7 +228,7 @@ fn unverified(cx: &Ctx<'_>, compression: &str, why: &str) -> Detection {
     d.virtual_size = Some(cx.len);
     d.set("compression", compression);
     d.finding(
-        "unverified-content",
+        FindingCode::UnverifiedContent,
         Severity::Warning,
         format!("{why}: taken for an initrd (ARI) without looking inside"),
     );

@@ -9,6 +9,7 @@ use super::Ctx;
 use super::bytes::{arr, guid, has, le32, le64, slice, utf16};
 use super::fs::{self, BTRFS_SB};
 use crate::error::Result;
+use crate::finding_code::FindingCode;
 use crate::report::{Finding, Severity};
 use serde_json::{Map, Value, json};
 
@@ -61,7 +62,7 @@ pub async fn analyse(cx: &Ctx<'_>) -> Result<Content> {
         c.details.insert("partition-table".into(), "mbr".into());
         if entries.iter().any(|e| e.1 == 0xee) {
             c.findings.push(Finding::new(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 "a protective MBR (type 0xee) but no GPT header at LBA 1",
             ));
@@ -78,7 +79,7 @@ pub async fn analyse(cx: &Ctx<'_>) -> Result<Content> {
         let mut j = p.json;
         if p.start.saturating_add(p.size) > cx.len {
             c.findings.push(Finding::new(
-                "partition-past-end",
+                FindingCode::PartitionPastEnd,
                 Severity::Warning,
                 format!(
                     "partition {} ends at byte {}, past the end of the file ({} bytes): the disk image is truncated or was shrunk",
@@ -206,7 +207,7 @@ async fn mbr_partitions(
         for n in 0..MAX_LOGICAL {
             let Some(b) = cx.bytes(ebr * 512, 512, "extended boot record").await? else {
                 c.findings.push(Finding::new(
-                    "partition-past-end",
+                    FindingCode::PartitionPastEnd,
                     Severity::Warning,
                     "an extended boot record lies past the end of the file",
                 ));
@@ -267,12 +268,12 @@ async fn gpt(cx: &Ctx<'_>, ss: usize, c: &mut Content) -> Result<Vec<Part>> {
     let h = slice(&cx.head, ss, ss);
     let warn = |c: &mut Content, msg: String| {
         c.findings
-            .push(Finding::new("corrupt", Severity::Warning, msg));
+            .push(Finding::new(FindingCode::Corrupt, Severity::Warning, msg));
     };
     c.details.insert("sector-size".into(), ss.into());
     if h.len() < 92 {
         c.findings.push(Finding::new(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             "the GPT header is cut off by the end of the file",
         ));
@@ -298,7 +299,7 @@ async fn gpt(cx: &Ctx<'_>, ss: usize, c: &mut Content) -> Result<Vec<Part>> {
             }
         }
         _ => c.findings.push(Finding::new(
-            "partition-past-end",
+            FindingCode::PartitionPastEnd,
             Severity::Warning,
             format!(
                 "the backup GPT header (LBA {alternate}) lies past the end of the file: the disk image is truncated or was shrunk"
@@ -326,7 +327,7 @@ async fn gpt(cx: &Ctx<'_>, ss: usize, c: &mut Content) -> Result<Vec<Part>> {
     };
     let Some(array) = cx.bytes(at, total, "GPT partition entries").await? else {
         c.findings.push(Finding::new(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             "the GPT partition entries lie past the end of the file",
         ));

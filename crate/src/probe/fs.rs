@@ -8,6 +8,7 @@
 
 use super::bytes::{arr, be16, be32, be64, has, le16, le32, le64, slice, text, uuid};
 use super::{Ctx, Detection, Format, Scan};
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 use serde_json::{Map, Value, json};
 
@@ -282,7 +283,7 @@ pub fn detect_bare(cx: &Ctx<'_>, scan: &mut Scan) {
     d.virtual_size = Some(cx.len);
     d.details = fs.to_json();
     d.finding(
-        "bare-filesystem",
+        FindingCode::BareFilesystem,
         Severity::Warning,
         format!(
             "a bare {} filesystem with no partition table or boot loader: it boots only as an EC2-style machine image (AMI) with a separate kernel (AKI) and ramdisk (ARI)",
@@ -291,7 +292,7 @@ pub fn detect_bare(cx: &Ctx<'_>, scan: &mut Scan) {
     );
     if let Some(size) = fs.size.filter(|&s| s > cx.len) {
         d.finding(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             format!(
                 "the file ({} bytes) is shorter than the {} filesystem it holds ({size} bytes)",

@@ -29,6 +29,7 @@ mod zboot;
 mod zimage;
 
 use super::{Ctx, Detection, Scan};
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 
 use cpio::{cpio, initramfs};
@@ -79,7 +80,7 @@ pub fn kernel(head: &[u8], len: u64) -> Option<Detection> {
 /// The Critical `truncated` finding for a kernel shorter than its header says.
 fn short(d: &mut Detection, what: &str, len: u64, need: u64) {
     d.finding(
-        "truncated",
+        FindingCode::Truncated,
         Severity::Critical,
         format!("the {what} is {len} bytes but its header describes {need}"),
     );

@@ -5,6 +5,7 @@
 
 use super::bytes::{be32, be64, has, slice, text};
 use super::{Ctx, Detection, Format, Scan};
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 
 /// LUKS2 header sizes the spec allows: 16 KiB to 4 MiB.
@@ -22,7 +23,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     ]);
     d.set("version", version);
     d.finding(
-        "encrypted",
+        FindingCode::Encrypted,
         Severity::Warning,
         "the whole disk is LUKS-encrypted: its contents cannot be read without a passphrase",
     );
@@ -34,7 +35,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
         2 => luks2(h, &mut d),
         v => {
             d.finding(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Critical,
                 format!("unknown LUKS version {v}"),
             );
@@ -45,7 +46,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
         d.set("payload-offset", p);
         if p > cx.len {
             d.finding(
-                "truncated",
+                FindingCode::Truncated,
                 Severity::Critical,
                 format!("the LUKS payload starts at {p}, past the end of the file"),
             );
@@ -78,7 +79,7 @@ fn luks2(h: &[u8], d: &mut Detection) -> Option<u64> {
     let size = be64(h, 8);
     if !size.is_power_of_two() || !(16 << 10..=MAX_LUKS2_HEADER).contains(&size) {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("LUKS2 header size {size} is not allowed"),
         );
@@ -98,7 +99,7 @@ fn luks2(h: &[u8], d: &mut Detection) -> Option<u64> {
     let end = area.iter().position(|&b| b == 0).unwrap_or(area.len());
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&area[..end]) else {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the LUKS2 JSON metadata does not parse",
         );
@@ -124,7 +125,7 @@ fn luks2(h: &[u8], d: &mut Detection) -> Option<u64> {
         .and_then(|s| s.parse::<u64>().ok());
     if offset.is_none() {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the LUKS2 segment has no offset",
         );

@@ -5,6 +5,7 @@
 
 use super::bytes::{has, le16, le32, slice, text};
 use super::{Ctx, Detection, Format, Scan};
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 
 const START: usize = 0x8000;
@@ -69,7 +70,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     }
     if iso && !d.details.contains_key("volume-size") {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Warning,
             "the ISO 9660 primary volume descriptor is missing or cut off",
         );
@@ -97,7 +98,7 @@ fn primary(cx: &Ctx<'_>, d: &mut Detection, pvd: &[u8]) {
     d.set("volume-size", size);
     if size > cx.len {
         d.finding(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             format!(
                 "the ISO volume is {size} bytes but the file holds only {}",

@@ -2,6 +2,7 @@
 
 use super::bytes::{has, le32, le64};
 use super::{Ctx, Detection, Format, Scan};
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 
 pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
@@ -30,7 +31,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     d.set("version", version);
     if version != 2 {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("unknown Parallels header version {version}"),
         );
@@ -47,14 +48,14 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     d.set("bat-entries", entries);
     if cluster == 0 || entries.saturating_mul(cluster) < d.virtual_size.unwrap_or(0) {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the Parallels allocation table is too small for the disk size",
         );
     }
     if 64 + entries * 4 > cx.len {
         d.finding(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             "the Parallels allocation table runs past the end of the file",
         );

@@ -6,6 +6,7 @@
 use super::bytes::{be32, be64, has, le32, le64};
 use super::{Ctx, Detection, Format, Scan};
 use crate::error::Result;
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 
 /// The longest backing file name qemu writes or accepts.
@@ -36,7 +37,7 @@ fn qcow2(cx: &Ctx<'_>) -> Detection {
         2 => d.set("compat", "0.10"),
         3 => d.set("compat", "1.1"),
         v => d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("unknown qcow2 version {v} (qemu knows 2 and 3)"),
         ),
@@ -60,7 +61,7 @@ fn qcow2(cx: &Ctx<'_>) -> Detection {
         d.set("cluster-size", 1u64 << cluster_bits);
     } else if h.len() >= 24 {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("qcow2 cluster_bits {cluster_bits} is outside 9..21"),
         );
@@ -88,7 +89,7 @@ async fn qcow(cx: &Ctx<'_>) -> Result<Detection> {
         d.set("cluster-size", 1u64 << cluster_bits);
     } else if h.len() >= 34 {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("qcow cluster_bits {cluster_bits} / l2_bits {l2_bits} are out of range"),
         );
@@ -98,7 +99,7 @@ async fn qcow(cx: &Ctx<'_>) -> Result<Detection> {
         // The qcow driver reports the `encrypted` finding (it owns the image's safety facts).
         1 => d.set("encrypt", "aes"),
         m => d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("unknown qcow encryption method {m}"),
         ),
@@ -137,7 +138,7 @@ async fn qed(cx: &Ctx<'_>) -> Result<Detection> {
         && header_clusters >= 1;
     if !sane {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("QED header fields out of range (cluster size {cluster}, table size {table}, header size {header_clusters})"),
         );
@@ -147,7 +148,7 @@ async fn qed(cx: &Ctx<'_>) -> Result<Detection> {
     }
     if features & !7 != 0 {
         d.finding(
-            "unknown-feature",
+            FindingCode::UnknownFeature,
             Severity::Critical,
             format!("unknown QED feature bits {:#x}", features & !7),
         );
@@ -172,7 +173,7 @@ async fn backing(cx: &Ctx<'_>, d: &mut Detection, offset: u64, len: u64, what: &
     }
     if len > MAX_BACKING_NAME {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("{what} is {len} bytes long (at most {MAX_BACKING_NAME})"),
         );

@@ -2,6 +2,7 @@
 
 use super::bytes::{arr, has, le32, le64, slice, text, uuid};
 use super::{Ctx, Detection, Format, Scan};
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 
 const SIGNATURE: [u8; 4] = 0xbeda_107fu32.to_le_bytes();
@@ -24,7 +25,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
         0 => (0x48, 0x15c, 0x164, 0x168, 0x170),
         _ => {
             d.finding(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Critical,
                 format!("unknown VDI header version {major}.{minor}"),
             );
@@ -60,13 +61,13 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     d.set("uuid", uuid(arr(h, uuid_at)));
     if !block.is_power_of_two() || block < 512 {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("VDI block size {block} is not a power of two"),
         );
     } else if u64::from(blocks) * u64::from(block) < le64(h, size_at) {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the VDI block map is too small for the disk size",
         );
@@ -76,7 +77,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
         let map_end = u64::from(le32(h, 0x154)) + u64::from(blocks) * 4;
         if map_end > cx.len {
             d.finding(
-                "truncated",
+                FindingCode::Truncated,
                 Severity::Critical,
                 format!("the VDI block map ends at {map_end}, past the end of the file"),
             );
@@ -85,7 +86,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     if kind == 4 || kind == 3 {
         let parent = uuid(arr(h, uuid_at + 32));
         d.finding(
-            "backing-file",
+            FindingCode::BackingFile,
             Severity::Critical,
             format!("this VDI is a differencing image: it depends on the parent disk {parent}"),
         );

@@ -11,6 +11,7 @@
 use super::bytes::{arr, be16, be32, be64, guid, has, is_zero, le16, le32, le64, slice, utf16};
 use super::{Ctx, Detection, Format, Scan};
 use crate::error::Result;
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 use crate::source::is_plain_name;
 use serde_json::json;
@@ -45,7 +46,7 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
     }
     if tail.is_none() {
         d.finding(
-            "truncated",
+            FindingCode::Truncated,
             Severity::Critical,
             "the VHD footer at the end of the file is missing (only the copy at offset 0 is there): the file is truncated",
         );
@@ -55,7 +56,7 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
     }
     if !checksum_ok(footer) {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Warning,
             "the VHD footer checksum does not match its contents",
         );
@@ -88,7 +89,7 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
     if chs != current && (&creator == b"vpc " || &creator == b"qemu") && chs != 0 {
         d.set("chs-size", chs);
         d.finding(
-            "size-ambiguous",
+            FindingCode::SizeAmbiguous,
             Severity::Info,
             format!("the footer says {current} bytes but its CHS geometry gives {chs}: Virtual PC and qemu use the geometry, Hyper-V the footer"),
         );
@@ -99,13 +100,13 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
             let data = cx.len.saturating_sub(512 - short as u64);
             if head_copy {
                 d.finding(
-                    "corrupt",
+                    FindingCode::Corrupt,
                     Severity::Warning,
                     "a fixed VHD with a footer copy at offset 0",
                 );
             } else if data < current {
                 d.finding(
-                    "truncated",
+                    FindingCode::Truncated,
                     Severity::Critical,
                     format!(
                         "the fixed VHD holds {data} bytes of data but its footer says {current}"
@@ -115,7 +116,7 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
         }
         3 | 4 => dynamic_header(cx, &mut d, be64(footer, 16), disk_type == 4).await?,
         t => d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("unknown VHD disk type {t}"),
         ),
@@ -145,7 +146,7 @@ async fn dynamic_header(cx: &Ctx<'_>, d: &mut Detection, offset: u64, diff: bool
     };
     if !has(&h, 0, b"cxsparse") {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("no VHD dynamic disk header (cxsparse) at offset {offset}"),
         );
@@ -157,13 +158,13 @@ async fn dynamic_header(cx: &Ctx<'_>, d: &mut Detection, offset: u64, diff: bool
     d.set("max-table-entries", entries);
     if !block.is_power_of_two() || block < 512 {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("VHD block size {block} is not a power of two"),
         );
     } else if u64::from(entries) * u64::from(block) < d.virtual_size.unwrap_or(0) {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the VHD block table is too small for the disk size",
         );
@@ -185,7 +186,7 @@ async fn dynamic_header(cx: &Ctx<'_>, d: &mut Detection, offset: u64, diff: bool
             d.set("parent", n);
         }
         d.finding(
-            "backing-file",
+            FindingCode::BackingFile,
             Severity::Critical,
             format!("this differencing VHD depends on its parent {shown:?}"),
         );
@@ -233,7 +234,7 @@ pub async fn detect_vhdx(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
             d.truncated("VHDX header");
         } else {
             d.finding(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Critical,
                 "neither VHDX header is valid",
             );
@@ -245,7 +246,7 @@ pub async fn detect_vhdx(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
     if !is_zero(slice(&header, 48, 16)) {
         d.set("log-replay-needed", true);
         d.finding(
-            "dirty",
+            FindingCode::Dirty,
             Severity::Warning,
             "the VHDX log holds writes not yet applied to the file (vmdisk replays them in memory; Hyper-V does on the next attach)",
         );
@@ -292,13 +293,17 @@ async fn metadata(
     regions: &[(String, u64, u32, bool)],
 ) -> Result<()> {
     if regions.is_empty() {
-        d.finding("corrupt", Severity::Critical, "no valid VHDX region table");
+        d.finding(
+            FindingCode::Corrupt,
+            Severity::Critical,
+            "no valid VHDX region table",
+        );
         return Ok(());
     }
     for (g, _, _, required) in regions {
         if *required && g != GUID_METADATA && g != GUID_BAT {
             d.finding(
-                "unknown-feature",
+                FindingCode::UnknownFeature,
                 Severity::Critical,
                 format!("the VHDX requires an unknown region {g}"),
             );
@@ -306,7 +311,7 @@ async fn metadata(
     }
     let Some(&(_, base, region_len, _)) = regions.iter().find(|r| r.0 == GUID_METADATA) else {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the VHDX has no metadata region",
         );
@@ -319,7 +324,7 @@ async fn metadata(
     };
     if !has(&t, 0, b"metadata") {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the VHDX metadata table has no signature",
         );
@@ -334,7 +339,7 @@ async fn metadata(
         let required = le32(e, 24) & 4 != 0;
         if u64::from(off) + u64::from(len) > u64::from(region_len) || len > (1 << 20) {
             d.finding(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Critical,
                 format!("VHDX metadata item {id} lies outside its region"),
             );
@@ -380,7 +385,7 @@ async fn metadata(
             }
             GUID_PAGE83 => {}
             _ if required => d.finding(
-                "unknown-feature",
+                FindingCode::UnknownFeature,
                 Severity::Critical,
                 format!("the VHDX requires unknown metadata {id}"),
             ),
@@ -389,7 +394,7 @@ async fn metadata(
     }
     if has_parent && !d.details.contains_key("parent") {
         d.finding(
-            "backing-file",
+            FindingCode::BackingFile,
             Severity::Critical,
             "this differencing VHDX depends on a parent disk",
         );
@@ -420,7 +425,7 @@ fn parent_locator(d: &mut Detection, b: &[u8]) {
     if let Some(p) = parent {
         let how = if is_plain_name(&p) { "" } else { " (a path)" };
         d.finding(
-            "backing-file",
+            FindingCode::BackingFile,
             Severity::Critical,
             format!("this differencing VHDX depends on its parent {p:?}{how}"),
         );

@@ -6,6 +6,7 @@
 use super::bytes::{has, le16, le32, le64};
 use super::{Ctx, Detection, Format, Scan};
 use crate::error::Result;
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 use crate::source::is_plain_name;
 use serde_json::json;
@@ -49,7 +50,7 @@ async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
     d.set("version", version);
     if !(1..=3).contains(&version) {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("unknown VMDK sparse version {version} (1-3 exist)"),
         );
@@ -59,7 +60,7 @@ async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
         d.set("grain-size", grain * 512);
     } else if h.len() >= 28 {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("VMDK grain size {grain} sectors is not a power of two up to 65536"),
         );
@@ -67,7 +68,7 @@ async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
     // Bytes 73..77 are "\n \r\n": a file sent through a text-mode transfer has them rewritten.
     if flags & 1 != 0 && h.len() >= 77 && &h[73..77] != b"\n \r\n" {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the VMDK newline check bytes are altered: the file went through a text-mode transfer",
         );
@@ -101,7 +102,7 @@ async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
     let len = desc_size.saturating_mul(512);
     if len > MAX_DESCRIPTOR {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("the embedded VMDK descriptor claims {len} bytes (at most {MAX_DESCRIPTOR})"),
         );
@@ -144,7 +145,7 @@ fn cowd(cx: &Ctx<'_>) -> Detection {
         d.set("grain-size", u64::from(grain) * 512);
     } else {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("COWD grain size {grain} sectors is not a power of two"),
         );
@@ -324,14 +325,14 @@ fn describe(d: &mut Detection, desc: &Descriptor, embedded: bool) {
     {
         d.set("parent", p.as_str());
         d.finding(
-            "backing-file",
+            FindingCode::BackingFile,
             Severity::Critical,
             format!("this VMDK is a delta disk: it depends on its parent {p:?}"),
         );
     }
     if desc.bad_lines > 0 {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Warning,
             format!(
                 "the VMDK descriptor has {} line(s) that are not VMDK descriptor syntax",
@@ -348,7 +349,7 @@ fn describe(d: &mut Detection, desc: &Descriptor, embedded: bool) {
         let Some(file) = &e.file else { continue };
         if device || rdm {
             d.finding(
-                "external-extent",
+                FindingCode::ExternalExtent,
                 Severity::Critical,
                 format!("the VMDK maps the host device {file:?} (raw device mapping)"),
             );
@@ -360,7 +361,7 @@ fn describe(d: &mut Detection, desc: &Descriptor, embedded: bool) {
                 Severity::Critical
             };
             d.finding(
-                "external-extent",
+                FindingCode::ExternalExtent,
                 severity,
                 format!(
                     "the VMDK extent {file:?} is a path: a hypervisor would read that host file"
@@ -370,7 +371,7 @@ fn describe(d: &mut Detection, desc: &Descriptor, embedded: bool) {
     }
     if !embedded && desc.extents.is_empty() {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the VMDK descriptor lists no extents",
         );

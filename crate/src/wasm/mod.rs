@@ -16,6 +16,7 @@ pub use pool::{WorkerPool, compress_batch, decompress_batch};
 use crate::codec::{Codec, Pool, Serial};
 use crate::compose::{Composed, ComposedSink, Part};
 use crate::error::{Error, ErrorKind, Result};
+use crate::finding_code::FindingCode;
 use crate::package::Options;
 use crate::sink::Scratch;
 use crate::sink::Sink;
@@ -408,7 +409,7 @@ pub async fn convert_opened(
                 progress("verifying", d, t)
             })
             .await?;
-            if let Some(bad) = found.iter().find(|f| f.code == "digest-mismatch") {
+            if let Some(bad) = found.iter().find(|f| f.code == FindingCode::DigestMismatch) {
                 return Err(Error::corrupt(bad.message.clone()));
             }
         }

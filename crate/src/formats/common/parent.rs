@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::extent::FileId;
+use crate::finding_code::FindingCode;
 use crate::image::{Backing, Image};
 use crate::probe::Format;
 use crate::report::{Finding, Severity};
@@ -85,7 +86,10 @@ pub(crate) async fn resolve_backing(
         }
         Some(id) => open(id, findings).await.map_err(|e| in_backing(e, name))?,
     };
-    findings.insert(0, Finding::new("backing-file", Severity::Critical, msg));
+    findings.insert(
+        0,
+        Finding::new(FindingCode::BackingFile, Severity::Critical, msg),
+    );
     Ok(image)
 }
 

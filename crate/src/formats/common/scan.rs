@@ -2,6 +2,7 @@
 //! blocks reading) before a conversion starts.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::finding_code::FindingCode;
 use crate::image::Image;
 use crate::report::{Finding, Severity};
 
@@ -34,7 +35,11 @@ pub(crate) fn problem(e: Error) -> (bool, String) {
 
 /// The Critical finding for a problem (truncated, message) found at open.
 pub(crate) fn scan_finding(found: &(bool, String)) -> Finding {
-    let code = if found.0 { "truncated" } else { "corrupt" };
+    let code = if found.0 {
+        FindingCode::Truncated
+    } else {
+        FindingCode::Corrupt
+    };
     Finding::new(code, Severity::Critical, &found.1)
 }
 

@@ -4,6 +4,7 @@
 use super::header::{self, Extensions, Header, shown};
 use crate::error::{Error, Result};
 use crate::extent::FileId;
+use crate::finding_code::FindingCode;
 use crate::formats::common::parent::{raw_image, resolve_backing};
 use crate::image::Image;
 use crate::report::{Finding, Severity};
@@ -60,7 +61,11 @@ pub(super) async fn open_backing(
         // Boxed: opening the backing may open a qcow2 again (async recursion).
         let (image, mismatch) = Box::pin(open_declared(set, id, depth, declared)).await?;
         if let Some(m) = mismatch {
-            findings.push(Finding::new("backing-format", Severity::Critical, m));
+            findings.push(Finding::new(
+                FindingCode::BackingFormat,
+                Severity::Critical,
+                m,
+            ));
         }
         Ok(image)
     };

@@ -9,6 +9,7 @@ use super::map::l2_table_offset;
 use super::snapshot::Snapshot;
 use crate::codec::Codec;
 use crate::error::{Error, ErrorKind, Result};
+use crate::finding_code::FindingCode;
 use crate::formats::common::scan::message;
 use crate::report::{Finding, Severity};
 use crate::source::{Source, check_range, read_vec};
@@ -83,21 +84,24 @@ pub(super) fn check_features(h: &Header, ext: &Extensions, p: &mut Problems) {
             "qcow2 image uses unknown incompatible features: {}",
             names.join(", ")
         );
-        p.findings
-            .push(Finding::new("unknown-feature", Severity::Critical, &msg));
+        p.findings.push(Finding::new(
+            FindingCode::UnknownFeature,
+            Severity::Critical,
+            &msg,
+        ));
         p.block(Blocked::Unsupported(msg));
     }
     if h.incompatible & header::INCOMPAT_CORRUPT != 0 {
         // qemu still opens such an image read-only, so we read it too, but say so loudly.
         p.findings.push(Finding::new(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             "the qcow2 corrupt bit is set: qemu found inconsistent metadata in this image",
         ));
     }
     if h.incompatible & header::INCOMPAT_DIRTY != 0 {
         p.findings.push(Finding::new(
-            "dirty",
+            FindingCode::Dirty,
             Severity::Warning,
             "the qcow2 dirty bit is set (lazy refcounts not flushed): refcounts may be stale until qemu-img check -r repairs them; the data is readable",
         ));
@@ -108,8 +112,11 @@ pub(super) fn check_features(h: &Header, ext: &Extensions, p: &mut Problems) {
             _ => String::new(),
         };
         let msg = format!("guest data is stored in an external data file{what}, not in this image");
-        p.findings
-            .push(Finding::new("data-file", Severity::Critical, &msg));
+        p.findings.push(Finding::new(
+            FindingCode::DataFile,
+            Severity::Critical,
+            &msg,
+        ));
         p.block(Blocked::Unsupported(msg));
     }
 }
@@ -132,8 +139,11 @@ pub(super) fn compression(h: &Header, p: &mut Problems) -> Result<Codec> {
         (true, 1) => Codec::Zstd,
         (true, t) => {
             let msg = format!("qcow2 compression type {t} is unknown");
-            p.findings
-                .push(Finding::new("unknown-feature", Severity::Critical, &msg));
+            p.findings.push(Finding::new(
+                FindingCode::UnknownFeature,
+                Severity::Critical,
+                &msg,
+            ));
             p.block(Blocked::Unsupported(msg));
             Codec::Deflate
         }
@@ -154,8 +164,11 @@ pub(super) fn check_encryption(h: &Header, p: &mut Problems) {
                 m => format!("unknown method {m}"),
             };
             let msg = format!("the guest data is encrypted with {kind}");
-            p.findings
-                .push(Finding::new("encrypted", Severity::Critical, &msg));
+            p.findings.push(Finding::new(
+                FindingCode::Encrypted,
+                Severity::Critical,
+                &msg,
+            ));
             p.block(Blocked::Unsupported(msg));
         }
     }
@@ -244,8 +257,8 @@ pub(super) fn check_l2_tables(l1: &[u64], cs: u64, flen: u64, p: &mut Problems) 
                 Error {
                     kind: ErrorKind::Truncated,
                     message: m,
-                } => ("truncated", Blocked::Truncated(m)),
-                other => ("corrupt", Blocked::Corrupt(message(other))),
+                } => (FindingCode::Truncated, Blocked::Truncated(m)),
+                other => (FindingCode::Corrupt, Blocked::Corrupt(message(other))),
             };
             let msg = match &b {
                 Blocked::Truncated(m) | Blocked::Corrupt(m) | Blocked::Unsupported(m) => m.clone(),
@@ -282,7 +295,7 @@ pub(super) fn check_snapshots(src: &dyn Source, snapshots: &[Snapshot], cs: u64,
         };
         if let Some(why) = bad {
             p.findings.push(Finding::new(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Critical,
                 format!("snapshot {i} ({}): {why}", shown(&s.name)),
             ));

@@ -5,6 +5,7 @@ use super::layout::{FLAG_COMPRESSED, FLAG_COPIED, FLAG_ZERO};
 use super::*;
 use crate::error::ErrorKind;
 use crate::extent::Mapping;
+use crate::finding_code::FindingCode;
 use crate::native::block_on;
 use crate::report::Severity;
 use crate::source::MemSource;
@@ -210,7 +211,11 @@ fn l2_table_past_eof_is_reported_at_open() {
             ..
         })
     ));
-    assert!(q.findings().iter().any(|f| f.code == "truncated"));
+    assert!(
+        q.findings()
+            .iter()
+            .any(|f| f.code == FindingCode::Truncated)
+    );
     assert!(block_on(q.map(0, CS)).is_err());
 }
 
@@ -224,7 +229,10 @@ fn missing_backing_file_and_path_names() {
     let q = b.open().unwrap();
     assert!(matches!(q.backing(), Backing::Missing(n) if n == "/srv/images/base.qcow2"));
     let f = &q.findings()[0];
-    assert_eq!((f.code, f.severity), ("backing-file", Severity::Critical));
+    assert_eq!(
+        (f.code, f.severity),
+        (FindingCode::BackingFile, Severity::Critical)
+    );
     assert!(
         f.message.contains("path") && f.message.contains("not supplied"),
         "{}",

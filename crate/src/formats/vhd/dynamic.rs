@@ -4,6 +4,7 @@
 use super::SECTOR;
 use super::footer::{FOOTER_LEN, checksum};
 use crate::error::{Error, Result};
+use crate::finding_code::FindingCode;
 use crate::formats::common::bytes::{be32, be64, utf16};
 use crate::report::{Finding, Severity};
 use crate::source::{Source, check_range, read_vec};
@@ -120,7 +121,11 @@ pub(super) async fn read_bat(
                 "VHD block {i} at offset {at} (+{span} bytes) lies past the end of {} ({flen} bytes): the file is truncated",
                 src.name()
             );
-            findings.push(Finding::new("truncated", Severity::Critical, msg.clone()));
+            findings.push(Finding::new(
+                FindingCode::Truncated,
+                Severity::Critical,
+                msg.clone(),
+            ));
             blocked.get_or_insert(msg);
             continue;
         }

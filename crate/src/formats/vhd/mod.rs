@@ -39,6 +39,7 @@ use super::common::extents::{extent, map_plain, range_end};
 use super::common::parent::backing_of;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::finding_code::FindingCode;
 use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Image};
@@ -81,7 +82,7 @@ impl Vhd {
         let mut findings = vec![];
         let mut blocked = None;
         if let Some(w) = found.warning {
-            findings.push(Finding::new("corrupt", Severity::Warning, w));
+            findings.push(Finding::new(FindingCode::Corrupt, Severity::Warning, w));
         }
         let size = footer.current_size;
         if size > MAX_SIZE {
@@ -91,7 +92,7 @@ impl Vhd {
         }
         if !size.is_multiple_of(1 << 20) {
             findings.push(Finding::new(
-                "unaligned-size",
+                FindingCode::UnalignedSize,
                 Severity::Warning,
                 format!(
                     "the VHD virtual size {size} is not a whole number of MiB (Azure requires it)"
@@ -100,7 +101,7 @@ impl Vhd {
         }
         if footer.saved_state {
             findings.push(Finding::new(
-                "dirty",
+                FindingCode::Dirty,
                 Severity::Warning,
                 "the VHD footer's saved-state flag is set: the disk belongs to a suspended VM",
             ));

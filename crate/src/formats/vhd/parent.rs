@@ -5,6 +5,7 @@ use super::dynamic::DynHeader;
 use super::footer::{four_cc, read_footer};
 use crate::error::{Error, Result};
 use crate::extent::FileId;
+use crate::finding_code::FindingCode;
 use crate::formats::common::bytes::{utf16, uuid};
 use crate::formats::common::parent::in_parent;
 use crate::image::Image;
@@ -65,7 +66,7 @@ pub(super) async fn open_parent(
         }
         if len > MAX_LOCATOR || check_range(&**src, at, len, "").is_err() {
             findings.push(Finding::new(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 format!(
                     "VHD parent locator {} at offset {at} (+{len} bytes) is too long or past the end of the file; ignored",
@@ -91,7 +92,7 @@ pub(super) async fn open_parent(
         .collect();
     if !paths.is_empty() {
         findings.push(Finding::new(
-            "backing-file",
+            FindingCode::BackingFile,
             Severity::Critical,
             format!(
                 "the differencing VHD names its parent by path ({}), which would make a host read that file; only its base name is matched among the supplied files",
@@ -114,7 +115,7 @@ pub(super) async fn open_parent(
         .find_map(|n| set.find(n).map(|id| (id, n.to_string())))
     else {
         findings.push(Finding::new(
-            "backing-file",
+            FindingCode::BackingFile,
             Severity::Critical,
             format!("the parent VHD \"{}\" was not supplied", base_name(&shown)),
         ));
@@ -133,7 +134,7 @@ pub(super) async fn open_parent(
     let psrc = set.file(id).clone();
     match read_footer(&*psrc).await {
         Ok(pf) if pf.footer.uuid != h.parent_uuid => findings.push(Finding::new(
-            "parent-mismatch",
+            FindingCode::ParentMismatch,
             Severity::Critical,
             format!(
                 "the parent {} has UUID {} but the differencing VHD expects {}: it is not the right parent",
@@ -144,7 +145,7 @@ pub(super) async fn open_parent(
         )),
         Ok(_) => {}
         Err(_) => findings.push(Finding::new(
-            "parent-mismatch",
+            FindingCode::ParentMismatch,
             Severity::Critical,
             format!(
                 "the parent {} of the differencing VHD is not a VHD",

@@ -2,6 +2,7 @@
 
 use super::{MIB, Vhdx};
 use crate::error::{Error, ErrorKind, Result};
+use crate::finding_code::FindingCode;
 use crate::formats::common::bytes::le64;
 use crate::report::{Finding, Severity};
 
@@ -56,13 +57,13 @@ impl Vhdx {
             for (k, &e) in entries.iter().enumerate() {
                 if let Err(err) = self.check_entry(i + k as u64, e) {
                     let (code, msg) = match err.kind {
-                        ErrorKind::Truncated => ("truncated", err.message),
-                        ErrorKind::Corrupt => ("corrupt", err.message),
-                        _ => ("corrupt", err.to_string()),
+                        ErrorKind::Truncated => (FindingCode::Truncated, err.message),
+                        ErrorKind::Corrupt => (FindingCode::Corrupt, err.message),
+                        _ => (FindingCode::Corrupt, err.to_string()),
                     };
                     self.findings
                         .push(Finding::new(code, Severity::Critical, msg.clone()));
-                    self.blocked = Some((code == "truncated", msg));
+                    self.blocked = Some((code == FindingCode::Truncated, msg));
                     return Ok(());
                 }
             }

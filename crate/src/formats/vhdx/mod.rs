@@ -27,6 +27,7 @@ use super::common::parent::{self, Parent};
 use super::common::scan::readable;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
+use crate::finding_code::FindingCode;
 use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image, open_file};
 use crate::probe::Format;
@@ -78,7 +79,7 @@ impl Vhdx {
         if valid != [true, true] {
             let bad = if valid[0] { 2 } else { 1 };
             findings.push(Finding::new(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 format!(
                     "VHDX header {bad} is damaged (bad signature or checksum); the other one is used"
@@ -105,7 +106,7 @@ impl Vhdx {
             crate::source::check_range(&*src, off, len, "VHDX log")?;
             let (overlay, state) = log::replay(&*src, off, len, header.log_guid).await?;
             findings.push(Finding::new(
-                "log-replayed",
+                FindingCode::LogReplayed,
                 Severity::Info,
                 format!(
                     "vmdisk replayed {} VHDX log entries in memory (the file itself is unchanged)",
@@ -177,7 +178,7 @@ impl Vhdx {
         let found = paths.iter().find_map(|p| set.find(p).map(|id| (p, id)));
         let Some((name, id)) = found else {
             self.findings.push(Finding::new(
-                "backing-file",
+                FindingCode::BackingFile,
                 Severity::Critical,
                 format!(
                     "the parent {:?} of this differencing VHDX was not supplied",
@@ -211,7 +212,7 @@ impl Vhdx {
         };
         if image.format() != Format::Vhdx {
             self.findings.push(Finding::new(
-                "backing-format",
+                FindingCode::BackingFormat,
                 Severity::Critical,
                 format!(
                     "the parent {:?} of this differencing VHDX is {}, not VHDX",
@@ -229,7 +230,7 @@ impl Vhdx {
                 && linkage2.as_deref() != Some(theirs.as_str())
             {
                 self.findings.push(Finding::new(
-                    "parent-mismatch",
+                    FindingCode::ParentMismatch,
                     Severity::Critical,
                     format!(
                         "the parent {:?} has DataWriteGuid {{{theirs}}} but this disk was made from {}: the parent changed since, and the disk reads as garbage",
@@ -241,7 +242,7 @@ impl Vhdx {
         }
         if image.virtual_size() != self.virtual_size {
             self.findings.push(Finding::new(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 format!(
                     "the parent's virtual size {} differs from this disk's {}",

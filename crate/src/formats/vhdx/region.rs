@@ -4,6 +4,7 @@ use super::MIB;
 use super::checksum::crc_ok;
 use super::log::Overlay;
 use crate::error::{Error, Result};
+use crate::finding_code::FindingCode;
 use crate::formats::common::bytes::{arr, guid, has, le32, le64, slice};
 use crate::report::{Finding, Severity};
 use crate::source::Source;
@@ -37,13 +38,13 @@ pub(super) async fn read(
             if other.is_none() || tables[0].is_none() {
                 let bad = if tables[0].is_none() { 1 } else { 2 };
                 findings.push(Finding::new(
-                    "corrupt",
+                    FindingCode::Corrupt,
                     Severity::Warning,
                     format!("VHDX region table {bad} is damaged (bad signature or checksum); the other one is used"),
                 ));
             } else if tables[0] != tables[1] {
                 findings.push(Finding::new(
-                    "corrupt",
+                    FindingCode::Corrupt,
                     Severity::Warning,
                     "the two VHDX region tables differ; the first is used",
                 ));

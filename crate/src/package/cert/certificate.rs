@@ -12,7 +12,7 @@ pub(super) fn first_certificate(pem: &[u8], findings: &mut Vec<Finding>) -> Opti
             Ok(_) => continue,
             Err(e) => {
                 findings.push(critical(
-                    "unparsable-certificate",
+                    FindingCode::UnparsableCertificate,
                     format!("the PEM certificate in the certificate file is damaged: {e}"),
                 ));
                 return None;
@@ -20,7 +20,7 @@ pub(super) fn first_certificate(pem: &[u8], findings: &mut Vec<Finding>) -> Opti
         }
     }
     findings.push(critical(
-        "unparsable-certificate",
+        FindingCode::UnparsableCertificate,
         "the certificate file holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
     ));
     None
@@ -41,7 +41,7 @@ pub(super) fn check_certificate(
         Ok((_, cert)) => cert,
         Err(e) => {
             findings.push(critical(
-                "unparsable-certificate",
+                FindingCode::UnparsableCertificate,
                 format!("the X.509 certificate does not parse: {e}"),
             ));
             return None;
@@ -70,7 +70,7 @@ pub(super) fn rsa_key(
     let spki = cert.public_key();
     let Ok(PublicKey::RSA(parsed)) = spki.parsed() else {
         findings.push(critical(
-            "unsupported-key",
+            FindingCode::UnsupportedKey,
             format!(
                 "the certificate's key is {}; OVF signatures are RSA (PKCS#1 v1.5) and vmdisk \
                  verifies only those",
@@ -84,7 +84,7 @@ pub(super) fn rsa_key(
         Ok(key) => {
             if bits < STRONG_RSA_BITS {
                 findings.push(Finding::new(
-                    "weak-key",
+                    FindingCode::WeakKey,
                     Severity::Warning,
                     format!("the signing key is RSA {bits}; keys under {STRONG_RSA_BITS} bits can be forged"),
                 ));
@@ -93,7 +93,7 @@ pub(super) fn rsa_key(
         }
         Err(e) => {
             findings.push(critical(
-                "unsupported-key",
+                FindingCode::UnsupportedKey,
                 format!(
                     "the certificate's RSA {bits} key is refused ({e}); vmdisk accepts moduli of \
                      {}..={} bits with a sane exponent",
@@ -144,7 +144,7 @@ pub(super) fn is_self_signed(
         return true;
     }
     findings.push(Finding::new(
-        "bad-certificate-signature",
+        FindingCode::BadCertificateSignature,
         Severity::Warning,
         "the certificate names itself as its issuer, but its own signature does not verify with \
          its key: it was damaged or edited after signing",
@@ -158,7 +158,7 @@ pub(super) fn check_dates(cert: &X509Certificate<'_>, now: i64, findings: &mut V
     let validity = cert.validity();
     if now < validity.not_before.timestamp() {
         findings.push(Finding::new(
-            "certificate-not-yet-valid",
+            FindingCode::CertificateNotYetValid,
             Severity::Warning,
             format!(
                 "the signing certificate is not valid before {}",
@@ -167,7 +167,7 @@ pub(super) fn check_dates(cert: &X509Certificate<'_>, now: i64, findings: &mut V
         ));
     } else if now > validity.not_after.timestamp() {
         findings.push(Finding::new(
-            "certificate-expired",
+            FindingCode::CertificateExpired,
             Severity::Warning,
             format!(
                 "the signing certificate expired on {}",

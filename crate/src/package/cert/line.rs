@@ -74,7 +74,7 @@ pub(super) fn nibble(digit: u8) -> Option<u8> {
 pub(super) fn check_signed_name(signed: &str, manifest_name: &str, findings: &mut Vec<Finding>) {
     if base_name(signed) != base_name(manifest_name) {
         findings.push(critical(
-            "signed-file-mismatch",
+            FindingCode::SignedFileMismatch,
             format!(
                 "the certificate file signs {:?}, not the manifest {:?}",
                 echo(signed),

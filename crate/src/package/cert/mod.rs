@@ -34,6 +34,7 @@ use certificate::{check_certificate, first_certificate};
 use line::{check_signed_name, parse_signature_line, split_at_pem};
 use signature::{check_signature, signed_finding};
 
+use crate::finding_code::FindingCode;
 use crate::report::{Finding, Severity};
 use rsa::pkcs8::DecodePublicKey;
 use serde::Serialize;
@@ -106,7 +107,7 @@ pub fn verify(
     };
     if cert_file.len() > MAX_CERT_FILE {
         out.findings.push(critical(
-            "unparsable-cert-file",
+            FindingCode::UnparsableCertFile,
             format!(
                 "the certificate file is {} bytes, more than the {MAX_CERT_FILE} a .cert file can \
                  sensibly be; it was not parsed",
@@ -120,7 +121,8 @@ pub fn verify(
     let line = match parse_signature_line(head) {
         Ok(line) => Some(line),
         Err(why) => {
-            out.findings.push(critical("unparsable-cert-file", why));
+            out.findings
+                .push(critical(FindingCode::UnparsableCertFile, why));
             None
         }
     };
@@ -147,7 +149,7 @@ pub fn verify(
     out
 }
 
-fn critical(code: &'static str, message: impl Into<String>) -> Finding {
+fn critical(code: FindingCode, message: impl Into<String>) -> Finding {
     Finding::new(code, Severity::Critical, message)
 }
 

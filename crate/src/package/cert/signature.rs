@@ -47,7 +47,7 @@ pub(super) fn check_signature(
 ) -> bool {
     let Some(digest) = Digest::from_name(&line.digest) else {
         findings.push(critical(
-            "unsupported-digest",
+            FindingCode::UnsupportedDigest,
             format!(
                 "the signature uses digest {:?}; OVF signatures use SHA1, SHA256, SHA384 or SHA512",
                 echo(&line.digest)
@@ -57,7 +57,7 @@ pub(super) fn check_signature(
     };
     if !verify_pkcs1(key, digest, manifest, &line.signature) {
         findings.push(critical(
-            "bad-signature",
+            FindingCode::BadSignature,
             format!(
                 "the {} signature does not verify over the manifest with the certificate's key: \
                  the manifest or the certificate file was changed after signing",
@@ -68,7 +68,7 @@ pub(super) fn check_signature(
     }
     if digest == Digest::Sha1 {
         findings.push(Finding::new(
-            "weak-digest",
+            FindingCode::WeakDigest,
             Severity::Warning,
             "the manifest is signed over SHA1, which no longer resists forgery; ovftool's \
              --shaAlgorithm=SHA256 makes a stronger signature",
@@ -104,7 +104,7 @@ pub(super) fn signed_finding(signer: &Signer, signed_file: &str) -> Finding {
         )
     };
     Finding::new(
-        "signed",
+        FindingCode::Signed,
         Severity::Info,
         format!(
             "{signed_file:?} is signed by {:?} ({issued}, {} key). vmdisk checked the signature and \

@@ -91,7 +91,7 @@ fn has_critical(sig: &Signature) -> bool {
         .any(|f| f.severity == Severity::Critical)
 }
 
-fn has(sig: &Signature, code: &str, severity: Severity) -> bool {
+fn has(sig: &Signature, code: FindingCode, severity: Severity) -> bool {
     sig.findings
         .iter()
         .any(|f| f.code == code && f.severity == severity)
@@ -138,7 +138,11 @@ fn sha256_signature_verifies_and_names_the_signer() {
     assert_eq!(signer.key, "RSA 2048");
     assert!(signer.not_before.ends_with('Z') && signer.not_before.len() == 20);
     assert!(no_problems(&sig), "{:#?}", sig.findings);
-    let signed = sig.findings.iter().find(|f| f.code == "signed").unwrap();
+    let signed = sig
+        .findings
+        .iter()
+        .find(|f| f.code == FindingCode::Signed)
+        .unwrap();
     assert!(signed.message.contains("vmdisk test vendor"));
     assert!(signed.message.contains("no trust store"));
     assert!(signed.message.contains("never calls a signer trusted"));
@@ -152,7 +156,7 @@ fn sha1_and_sha512_verify_sha1_is_weak() {
     let sig = verify_manifest("SHA1", &sha1, &pem);
     assert!(sig.valid, "{sig:#?}");
     assert_eq!(sig.digest, "SHA1");
-    assert!(has(&sig, "weak-digest", Severity::Warning));
+    assert!(has(&sig, FindingCode::WeakDigest, Severity::Warning));
     assert!(!has_critical(&sig));
 
     let sha512 = sign(&dir, "vendor", "sha512", MANIFEST);
@@ -161,7 +165,7 @@ fn sha1_and_sha512_verify_sha1_is_weak() {
 
     // The digest named must be the one signed with.
     let sig = verify_manifest("SHA256", &sha512, &pem);
-    assert!(!sig.valid && has(&sig, "bad-signature", Severity::Critical));
+    assert!(!sig.valid && has(&sig, FindingCode::BadSignature, Severity::Critical));
 }
 
 #[test]
@@ -172,15 +176,15 @@ fn tampered_manifest_is_a_bad_signature() {
     tampered[20] ^= 0x01;
     let sig = verify(&file, &tampered, "appliance.mf", None);
     assert!(!sig.valid);
-    assert!(has(&sig, "bad-signature", Severity::Critical));
-    assert!(!sig.findings.iter().any(|f| f.code == "signed"));
+    assert!(has(&sig, FindingCode::BadSignature, Severity::Critical));
+    assert!(!sig.findings.iter().any(|f| f.code == FindingCode::Signed));
     // The signer is still reported: it is who the file claims, not who signed.
     assert_eq!(sig.signer.unwrap().subject, "CN=vmdisk test vendor");
 
     let mut flipped = signature.clone();
     flipped[0] ^= 0x80;
     let sig = verify_manifest("SHA256", &flipped, &pem);
-    assert!(!sig.valid && has(&sig, "bad-signature", Severity::Critical));
+    assert!(!sig.valid && has(&sig, FindingCode::BadSignature, Severity::Critical));
 }
 
 #[test]
@@ -190,7 +194,7 @@ fn signature_of_another_file_is_critical() {
     let sig = verify(&file, MANIFEST, "appliance.mf", None);
     assert_eq!(sig.signed_file, "other.mf");
     assert!(
-        has(&sig, "signed-file-mismatch", Severity::Critical),
+        has(&sig, FindingCode::SignedFileMismatch, Severity::Critical),
         "{sig:#?}"
     );
     // A path for the manifest is compared by its file name.
@@ -291,7 +295,7 @@ fn non_hex_or_odd_signature_is_critical() {
         let sig = verify(file.as_bytes(), MANIFEST, "appliance.mf", None);
         assert!(!sig.valid, "{line}");
         assert!(
-            has(&sig, "unparsable-cert-file", Severity::Critical),
+            has(&sig, FindingCode::UnparsableCertFile, Severity::Critical),
             "{line}: {sig:#?}"
         );
         // The certificate is still described.
@@ -304,7 +308,7 @@ fn non_hex_or_odd_signature_is_critical() {
         "appliance.mf",
         None,
     );
-    assert!(!sig.valid && has(&sig, "bad-signature", Severity::Critical));
+    assert!(!sig.valid && has(&sig, FindingCode::BadSignature, Severity::Critical));
 }
 
 #[test]
@@ -315,7 +319,7 @@ fn unsupported_digest_is_critical() {
     assert!(!sig.valid);
     assert_eq!(sig.digest, "SHA224");
     assert!(
-        has(&sig, "unsupported-digest", Severity::Critical),
+        has(&sig, FindingCode::UnsupportedDigest, Severity::Critical),
         "{sig:#?}"
     );
 }
@@ -355,7 +359,10 @@ fn ec_key_is_unsupported() {
     let signature = sign(dir, "ec", "sha256", MANIFEST);
     let sig = verify_manifest("SHA256", &signature, &pem);
     assert!(!sig.valid);
-    assert!(has(&sig, "unsupported-key", Severity::Critical), "{sig:#?}");
+    assert!(
+        has(&sig, FindingCode::UnsupportedKey, Severity::Critical),
+        "{sig:#?}"
+    );
     let signer = sig.signer.unwrap();
     assert_eq!(signer.key, "EC 256");
     assert!(signer.self_signed);
@@ -372,14 +379,14 @@ fn expired_or_not_yet_valid_certificate_warns() {
     let sig = verify(&file, MANIFEST, "appliance.mf", Some(unix_now() + 2 * DAY));
     assert!(sig.valid);
     assert!(
-        has(&sig, "certificate-expired", Severity::Warning),
+        has(&sig, FindingCode::CertificateExpired, Severity::Warning),
         "{sig:#?}"
     );
     assert!(!has_critical(&sig));
-    assert!(has(&sig, "signed", Severity::Info));
+    assert!(has(&sig, FindingCode::Signed, Severity::Info));
 
     let sig = verify(&file, MANIFEST, "appliance.mf", Some(unix_now() - 2 * DAY));
-    assert!(sig.valid && has(&sig, "certificate-not-yet-valid", Severity::Warning));
+    assert!(sig.valid && has(&sig, FindingCode::CertificateNotYetValid, Severity::Warning));
 
     let sig = verify(&file, MANIFEST, "appliance.mf", None);
     assert!(sig.valid && no_problems(&sig), "{sig:#?}");
@@ -437,7 +444,11 @@ fn certificate_from_a_ca_is_not_self_signed() {
     assert_eq!(signer.subject, "O=Vendor, CN=leaf signer");
     assert_eq!(signer.issuer, "CN=vmdisk test CA");
     assert_eq!(signer.key, "RSA 3072");
-    let signed = sig.findings.iter().find(|f| f.code == "signed").unwrap();
+    let signed = sig
+        .findings
+        .iter()
+        .find(|f| f.code == FindingCode::Signed)
+        .unwrap();
     assert!(signed.message.contains("issued by \"CN=vmdisk test CA\""));
 }
 
@@ -449,7 +460,10 @@ fn small_key_warns() {
     let signature = sign(dir, "small", "sha256", MANIFEST);
     let sig = verify_manifest("SHA256", &signature, &pem);
     assert!(sig.valid);
-    assert!(has(&sig, "weak-key", Severity::Warning), "{sig:#?}");
+    assert!(
+        has(&sig, FindingCode::WeakKey, Severity::Warning),
+        "{sig:#?}"
+    );
     assert_eq!(sig.signer.unwrap().key, "RSA 1024");
 }
 
@@ -483,7 +497,11 @@ fn damaged_self_signature_is_not_self_signed() {
     let sig = verify_manifest("SHA256", &signature, &pem);
     assert!(sig.valid, "{sig:#?}");
     assert!(!sig.signer.as_ref().unwrap().self_signed);
-    assert!(has(&sig, "bad-certificate-signature", Severity::Warning));
+    assert!(has(
+        &sig,
+        FindingCode::BadCertificateSignature,
+        Severity::Warning
+    ));
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn read_records<'a, 'i: 'a, T>(
         }
         if !ids.insert(id(&record).clone()) {
             problems.warn(
-                "ovf-duplicate-id",
+                FindingCode::OvfDuplicateId,
                 format!("two {plural} have the id {}", quoted(id(&record))),
             );
         }
@@ -47,7 +47,7 @@ pub(super) fn read_file(node: Node, problems: &mut Problems) -> Option<FileRef> 
         ovf_attr(node, "href").filter(|h| !h.is_empty()),
     ) else {
         problems.warn(
-            "ovf-missing-attribute",
+            FindingCode::OvfMissingAttribute,
             "a File has no ovf:id or no ovf:href; it is ignored",
         );
         return None;
@@ -55,7 +55,10 @@ pub(super) fn read_file(node: Node, problems: &mut Problems) -> Option<FileRef> 
     let what = |attr: &str| format!("ovf:{attr} of File {}", quoted(id));
     let mut chunk_size = number::<u64>(attr_value(node, "chunkSize"), &what("chunkSize"), problems);
     if chunk_size == Some(0) {
-        problems.warn("ovf-bad-value", format!("{} is 0", what("chunkSize")));
+        problems.warn(
+            FindingCode::OvfBadValue,
+            format!("{} is 0", what("chunkSize")),
+        );
         chunk_size = None;
     }
     Some(FileRef {
@@ -100,7 +103,7 @@ pub(super) fn read_disks(
         for (name, what, known, section) in refs {
             if let Some(name) = name.filter(|n| !known.contains(n)) {
                 problems.warn(
-                    "ovf-dangling-ref",
+                    FindingCode::OvfDanglingRef,
                     format!(
                         "Disk {} names {what} {}, which {section} does not list",
                         quoted(&disk.id),
@@ -120,7 +123,7 @@ pub(super) fn read_disk(
 ) -> Option<DiskDef> {
     let Some(id) = attr_value(node, "diskId") else {
         problems.warn(
-            "ovf-missing-attribute",
+            FindingCode::OvfMissingAttribute,
             "a Disk has no ovf:diskId; it is ignored",
         );
         return None;
@@ -147,7 +150,7 @@ pub(super) fn disk_capacity(
 ) -> Option<u64> {
     let Some(raw) = attr_value(node, "capacity") else {
         problems.warn(
-            "ovf-missing-capacity",
+            FindingCode::OvfMissingCapacity,
             format!("Disk {} has no ovf:capacity", quoted(id)),
         );
         return None;
@@ -156,7 +159,7 @@ pub(super) fn disk_capacity(
         Some(name) => {
             let Some(value) = properties.get(name.trim()) else {
                 problems.warn(
-                    "ovf-missing-capacity",
+                    FindingCode::OvfMissingCapacity,
                     format!(
                         "the capacity of Disk {} is property {}, which has no default value",
                         quoted(id),
@@ -179,7 +182,7 @@ pub(super) fn disk_capacity(
         (Some((m, _)), Some(attr)) if allocation_units(attr) == Some(1) => m,
         (Some((_, text)), Some(attr)) => {
             problems.warn(
-                "ovf-unknown-units",
+                FindingCode::OvfUnknownUnits,
                 format!(
                     "{what} carries units {} and also ovf:capacityAllocationUnits {}",
                     quoted(text),
@@ -216,9 +219,9 @@ pub(super) fn whole_number(text: &str, what: &str, problems: &mut Problems) -> O
     let n = digits(text);
     if n.is_none() {
         let (code, why) = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-            ("ovf-size-overflow", "does not fit in 64 bits")
+            (FindingCode::OvfSizeOverflow, "does not fit in 64 bits")
         } else {
-            ("ovf-bad-value", "is not a number")
+            (FindingCode::OvfBadValue, "is not a number")
         };
         problems.warn(code, format!("{what} ({}) {why}", quoted(text)));
     }
@@ -229,7 +232,7 @@ pub(super) fn byte_units(units: &str, what: &str, problems: &mut Problems) -> Op
     let m = allocation_units(units);
     if m.is_none() {
         problems.warn(
-            "ovf-unknown-units",
+            FindingCode::OvfUnknownUnits,
             format!(
                 "{what} is in units {}, which vmdisk does not know as a multiple of bytes",
                 quoted(units)
@@ -243,7 +246,7 @@ pub(super) fn scaled(count: u64, units: u64, what: &str, problems: &mut Problems
     let bytes = count.checked_mul(units);
     if bytes.is_none() {
         problems.warn(
-            "ovf-size-overflow",
+            FindingCode::OvfSizeOverflow,
             format!("{what} ({count} x {units} bytes) does not fit in 64 bits"),
         );
     }

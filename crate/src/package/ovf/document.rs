@@ -146,7 +146,7 @@ pub(super) fn envelope_version(
         return capped(attr, 16);
     }
     problems.push(
-        "ovf-version-mismatch",
+        FindingCode::OvfVersionMismatch,
         Severity::Info,
         format!(
             "ovf:version is {} but the namespace is OVF {family}; read as OVF {family}",

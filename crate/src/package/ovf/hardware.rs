@@ -14,7 +14,10 @@ pub(super) fn read_system(
 ) -> VirtualSystem {
     let id = attr_value(node, "id").unwrap_or_default();
     if id.is_empty() {
-        problems.warn("ovf-missing-attribute", "a VirtualSystem has no ovf:id");
+        problems.warn(
+            FindingCode::OvfMissingAttribute,
+            "a VirtualSystem has no ovf:id",
+        );
     }
     let mut system = VirtualSystem {
         id: id.to_string(),
@@ -208,7 +211,7 @@ pub(super) fn read_hardware(
         let Some(id) = item.instance_id else { continue };
         if by_id.contains_key(id) {
             problems.warn(
-                "ovf-duplicate-id",
+                FindingCode::OvfDuplicateId,
                 format!(
                     "VirtualSystem {} has two hardware items with InstanceID {}",
                     quoted(&system.id),
@@ -252,7 +255,7 @@ pub(super) fn memory(item: &Item, problems: &mut Problems) -> Option<u64> {
         None => {
             // What virt-v2v assumes for every memory quantity.
             problems.push(
-                "ovf-unknown-units",
+                FindingCode::OvfUnknownUnits,
                 Severity::Info,
                 format!("{what} has no AllocationUnits; MiB assumed"),
             );
@@ -288,7 +291,7 @@ pub(super) fn attachment(
     let Some(host) = item.host_resource else {
         if device == "disk" {
             problems.warn(
-                "ovf-dangling-ref",
+                FindingCode::OvfDanglingRef,
                 format!("hard disk {} has no HostResource", item.label()),
             );
         }
@@ -302,7 +305,7 @@ pub(super) fn attachment(
             "DiskSection"
         };
         problems.warn(
-            "ovf-dangling-ref",
+            FindingCode::OvfDanglingRef,
             format!(
                 "{} {} uses {}, which {table} does not list",
                 device,
@@ -318,7 +321,7 @@ pub(super) fn attachment(
                 Some(c) => Some(controller(c)),
                 None => {
                     problems.warn(
-                        "ovf-dangling-ref",
+                        FindingCode::OvfDanglingRef,
                         format!(
                             "{} {} names parent {}, which is no hardware item",
                             device,

@@ -41,7 +41,7 @@ pub(super) fn walk_content<'a, 'i>(
                 walk_content(child, depth + 1, attr_value(child, "id"), layout, problems)
             }
             Some("VirtualSystemCollection") => problems.warn(
-                "ovf-nesting-limit",
+                FindingCode::OvfNestingLimit,
                 format!(
                     "VirtualSystemCollections nest deeper than {MAX_COLLECTION_DEPTH} levels; \
                      what lies deeper is ignored"

@@ -46,6 +46,7 @@
 //!   rest are counted, not listed.
 
 use crate::error::{Error, Result};
+use crate::finding_code::FindingCode;
 use crate::report::{Finding, Severity};
 use roxmltree::{Document, Node, ParsingOptions};
 use serde::Serialize;
@@ -268,7 +269,7 @@ pub fn parse(xml: &[u8]) -> Result<Envelope> {
         );
         if !sys.id.is_empty() && !system_ids.insert(sys.id.clone()) {
             problems.warn(
-                "ovf-duplicate-id",
+                FindingCode::OvfDuplicateId,
                 format!("two VirtualSystems have the id {}", quoted(&sys.id)),
             );
         }
@@ -276,7 +277,7 @@ pub fn parse(xml: &[u8]) -> Result<Envelope> {
     }
     if systems.is_empty() {
         problems.warn(
-            "ovf-no-virtual-system",
+            FindingCode::OvfNoVirtualSystem,
             "the OVF descriptor describes no VirtualSystem",
         );
     }

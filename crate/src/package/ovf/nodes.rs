@@ -103,7 +103,7 @@ pub(super) fn number<T: std::str::FromStr>(
     let parsed = raw.parse().ok();
     if parsed.is_none() {
         problems.warn(
-            "ovf-bad-value",
+            FindingCode::OvfBadValue,
             format!("{what} is {}, not a number", quoted(raw)),
         );
     }

@@ -11,7 +11,7 @@ pub(super) struct Problems {
 impl Problems {
     pub(super) fn push(
         &mut self,
-        code: &'static str,
+        code: FindingCode,
         severity: Severity,
         message: impl Into<String>,
     ) {
@@ -26,14 +26,14 @@ impl Problems {
         }
     }
 
-    pub(super) fn warn(&mut self, code: &'static str, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, code: FindingCode, message: impl Into<String>) {
         self.push(code, Severity::Warning, message);
     }
 
     pub(super) fn finish(mut self) -> Vec<Finding> {
         if self.dropped > 0 {
             self.list.push(Finding::new(
-                "ovf-problems-truncated",
+                FindingCode::OvfProblemsTruncated,
                 Severity::Info,
                 format!("OVF descriptor: {} more problems not listed", self.dropped),
             ));
@@ -58,7 +58,7 @@ impl Budget {
         if !self.reported {
             self.reported = true;
             problems.warn(
-                "ovf-too-many",
+                FindingCode::OvfTooMany,
                 format!(
                     "more than {MAX_RECORDS} files, disks, systems and devices; the rest is ignored"
                 ),

@@ -3,10 +3,10 @@
 use super::*;
 
 pub(super) fn codes(env: &Envelope) -> Vec<&'static str> {
-    env.problems.iter().map(|p| p.code).collect()
+    env.problems.iter().map(|p| p.code.code()).collect()
 }
 
-pub(super) fn has(env: &Envelope, code: &str) -> bool {
+pub(super) fn has(env: &Envelope, code: FindingCode) -> bool {
     env.problems.iter().any(|p| p.code == code)
 }
 

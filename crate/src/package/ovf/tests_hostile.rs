@@ -3,6 +3,7 @@
 use super::tests::*;
 use super::*;
 use crate::error::ErrorKind;
+use crate::finding_code::FindingCode;
 
 #[test]
 fn billion_laughs_is_refused() {
@@ -119,7 +120,7 @@ fn deep_element_nesting() {
     );
     let env = parse(envelope(&body).as_bytes());
     // The VirtualSystem sits inside the vendor element, so it is not a content element.
-    assert!(has(&env.unwrap(), "ovf-no-virtual-system"));
+    assert!(has(&env.unwrap(), FindingCode::OvfNoVirtualSystem));
 }
 
 #[test]

@@ -472,11 +472,11 @@ fn structure_problems() {
     );
     assert_eq!(vm.disks[1].controller, None);
     let count = |code| env.problems.iter().filter(|p| p.code == code).count();
-    assert_eq!(count("ovf-duplicate-id"), 4, "{:?}", env.problems); // file1, d1, InstanceID 2, vm
-    assert_eq!(count("ovf-missing-attribute"), 3); // File without href, Disk without id, VS without id
-    assert_eq!(count("ovf-bad-value"), 3); // size, chunkSize, populatedSize
+    assert_eq!(count(FindingCode::OvfDuplicateId), 4, "{:?}", env.problems); // file1, d1, InstanceID 2, vm
+    assert_eq!(count(FindingCode::OvfMissingAttribute), 3); // File without href, Disk without id, VS without id
+    assert_eq!(count(FindingCode::OvfBadValue), 3); // size, chunkSize, populatedSize
     // Disk fileRef, parentRef; ghost disk, Parent 99, no HostResource, unknown file.
-    assert_eq!(count("ovf-dangling-ref"), 6);
+    assert_eq!(count(FindingCode::OvfDanglingRef), 6);
     assert!(
         env.problems
             .iter()
@@ -493,7 +493,7 @@ fn no_virtual_system() {
     let env =
         parse(br#"<ovf:Envelope xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/2"/>"#).unwrap();
     assert_eq!(env.version, "2.x");
-    assert!(has(&env, "ovf-no-virtual-system"));
+    assert!(has(&env, FindingCode::OvfNoVirtualSystem));
 }
 
 #[test]
@@ -503,7 +503,10 @@ fn problems_are_capped() {
         .collect();
     let env = parse(envelope(&format!("<References>{files}</References>{VS}")).as_bytes()).unwrap();
     assert_eq!(env.problems.len(), MAX_PROBLEMS + 1);
-    assert_eq!(env.problems.last().unwrap().code, "ovf-problems-truncated");
+    assert_eq!(
+        env.problems.last().unwrap().code,
+        FindingCode::OvfProblemsTruncated
+    );
 }
 
 #[test]
@@ -515,7 +518,7 @@ fn records_are_capped() {
     assert_eq!(env.files.len(), MAX_RECORDS);
     // The budget is spent: the system is dropped too, and both are reported.
     assert!(env.systems.is_empty());
-    assert!(has(&env, "ovf-too-many"));
+    assert!(has(&env, FindingCode::OvfTooMany));
 }
 
 #[test]

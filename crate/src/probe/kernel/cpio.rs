@@ -3,6 +3,7 @@
 use super::super::bytes::{slice, text};
 use super::super::{Detection, Format};
 use super::compression;
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 use serde_json::{Value, json};
 
@@ -37,20 +38,20 @@ pub(super) fn initramfs(c: &Cpio, seen: u64, len: u64) -> Detection {
     }
     if c.parts.iter().any(|p| p.kind == CpioFormat::Odc.name()) {
         d.finding(
-            "unsupported-format",
+            FindingCode::UnsupportedFormat,
             Severity::Warning,
             "an odc cpio archive: the kernel unpacks only newc initramfs archives",
         );
     }
     if c.then == Some("lz4") {
         d.finding(
-            "unsupported-format",
+            FindingCode::UnsupportedFormat,
             Severity::Warning,
             "the archive after the early cpio is lz4 in the frame format: the kernel reads only the legacy format (lz4 -l)",
         );
     }
     for (code, severity, message) in &c.problems {
-        d.finding(code, *severity, message.as_str());
+        d.finding(*code, *severity, message.as_str());
     }
     d
 }
@@ -191,7 +192,7 @@ pub struct Cpio {
     pub parts: Vec<Part>,
     pub end: End,
     /// Findings: damaged headers, checksum mismatches, misaligned archives, unknown data.
-    pub problems: Vec<(&'static str, Severity, String)>,
+    pub problems: Vec<(FindingCode, Severity, String)>,
 }
 
 impl Cpio {
@@ -212,7 +213,7 @@ impl Cpio {
         names.join(" + ")
     }
 
-    fn problem(&mut self, code: &'static str, severity: Severity, message: String) {
+    fn problem(&mut self, code: FindingCode, severity: Severity, message: String) {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push((code, severity, message));
         }
@@ -259,7 +260,7 @@ pub fn cpio(buf: &[u8]) -> Option<Cpio> {
         }
         if !at.is_multiple_of(4) && format != CpioFormat::Odc {
             c.problem(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 format!(
                     "the cpio archive at offset {at} is not 4-byte aligned: the kernel takes it for compressed data and stops unpacking (\"invalid magic\")"
@@ -292,7 +293,7 @@ pub fn cpio(buf: &[u8]) -> Option<Cpio> {
                 } else {
                     c.end = End::Broken;
                     c.problem(
-                        "corrupt",
+                        FindingCode::Corrupt,
                         Severity::Critical,
                         format!(
                             "the cpio header at offset {at} is damaged (the kernel stops unpacking there)"
@@ -326,7 +327,7 @@ pub fn cpio(buf: &[u8]) -> Option<Cpio> {
                 let sum = data.iter().fold(0u32, |s, &b| s.wrapping_add(u32::from(b)));
                 if u64::from(sum) != hd.check {
                     c.problem(
-                        "corrupt",
+                        FindingCode::Corrupt,
                         Severity::Critical,
                         format!(
                             "the cpio member {name:?} fails its checksum (header 0x{:08x}, data 0x{sum:08x}): the kernel rejects it",
@@ -353,7 +354,7 @@ pub fn cpio(buf: &[u8]) -> Option<Cpio> {
         let kind = compression(&rest[p..]).unwrap_or("data");
         if kind == "data" {
             c.problem(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 format!(
                     "the bytes at offset {at}, after the cpio trailer, are neither an archive nor compressed data the kernel knows: it stops unpacking there (\"invalid magic\")"

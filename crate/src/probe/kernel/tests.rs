@@ -151,7 +151,10 @@ fn kernels_of_every_architecture() {
     assert_eq!(d.detail_str("arch"), Some("riscv64"));
     assert_eq!(d.detail_str("compression"), Some("zstd"));
     assert!(d.findings.is_empty(), "{:?}", d.findings);
-    assert_eq!(kernel(&z, 0x280).unwrap().findings[0].code, "truncated");
+    assert_eq!(
+        kernel(&z, 0x280).unwrap().findings[0].code,
+        FindingCode::Truncated
+    );
 
     let mut a = vec![0u8; 1024];
     put(&mut a, 0x24, &ZIMAGE_MAGIC.to_be_bytes());
@@ -163,7 +166,10 @@ fn kernels_of_every_architecture() {
     assert_eq!(d.details["image-size"], 1024);
     assert!(d.findings.is_empty());
     put(&mut a, 0x2c, &0x7000u32.to_be_bytes());
-    assert_eq!(kernel(&a, 1024).unwrap().findings[0].code, "corrupt");
+    assert_eq!(
+        kernel(&a, 1024).unwrap().findings[0].code,
+        FindingCode::Corrupt
+    );
 }
 
 #[test]

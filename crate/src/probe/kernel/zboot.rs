@@ -3,6 +3,7 @@
 use super::super::bytes::{has, le32, slice, text};
 use super::super::{Detection, Format};
 use super::{compression, pe::set_arch, short};
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 
 /// EFI zboot: a small EFI application carrying the compressed kernel.
@@ -42,7 +43,7 @@ pub(super) fn zboot(h: &[u8], len: u64) -> Option<Detection> {
         let expected = if m == "lz4" { "lz4-legacy" } else { m.as_str() };
         if found != Some(expected) {
             d.finding(
-                "corrupt",
+                FindingCode::Corrupt,
                 Severity::Warning,
                 format!(
                     "the EFI zboot header names {m} compression but its payload at offset {offset} starts with {}",

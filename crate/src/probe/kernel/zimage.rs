@@ -3,6 +3,7 @@
 use super::super::bytes::{be32, le32};
 use super::super::{Detection, Format};
 use super::{pe::set_arch, short};
+use crate::finding_code::FindingCode;
 use crate::report::Severity;
 
 /// The ARM zImage magic at 0x24, in the kernel's byte order.
@@ -32,7 +33,7 @@ pub(super) fn arm_zimage(h: &[u8], len: u64) -> Option<Detection> {
         d.truncated("zImage header");
     } else if end < start {
         d.finding(
-            "corrupt",
+            FindingCode::Corrupt,
             Severity::Critical,
             format!("the zImage header ends (0x{end:08x}) before it starts (0x{start:08x})"),
         );
