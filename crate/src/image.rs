@@ -77,17 +77,13 @@ async fn open_probed(
     depth: usize,
 ) -> Result<Option<Box<dyn Image>>> {
     let src = set.file(id).clone();
-    Ok(match probe.primary().format {
-        Format::Qcow2 => Some(Box::new(formats::qcow2::Qcow2::open(set, id, depth).await?)),
-        Format::Qcow => formats::qcow::open(set, id, depth).await?,
-        Format::Qed => formats::qed::open(set, id, depth).await?,
-        Format::Vmdk => formats::vmdk::open(set, id, depth).await?,
-        Format::Vdi => formats::vdi::open(set, id, depth).await?,
-        Format::Vhd => formats::vhd::open(set, id, depth).await?,
-        Format::Vhdx => formats::vhdx::open(set, id, depth).await?,
-        Format::Parallels => formats::parallels::open(set, id, depth).await?,
-        f if f.is_raw_content() => Some(Box::new(formats::raw::RawImage::new(f, id, src))),
-        _ => None,
+    let format = probe.primary().format;
+    Ok(match formats::driver(format) {
+        Some(open) => Some(open(set, id, depth).await?),
+        None if format.is_raw_content() => {
+            Some(Box::new(formats::raw::RawImage::new(format, id, src)))
+        }
+        None => None,
     })
 }
 

@@ -68,8 +68,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use vmdk::{Descriptor, DescriptorExtent, parse_descriptor};
-
 /// How much of the start of a file every probe reads: enough for the ISO/UDF volume descriptors
 /// (from 32 KiB), the Btrfs superblock (64 KiB) and the VHDX headers and region table (64-256 KiB).
 pub const HEAD_LEN: u64 = 256 * 1024;

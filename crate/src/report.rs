@@ -1,7 +1,7 @@
 //! What `vmdisk info` prints: the same object as JSON for the CLI and as a JS object in the browser.
 
 use crate::finding_code::FindingCode;
-use crate::probe::Format;
+use crate::format::Format;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

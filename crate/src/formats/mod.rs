@@ -1,5 +1,6 @@
 //! One module per format driver. Each parses and validates its metadata and implements
 //! [`crate::Image`]: it maps guest ranges to file ranges and never does bulk I/O itself.
+//! [`DRIVERS`] is the one table `image.rs` opens them through.
 
 pub(crate) mod common;
 pub mod parallels;
@@ -11,3 +12,58 @@ pub mod vdi;
 pub mod vhd;
 pub mod vhdx;
 pub mod vmdk;
+
+use crate::error::Result;
+use crate::extent::FileId;
+use crate::format::Format;
+use crate::image::Image;
+use crate::source::ImageSet;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A driver opening one file.
+pub type Opening<'a> = Pin<Box<dyn Future<Output = Result<Box<dyn Image>>> + 'a>>;
+/// A driver's entry point: file `id` of the set, `depth` backing levels down.
+pub type Open = for<'a> fn(&'a ImageSet, FileId, usize) -> Opening<'a>;
+
+/// Every container format vmdisk reads, with its driver. Raw content (raw, ISO, AMI, AKI, ARI)
+/// is read by [`raw::RawImage`]; packages by [`crate::package`].
+pub const DRIVERS: &[(Format, Open)] = &[
+    (Format::Qcow2, |s, id, depth| {
+        boxed(qcow2::Qcow2::open(s, id, depth))
+    }),
+    (Format::Qcow, |s, id, depth| {
+        boxed(qcow::Qcow::open(s, id, depth))
+    }),
+    (Format::Qed, |s, id, depth| {
+        boxed(qed::Qed::open(s, id, depth))
+    }),
+    (Format::Vmdk, |s, id, depth| {
+        boxed(vmdk::Vmdk::open(s, id, depth))
+    }),
+    (Format::Vdi, |s, id, depth| {
+        boxed(vdi::Vdi::open(s, id, depth))
+    }),
+    (Format::Vhd, |s, id, depth| {
+        boxed(vhd::Vhd::open(s, id, depth))
+    }),
+    (Format::Vhdx, |s, id, depth| {
+        boxed(vhdx::Vhdx::open(s, id, depth))
+    }),
+    // Parallels images have no backing file.
+    (Format::Parallels, |s, id, _| {
+        boxed(parallels::Parallels::open(s, id))
+    }),
+];
+
+/// The driver of `format`, if vmdisk reads it as a container.
+pub fn driver(format: Format) -> Option<Open> {
+    DRIVERS
+        .iter()
+        .find(|(f, _)| *f == format)
+        .map(|&(_, open)| open)
+}
+
+fn boxed<'a, I: Image + 'static>(opening: impl Future<Output = Result<I>> + 'a) -> Opening<'a> {
+    Box::pin(async move { Ok(Box::new(opening.await?) as Box<dyn Image>) })
+}

@@ -28,10 +28,10 @@ use super::common::table::{TableCache, Word};
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
+use crate::format::Format;
 use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable;
 use crate::image::Image;
-use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
@@ -45,12 +45,6 @@ const DIRTY_BITMAP_MAGIC: u64 = 0x2038_5fae_252c_b34a;
 const BAT_CHUNK: u64 = 16384;
 /// The format extension cluster is read up to this many bytes.
 const MAX_EXT_BYTES: u64 = 1 << 20;
-
-/// Open file `id` of the set as a Parallels image.
-pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    let _ = depth;
-    Ok(Some(Box::new(Parallels::open(set, id).await?)))
-}
 
 pub struct Parallels {
     file: FileId,

@@ -28,9 +28,9 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
+use crate::format::Format;
 use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
-use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
@@ -45,11 +45,6 @@ const L2_CACHE_TABLES: usize = 16;
 /// At open, this many L2 tables are mapped to find clusters past the end of a cut file
 /// before a conversion starts (the rest are checked as they are mapped).
 const MAX_SCAN_TABLES: usize = 256;
-
-/// Open file `id` of the set as a qcow (version 1) image.
-pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    Ok(Some(Box::new(Qcow::open(set, id, depth).await?)))
-}
 
 pub struct Qcow {
     file: FileId,

@@ -28,9 +28,9 @@ use super::common::table::{TableCache, Word};
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
+use crate::format::Format;
 use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image};
-use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
@@ -47,11 +47,6 @@ const MAX_L1_BYTES: u64 = 32 << 20;
 const L2_CHUNK: u64 = 8192;
 const L2_CACHE_CHUNKS: usize = 16;
 const MAX_BACKING_NAME: u64 = 1023;
-
-/// Open file `id` of the set as a QED image.
-pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    Ok(Some(Box::new(Qed::open(set, id, depth).await?)))
-}
 
 pub struct Qed {
     file: FileId,

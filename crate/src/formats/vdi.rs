@@ -24,10 +24,10 @@ use super::common::parent::in_parent;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
+use crate::format::Format;
 use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Image};
-use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_exact, read_vec};
 use async_trait::async_trait;
@@ -164,11 +164,6 @@ pub struct Vdi {
     parent: Option<Parent>,
     findings: Vec<Finding>,
     blocked: Option<String>,
-}
-
-/// Open file `id` of the set as a VDI image.
-pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    Ok(Some(Box::new(Vdi::open(set, id, depth).await?)))
 }
 
 impl Vdi {

@@ -17,13 +17,16 @@
 //! ZERO extents shrink its disk), and it sizes a sparse extent by its header's capacity rather
 //! than its descriptor line.
 
+mod descriptor;
 mod sparse;
+
+pub use descriptor::{Descriptor, DescriptorExtent, parse_descriptor};
 
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
+use crate::format::Format;
 use crate::image::{Backing, Image, open_file};
-use crate::probe::{Descriptor, DescriptorExtent, Format, parse_descriptor};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, base_name, is_plain_name, read_vec};
 use async_trait::async_trait;
@@ -36,11 +39,6 @@ const MAX_DESCRIPTOR: u64 = 1 << 20;
 const LISTED_EXTENTS: usize = 64;
 /// Grain directory bytes all sparse extents of one image may hold in memory.
 const MAX_GD_BYTES_TOTAL: u64 = 256 << 20;
-
-/// Open file `id` of the set as a VMDK image.
-pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    Ok(Some(Box::new(Vmdk::open(set, id, depth).await?)))
-}
 
 enum PartKind {
     /// Guest bytes stored verbatim from `offset` of `file`; `avail` of them exist in the file

@@ -39,7 +39,7 @@ pub use verify::{Progress, verify};
 use crate::error::{Error, Result};
 use crate::extent::FileId;
 use crate::finding_code::FindingCode;
-use crate::probe::Format;
+use crate::format::Format;
 use crate::report::{Finding, Severity};
 use crate::source::ImageSet;
 use compressed::Compression;

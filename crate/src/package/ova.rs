@@ -21,7 +21,7 @@ use super::{Disk, Options, OvfDisk, Package, Role, unsafe_name, unsafe_name_find
 use crate::error::{Error, Result};
 use crate::extent::FileId;
 use crate::finding_code::FindingCode;
-use crate::probe::Format;
+use crate::format::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, base_name, read_vec};
 use serde_json::{Value, json};

@@ -11,7 +11,7 @@ use super::compressed::{Compression, Stream, stated_size};
 use super::{Disk, Package, Role};
 use crate::error::{Error, Result};
 use crate::extent::FileId;
-use crate::probe::Format;
+use crate::format::Format;
 use crate::sink::Scratch;
 use crate::source::{ImageSet, Source};
 use std::rc::Rc;

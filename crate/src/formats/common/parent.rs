@@ -4,8 +4,8 @@
 use crate::error::{Error, Result};
 use crate::extent::FileId;
 use crate::finding_code::FindingCode;
+use crate::format::Format;
 use crate::image::{Backing, Image};
-use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, base_name, is_plain_name};
 

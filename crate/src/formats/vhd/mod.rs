@@ -40,10 +40,10 @@ use super::common::parent::backing_of;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
+use crate::format::Format;
 use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Image};
-use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, read_vec};
 use async_trait::async_trait;
@@ -66,11 +66,6 @@ pub struct Vhd {
     findings: Vec<Finding>,
     /// Why the data cannot be read, if it cannot.
     blocked: Option<String>,
-}
-
-/// Open file `id` of the set as a VHD image.
-pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    Ok(Some(Box::new(Vhd::open(set, id, depth).await?)))
 }
 
 impl Vhd {

@@ -28,9 +28,9 @@ use super::common::scan::readable;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
+use crate::format::Format;
 use crate::formats::common::one_file_image;
 use crate::image::{Backing, Image, open_file};
-use crate::probe::Format;
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, base_name, read_exact};
 use async_trait::async_trait;
@@ -64,11 +64,6 @@ pub struct Vhdx {
     findings: Vec<Finding>,
     /// Why the data cannot be read: (truncated, message).
     blocked: Option<(bool, String)>,
-}
-
-/// Open file `id` of the set as a VHDX image.
-pub async fn open(set: &ImageSet, id: FileId, depth: usize) -> Result<Option<Box<dyn Image>>> {
-    Ok(Some(Box::new(Vhdx::open(set, id, depth).await?)))
 }
 
 impl Vhdx {
