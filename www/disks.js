@@ -1,7 +1,7 @@
 // A package on the page (OVA/OVF, UEC and GCE tarballs, compressed images): one card per disk
 // (per UEC member) with what the package says of it, its own findings and its own conversion;
 // "Convert all disks" one after another; the integrity check (verify()) with its progress.
-// app.js owns the report, the findings list and the verdict; it hands its helpers in.
+// render.js owns the report, the findings list and the verdict; app.js hands its helpers in.
 //
 // Element ids and attributes tests rely on: disks-box, disks, .disk-card[data-index=N]
 // (data-role, data-format, data-convertible, data-state idle/running/done/failed/cancelled),
