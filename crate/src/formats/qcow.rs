@@ -20,7 +20,7 @@
 //! 6..=13 (L2 tables of 512 bytes to 64 KiB), which bounds every table read here.
 
 use super::common::bytes::c_string;
-use super::common::extents::{extent, push_data, range_end};
+use super::common::extents::{extent, push_data};
 use super::common::parent::{self, Parent, open_backing};
 use super::common::scan::{problem, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
@@ -29,8 +29,7 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::one_file_image;
-use crate::image::{Backing, Image};
+use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
@@ -308,17 +307,11 @@ fn l2_table_check(entry: u64, index: usize, bytes: u64, flen: u64) -> Result<Opt
 
 #[async_trait(?Send)]
 impl Image for Qcow {
-    fn format(&self) -> Format {
-        Format::Qcow
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Qcow, self.size, self.file, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
-        let end = range_end(start, len, self.size)?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let cb = self.cluster_bits;
         let span_bits = cb + self.l2_bits;
         let l2_bytes = 8u64 << self.l2_bits;
@@ -369,8 +362,6 @@ impl Image for Qcow {
         }
         m
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {

@@ -21,7 +21,7 @@
 //! virtual size are kept and L2 tables are read in bounded chunks.
 
 use super::common::bytes::c_string;
-use super::common::extents::{extent, push_data, range_end};
+use super::common::extents::{extent, push_data};
 use super::common::parent::{self, Parent, open_backing};
 use super::common::scan::{problem, readable, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
@@ -29,8 +29,7 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::one_file_image;
-use crate::image::{Backing, Image};
+use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
@@ -312,17 +311,11 @@ fn not_over_l1(entry: u64, l1: u64, bytes: u64) -> Result<()> {
 
 #[async_trait(?Send)]
 impl Image for Qed {
-    fn format(&self) -> Format {
-        Format::Qed
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Qed, self.size, self.file, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
-        let end = range_end(start, len, self.size)?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let cb = self.cluster_bits;
         let span_bits = cb + self.table_bits;
         let table_bytes = u64::from(self.table_size) * self.cluster_size;
@@ -407,8 +400,6 @@ impl Image for Qed {
         }
         m
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         readable(&self.blocked)
