@@ -21,7 +21,7 @@
 //! virtual size are kept and L2 tables are read in bounded chunks.
 
 use super::common::bytes::c_string;
-use super::common::extents::{extent, push_data};
+use super::common::extents::{blocks, extent, push_data};
 use super::common::parent::{self, Parent, open_backing};
 use super::common::scan::{problem, readable, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
@@ -322,14 +322,10 @@ impl Image for Qed {
         let mask = (1u64 << self.table_bits) - 1;
         let chunk = L2_CHUNK.min(1 << self.table_bits);
         let mut out = vec![];
-        let mut pos = start;
-        while pos < end {
-            let index = (pos >> span_bits) as usize;
-            let span_end = ((index as u64 + 1) << span_bits).min(end);
-            let entry = self.l1[index];
+        for (index, pos, span_end) in blocks(start, end, 1 << span_bits) {
+            let entry = self.l1[index as usize];
             if entry == 0 {
                 Extent::push_merged(&mut out, extent(pos, span_end - pos, Mapping::Unallocated));
-                pos = span_end;
                 continue;
             }
             check_table(
@@ -341,7 +337,8 @@ impl Image for Qed {
                 self.header_bytes(),
             )?;
             not_over_l1(entry, self.l1_table_offset, table_bytes)?;
-            while pos < span_end {
+            // The table is read `chunk` entries at a time, each chunk's clusters mapped from it.
+            for (_, pos, chunk_end) in blocks(pos, span_end, chunk << cb) {
                 let i = (pos >> cb) & mask;
                 let chunk_start = i & !(chunk - 1);
                 let table = self
@@ -353,13 +350,9 @@ impl Image for Qed {
                         "QED L2 table",
                     )
                     .await?;
-                let chunk_end = (((pos >> span_bits) << span_bits) + ((chunk_start + chunk) << cb))
-                    .min(span_end);
-                while pos < chunk_end {
-                    let cluster_end = (((pos >> cb) + 1) << cb).min(chunk_end);
-                    let k = (((pos >> cb) & mask) - chunk_start) as usize;
+                for (cluster, pos, cluster_end) in blocks(pos, chunk_end, 1 << cb) {
+                    let k = ((cluster & mask) - chunk_start) as usize;
                     self.map_cluster(pos, cluster_end, table[k], &mut out)?;
-                    pos = cluster_end;
                 }
             }
         }

@@ -360,10 +360,7 @@ impl Image for Vdi {
         let bs = u64::from(h.block_size);
         let stride = bs + u64::from(h.block_extra);
         let mut out = vec![];
-        let mut pos = start;
-        while pos < end {
-            let index = pos / bs;
-            let block_end = ((index + 1) * bs).min(end);
+        for (index, pos, block_end) in super::common::extents::blocks(start, end, bs) {
             let mapping = match self.map[index as usize] {
                 UNALLOCATED => Mapping::Unallocated,
                 DISCARDED => Mapping::Zero,
@@ -383,7 +380,6 @@ impl Image for Vdi {
                     mapping,
                 },
             );
-            pos = block_end;
         }
         Ok(out)
     }

@@ -35,7 +35,7 @@ mod parent;
 mod tests;
 
 use super::common::bytes::uuid;
-use super::common::extents::{extent, map_plain};
+use super::common::extents::{blocks, extent, map_plain};
 use super::common::parent::backing_of;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
@@ -198,12 +198,9 @@ impl Image for Vhd {
         };
         let bs = u64::from(d.header.block_size);
         let mut out = vec![];
-        let mut pos = start;
-        while pos < end {
-            let index = (pos / bs) as usize;
-            let block_end = ((index as u64 + 1) * bs).min(end);
-            self.map_block(d, index, pos, block_end, &mut out).await?;
-            pos = block_end;
+        for (index, pos, block_end) in blocks(start, end, bs) {
+            self.map_block(d, index as usize, pos, block_end, &mut out)
+                .await?;
         }
         Ok(out)
     }
