@@ -5,6 +5,7 @@ use crate::chain::backing_layers;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId};
 use crate::formats;
+use crate::formats::common::extents::range_end;
 use crate::package::{self, Package};
 use crate::probe::{self, Format, Probe};
 use crate::report::Finding;
@@ -18,13 +19,28 @@ pub use crate::inspect::inspect;
 pub const MAX_CHAIN_DEPTH: usize = 16;
 
 /// An opened, validated image: answers "where do the bytes of guest range R live?".
-/// It never moves bulk data itself; the copy engine does.
+/// It never moves bulk data itself; the copy engine does. A driver states what it knows
+/// ([`Image::basics`], [`Image::map_inside`], [`Image::details`]) and what it does differently;
+/// the answers every driver gives the same way are the defaults here.
 #[async_trait(?Send)]
 pub trait Image {
-    fn format(&self) -> Format;
-    fn virtual_size(&self) -> u64;
-    /// The extents covering exactly `[start, start + len)` (inside the virtual size), in guest order.
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>>;
+    /// The facts the defaults below are read from.
+    fn basics(&self) -> Basics<'_>;
+    fn format(&self) -> Format {
+        self.basics().format
+    }
+    fn virtual_size(&self) -> u64 {
+        self.basics().virtual_size
+    }
+    /// The extents covering exactly `[start, start + len)` (inside the virtual size), in guest
+    /// order: fails when the image cannot be read or the range is outside, else [`Image::map_inside`].
+    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
+        self.readable()?;
+        let end = range_end(start, len, self.virtual_size())?;
+        self.map_inside(start, end).await
+    }
+    /// The extents covering exactly `[start, end)`, a range [`Image::map`] has checked.
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>>;
     /// The image's backing (parent) chain.
     fn backing(&self) -> Backing<'_> {
         Backing::None
@@ -33,14 +49,38 @@ pub trait Image {
     fn details(&self) -> serde_json::Value;
     /// Safety findings collected while opening.
     fn findings(&self) -> Vec<Finding> {
-        vec![]
+        self.basics().findings.to_vec()
     }
-    /// The files this image (not its backing) is made of, with their roles ("image", "extent", ...).
-    fn files(&self) -> Vec<(FileId, &'static str)>;
+    /// The files this image (not its backing) is made of, with their roles ("image", "extent",
+    /// ...): by default the one file it was opened from.
+    fn files(&self) -> Vec<(FileId, &'static str)> {
+        vec![(self.basics().file, "image")]
+    }
     /// Err when the guest data cannot be read (encryption, external data file, ...): checked
     /// before a conversion starts so it fails without writing anything.
     fn readable(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// What every driver knows of itself once open, in its own fields.
+pub struct Basics<'a> {
+    pub format: Format,
+    pub virtual_size: u64,
+    /// The file the image was opened from.
+    pub file: FileId,
+    /// What opening found unsafe or damaged.
+    pub findings: &'a [Finding],
+}
+
+impl<'a> Basics<'a> {
+    pub fn new(format: Format, virtual_size: u64, file: FileId, findings: &'a [Finding]) -> Self {
+        Basics {
+            format,
+            virtual_size,
+            file,
+            findings,
+        }
     }
 }
 

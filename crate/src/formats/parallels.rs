@@ -22,16 +22,15 @@
 //! Parallels is legacy for clouds: every image gets an `unsupported-format` Warning advising
 //! conversion. The BAT is read lazily in bounded chunks.
 
-use super::common::extents::{extent, push_data, range_end};
+use super::common::extents::{extent, push_data};
 use super::common::scan::{problem, scan_finding};
 use super::common::table::{TableCache, Word};
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable;
-use crate::image::Image;
+use crate::image::{Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
@@ -300,17 +299,11 @@ impl Parallels {
 
 #[async_trait(?Send)]
 impl Image for Parallels {
-    fn format(&self) -> Format {
-        Format::Parallels
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Parallels, self.size, self.file, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
-        let end = range_end(start, len, self.size)?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let cs = self.cluster_size();
         let mut out = vec![];
         let mut pos = start;
@@ -387,8 +380,6 @@ impl Image for Parallels {
         }
         m
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         readable(&self.blocked)

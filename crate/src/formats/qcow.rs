@@ -20,7 +20,7 @@
 //! 6..=13 (L2 tables of 512 bytes to 64 KiB), which bounds every table read here.
 
 use super::common::bytes::c_string;
-use super::common::extents::{extent, push_data, range_end};
+use super::common::extents::{blocks, extent, push_data};
 use super::common::parent::{self, Parent, open_backing};
 use super::common::scan::{problem, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
@@ -29,8 +29,7 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::one_file_image;
-use crate::image::{Backing, Image};
+use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
@@ -308,40 +307,29 @@ fn l2_table_check(entry: u64, index: usize, bytes: u64, flen: u64) -> Result<Opt
 
 #[async_trait(?Send)]
 impl Image for Qcow {
-    fn format(&self) -> Format {
-        Format::Qcow
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Qcow, self.size, self.file, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
-        let end = range_end(start, len, self.size)?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let cb = self.cluster_bits;
         let span_bits = cb + self.l2_bits;
         let l2_bytes = 8u64 << self.l2_bits;
         let mut out = vec![];
-        let mut pos = start;
-        while pos < end {
-            let index = (pos >> span_bits) as usize;
-            let span_end = ((index as u64 + 1) << span_bits).min(end);
+        for (index, pos, span_end) in blocks(start, end, 1 << span_bits) {
+            let index = index as usize;
             let entry = self.l1[index];
             let Some(table_offset) = l2_table_check(entry, index, l2_bytes, self.src.len())? else {
                 Extent::push_merged(&mut out, extent(pos, span_end - pos, Mapping::Unallocated));
-                pos = span_end;
                 continue;
             };
             let table = self
                 .l2_cache
                 .get(&*self.src, table_offset, 1 << self.l2_bits, "qcow L2 table")
                 .await?;
-            while pos < span_end {
-                let cluster_end = (((pos >> cb) + 1) << cb).min(span_end);
-                let i = ((pos >> cb) & ((1 << self.l2_bits) - 1)) as usize;
+            for (cluster, pos, cluster_end) in blocks(pos, span_end, 1 << cb) {
+                let i = (cluster & ((1 << self.l2_bits) - 1)) as usize;
                 self.map_cluster(pos, cluster_end, table[i], &mut out)?;
-                pos = cluster_end;
             }
         }
         Ok(out)
@@ -369,8 +357,6 @@ impl Image for Qcow {
         }
         m
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {

@@ -21,7 +21,7 @@
 //! virtual size are kept and L2 tables are read in bounded chunks.
 
 use super::common::bytes::c_string;
-use super::common::extents::{extent, push_data, range_end};
+use super::common::extents::{blocks, extent, push_data};
 use super::common::parent::{self, Parent, open_backing};
 use super::common::scan::{problem, readable, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
@@ -29,8 +29,7 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::one_file_image;
-use crate::image::{Backing, Image};
+use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
@@ -312,31 +311,21 @@ fn not_over_l1(entry: u64, l1: u64, bytes: u64) -> Result<()> {
 
 #[async_trait(?Send)]
 impl Image for Qed {
-    fn format(&self) -> Format {
-        Format::Qed
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Qed, self.size, self.file, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
-        let end = range_end(start, len, self.size)?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let cb = self.cluster_bits;
         let span_bits = cb + self.table_bits;
         let table_bytes = u64::from(self.table_size) * self.cluster_size;
         let mask = (1u64 << self.table_bits) - 1;
         let chunk = L2_CHUNK.min(1 << self.table_bits);
         let mut out = vec![];
-        let mut pos = start;
-        while pos < end {
-            let index = (pos >> span_bits) as usize;
-            let span_end = ((index as u64 + 1) << span_bits).min(end);
-            let entry = self.l1[index];
+        for (index, pos, span_end) in blocks(start, end, 1 << span_bits) {
+            let entry = self.l1[index as usize];
             if entry == 0 {
                 Extent::push_merged(&mut out, extent(pos, span_end - pos, Mapping::Unallocated));
-                pos = span_end;
                 continue;
             }
             check_table(
@@ -348,7 +337,8 @@ impl Image for Qed {
                 self.header_bytes(),
             )?;
             not_over_l1(entry, self.l1_table_offset, table_bytes)?;
-            while pos < span_end {
+            // The table is read `chunk` entries at a time, each chunk's clusters mapped from it.
+            for (_, pos, chunk_end) in blocks(pos, span_end, chunk << cb) {
                 let i = (pos >> cb) & mask;
                 let chunk_start = i & !(chunk - 1);
                 let table = self
@@ -360,13 +350,9 @@ impl Image for Qed {
                         "QED L2 table",
                     )
                     .await?;
-                let chunk_end = (((pos >> span_bits) << span_bits) + ((chunk_start + chunk) << cb))
-                    .min(span_end);
-                while pos < chunk_end {
-                    let cluster_end = (((pos >> cb) + 1) << cb).min(chunk_end);
-                    let k = (((pos >> cb) & mask) - chunk_start) as usize;
+                for (cluster, pos, cluster_end) in blocks(pos, chunk_end, 1 << cb) {
+                    let k = ((cluster & mask) - chunk_start) as usize;
                     self.map_cluster(pos, cluster_end, table[k], &mut out)?;
-                    pos = cluster_end;
                 }
             }
         }
@@ -407,8 +393,6 @@ impl Image for Qed {
         }
         m
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         readable(&self.blocked)

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::extent::{Extent, FileId};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::image::Image;
+use crate::image::{Basics, Image};
 use crate::source::Source;
 use async_trait::async_trait;
 use std::rc::Rc;
@@ -28,14 +28,15 @@ impl RawImage {
 
 #[async_trait(?Send)]
 impl Image for RawImage {
-    fn format(&self) -> Format {
-        self.format
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(self.format, self.source.len(), self.file, &[])
     }
-    fn virtual_size(&self) -> u64 {
-        self.source.len()
-    }
+    /// A kernel maps, though it never converts (see `readable`): no up-front check.
     async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
         Ok(map_plain(self.file, &*self.source, start, len).await)
+    }
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
+        self.map(start, end - start).await
     }
 
     fn details(&self) -> serde_json::Value {
@@ -53,9 +54,6 @@ impl Image for RawImage {
             .map(|why| crate::Finding::new(FindingCode::NotADisk, crate::Severity::Info, why))
             .into_iter()
             .collect()
-    }
-    fn files(&self) -> Vec<(FileId, &'static str)> {
-        vec![(self.file, "image")]
     }
 }
 

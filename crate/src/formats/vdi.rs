@@ -25,9 +25,8 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable_unless_cut;
-use crate::image::{Backing, Image};
+use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_exact, read_vec};
 use async_trait::async_trait;
@@ -347,33 +346,21 @@ async fn open_parent(
 
 #[async_trait(?Send)]
 impl Image for Vdi {
-    fn format(&self) -> Format {
-        Format::Vdi
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(
+            Format::Vdi,
+            self.header.disk_size,
+            self.file,
+            &self.findings,
+        )
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.header.disk_size
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let h = &self.header;
-        let end = start
-            .checked_add(len)
-            .filter(|&e| e <= h.disk_size)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "range {start}+{len} is outside the virtual size {}",
-                    h.disk_size
-                ))
-            })?;
         let bs = u64::from(h.block_size);
         let stride = bs + u64::from(h.block_extra);
         let mut out = vec![];
-        let mut pos = start;
-        while pos < end {
-            let index = pos / bs;
-            let block_end = ((index + 1) * bs).min(end);
+        for (index, pos, block_end) in super::common::extents::blocks(start, end, bs) {
             let mapping = match self.map[index as usize] {
                 UNALLOCATED => Mapping::Unallocated,
                 DISCARDED => Mapping::Zero,
@@ -393,7 +380,6 @@ impl Image for Vdi {
                     mapping,
                 },
             );
-            pos = block_end;
         }
         Ok(out)
     }
@@ -447,8 +433,6 @@ impl Image for Vdi {
         }
         serde_json::Value::Object(m)
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         readable_unless_cut(&self.blocked)

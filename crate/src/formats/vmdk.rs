@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::image::{Backing, Image, open_file};
+use crate::image::{Backing, Basics, Image, open_file};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, base_name, is_plain_name, read_vec};
 use async_trait::async_trait;
@@ -431,19 +431,20 @@ fn prefix(e: Error, p: &str) -> Error {
 
 #[async_trait(?Send)]
 impl Image for Vmdk {
-    fn format(&self) -> Format {
-        Format::Vmdk
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Vmdk, self.size, self.main, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
+    /// A blocked extent fails only the ranges that reach it, so no up-front `readable` check.
     async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
         let end = start
             .checked_add(len)
             .filter(|&e| e <= self.size)
             .ok_or_else(|| Error::invalid(format!("range {start}+{len} is past the disk end")))?;
+        self.map_inside(start, end).await
+    }
+
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let mut out = vec![];
         let first = self.parts.partition_point(|p| p.start + p.len <= start);
         for p in &self.parts[first..] {

@@ -413,9 +413,7 @@ impl Source for Stream {
     fn len(&self) -> u64 {
         self.len.get()
     }
-    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.read_blocking(offset, buf)
-    }
+    /// Decoding is synchronous: `read_at` is the default, this.
     fn read_blocking(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         offset
             .checked_add(buf.len() as u64)

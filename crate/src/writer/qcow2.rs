@@ -37,7 +37,7 @@
 use super::{Qcow2Compat, WriteOptions, Writer};
 use crate::codec::{Codec, Pool};
 use crate::error::{Error, Result};
-use crate::formats::qcow2::layout::{MAX_L1_BYTES, MAX_OFFSET, MAX_REFTABLE_BYTES};
+use crate::formats::qcow2::layout::MAX_L1_BYTES;
 use crate::sink::{Chunk, Sink};
 use async_trait::async_trait;
 
@@ -202,14 +202,8 @@ impl Writer for Qcow2Writer {
             }
             rt_clusters = want;
         };
-        if rt_clusters * cs > MAX_REFTABLE_BYTES {
-            return Err(Error::unsupported(format!(
-                "the qcow2 output outgrows qemu's refcount table limit at cluster size {cs}"
-            )));
-        }
-        if end * cs > MAX_OFFSET {
-            return Err(Error::unsupported("the qcow2 output would pass 64 PiB"));
-        }
+        refcount::check_reftable(rt_clusters * cs, cs)?;
+        refcount::check_end(end * cs)?;
         // Every cluster from p to the end is allocated now.
         for c in p..end.min((cur + 1) * rbe) {
             self.block[(c % rbe) as usize] = 1;

@@ -16,6 +16,19 @@ pub(crate) fn range_end(start: u64, len: u64, size: u64) -> Result<u64> {
         })
 }
 
+/// `[start, end)` cut where it crosses a multiple of `size` (a table's span, a block, a
+/// cluster): each piece as the index of the block it lies in, and its own `[from, to)`.
+pub(crate) fn blocks(start: u64, end: u64, size: u64) -> impl Iterator<Item = (u64, u64, u64)> {
+    let mut pos = start;
+    std::iter::from_fn(move || {
+        (pos < end).then(|| {
+            let index = pos / size;
+            let to = ((index + 1) * size).min(end);
+            (index, std::mem::replace(&mut pos, to), to)
+        })
+    })
+}
+
 pub(crate) fn extent(start: u64, len: u64, mapping: Mapping) -> Extent {
     Extent {
         start,
@@ -69,4 +82,17 @@ pub(crate) async fn map_plain(
     }
     push(&mut out, pos, start + len - pos, Mapping::Zero);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blocks;
+
+    #[test]
+    fn blocks_cut_a_range_at_multiples_of_the_size() {
+        let cut: Vec<_> = blocks(5, 25, 10).collect();
+        assert_eq!(cut, [(0, 5, 10), (1, 10, 20), (2, 20, 25)]);
+        assert_eq!(blocks(20, 30, 10).collect::<Vec<_>>(), [(2, 20, 30)]);
+        assert_eq!(blocks(7, 7, 4).count(), 0);
+    }
 }

@@ -21,11 +21,9 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId};
 use crate::format::Format;
-use crate::formats::common::extents::range_end;
-use crate::formats::common::one_file_image;
 use crate::formats::common::parent::backing_of;
 use crate::formats::common::table::{TableCache, Word};
-use crate::image::{Backing, Image};
+use crate::image::{Backing, Basics, Image};
 use crate::report::Finding;
 use crate::source::{ImageSet, Source, read_vec};
 use async_trait::async_trait;
@@ -139,17 +137,11 @@ impl Qcow2 {
 
 #[async_trait(?Send)]
 impl Image for Qcow2 {
-    fn format(&self) -> Format {
-        Format::Qcow2
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Qcow2, self.header.size, self.file, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.header.size
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
-        let end = range_end(start, len, self.header.size)?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         self.map_range(start, end).await
     }
 
@@ -220,8 +212,6 @@ impl Image for Qcow2 {
         }
         serde_json::Value::Object(m)
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         match &self.blocked {

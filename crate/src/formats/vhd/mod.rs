@@ -35,15 +35,14 @@ mod parent;
 mod tests;
 
 use super::common::bytes::uuid;
-use super::common::extents::{extent, map_plain, range_end};
+use super::common::extents::{blocks, extent, map_plain};
 use super::common::parent::backing_of;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::one_file_image;
 use crate::formats::common::scan::readable_unless_cut;
-use crate::image::{Backing, Image};
+use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, read_vec};
 use async_trait::async_trait;
@@ -188,29 +187,20 @@ impl Vhd {
 
 #[async_trait(?Send)]
 impl Image for Vhd {
-    fn format(&self) -> Format {
-        Format::Vhd
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Vhd, self.size(), self.file, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.size()
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
-        let end = range_end(start, len, self.size())?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let Some(d) = &self.dynamic else {
             // Fixed: the data area is the disk (sparse holes read as zeros, as for raw).
-            return Ok(map_plain(self.file, &*self.src, start, len).await);
+            return Ok(map_plain(self.file, &*self.src, start, end - start).await);
         };
         let bs = u64::from(d.header.block_size);
         let mut out = vec![];
-        let mut pos = start;
-        while pos < end {
-            let index = (pos / bs) as usize;
-            let block_end = ((index as u64 + 1) * bs).min(end);
-            self.map_block(d, index, pos, block_end, &mut out).await?;
-            pos = block_end;
+        for (index, pos, block_end) in blocks(start, end, bs) {
+            self.map_block(d, index as usize, pos, block_end, &mut out)
+                .await?;
         }
         Ok(out)
     }
@@ -270,8 +260,6 @@ impl Image for Vhd {
         }
         serde_json::Value::Object(m)
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         readable_unless_cut(&self.blocked)

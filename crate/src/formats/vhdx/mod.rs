@@ -22,15 +22,14 @@ mod metadata;
 mod region;
 
 use super::common::bytes::{guid, is_zero};
-use super::common::extents::{extent, range_end};
+use super::common::extents::extent;
 use super::common::parent::{self, Parent};
 use super::common::scan::readable;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::one_file_image;
-use crate::image::{Backing, Image, open_file};
+use crate::image::{Backing, Basics, Image, open_file};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, base_name, read_exact};
 use async_trait::async_trait;
@@ -427,17 +426,11 @@ impl Vhdx {
 
 #[async_trait(?Send)]
 impl Image for Vhdx {
-    fn format(&self) -> Format {
-        Format::Vhdx
+    fn basics(&self) -> Basics<'_> {
+        Basics::new(Format::Vhdx, self.virtual_size, self.file, &self.findings)
     }
 
-    fn virtual_size(&self) -> u64 {
-        self.virtual_size
-    }
-
-    async fn map(&self, start: u64, len: u64) -> Result<Vec<Extent>> {
-        self.readable()?;
-        let end = range_end(start, len, self.virtual_size)?;
+    async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let mut out = vec![];
         let mut pos = start;
         let cr = self.chunk_ratio;
@@ -519,8 +512,6 @@ impl Image for Vhdx {
         }
         serde_json::Value::Object(m)
     }
-
-    one_file_image!();
 
     fn readable(&self) -> Result<()> {
         readable(&self.blocked)

@@ -8,6 +8,24 @@ use crate::formats::qcow2::layout::{
 };
 use crate::sink::Sink;
 
+/// The output may end at host byte `end` only inside what a qcow2 offset addresses.
+pub(super) fn check_end(end: u64) -> Result<()> {
+    if end > MAX_OFFSET {
+        return Err(Error::unsupported("the qcow2 output would pass 64 PiB"));
+    }
+    Ok(())
+}
+
+/// A refcount table of `bytes` must stay inside what qemu opens (at cluster size `cs`).
+pub(super) fn check_reftable(bytes: u64, cs: u64) -> Result<()> {
+    if bytes > MAX_REFTABLE_BYTES {
+        return Err(Error::unsupported(format!(
+            "the qcow2 output outgrows qemu's refcount table limit at cluster size {cs}"
+        )));
+    }
+    Ok(())
+}
+
 impl Qcow2Writer {
     /// Refcount entries per refcount block.
     pub(super) fn rbe(&self) -> u64 {
@@ -21,9 +39,7 @@ impl Qcow2Writer {
         }
         let c = self.next;
         let off = c * self.cs;
-        if off + self.cs > MAX_OFFSET {
-            return Err(Error::unsupported("the qcow2 output would pass 64 PiB"));
-        }
+        check_end(off + self.cs)?;
         self.next += 1;
         let i = (c % self.rbe()) as usize;
         self.block[i] = 1;
@@ -36,12 +52,7 @@ impl Qcow2Writer {
         self.write_block(sink).await?;
         let c = self.next;
         debug_assert_eq!(c % self.rbe(), 0, "ranges are entered at their start");
-        if (self.reftable.len() as u64 + 1) * 8 > MAX_REFTABLE_BYTES {
-            return Err(Error::unsupported(format!(
-                "the qcow2 output outgrows qemu's refcount table limit at cluster size {}",
-                self.cs
-            )));
-        }
+        check_reftable((self.reftable.len() as u64 + 1) * 8, self.cs)?;
         self.block_range = c / self.rbe();
         self.tail = 0;
         self.block.fill(0);
