@@ -19,6 +19,8 @@
 //! virtual size is rounded down the same way. qemu accepts cluster_bits 9..=16 and l2_bits
 //! 6..=13 (L2 tables of 512 bytes to 64 KiB), which bounds every table read here.
 
+pub mod header;
+
 use super::common::bytes::c_string;
 use super::common::extents::{blocks, extent, push_data};
 use super::common::parent::{self, Parent, open_backing};
@@ -33,13 +35,9 @@ use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
+use header::HEADER_LEN;
 use std::rc::Rc;
 
-const HEADER_LEN: u64 = 48;
-/// qemu's limit on the backing file name.
-const MAX_BACKING_NAME: u64 = 1023;
-/// The L1 table is kept in memory: refuse one larger than this (covers petabytes of disk).
-const MAX_L1_BYTES: u64 = 32 << 20;
 const L2_CACHE_TABLES: usize = 16;
 /// At open, this many L2 tables are mapped to find clusters past the end of a cut file
 /// before a conversion starts (the rest are checked as they are mapped).
@@ -67,91 +65,43 @@ impl Qcow {
     pub async fn open(set: &ImageSet, file: FileId, depth: usize) -> Result<Self> {
         let src = set.file(file).clone();
         let flen = src.len();
-        let h = read_vec(&*src, 0, HEADER_LEN, "qcow header").await?;
-        let be32 = |o: usize| u32::from_be_bytes(h[o..o + 4].try_into().expect("4 bytes"));
-        let be64 = |o: usize| u64::from_be_bytes(h[o..o + 8].try_into().expect("8 bytes"));
-        if &h[0..4] != b"QFI\xfb" {
-            return Err(Error::corrupt("not a qcow image (bad magic)"));
+        let raw = read_vec(&*src, 0, HEADER_LEN, "qcow header").await?;
+        let (h, problems) = header::parse(&raw);
+        if let Some(p) = problems.first() {
+            return Err(p.error());
         }
-        let version = be32(4);
-        if version != 1 {
-            return Err(Error::unsupported(format!(
-                "qcow version {version} (this reader handles version 1)"
-            )));
-        }
-        let backing_offset = be64(8);
-        let backing_len = u64::from(be32(16));
-        let mtime = be32(20);
-        let raw_size = be64(24);
-        let cluster_bits = u32::from(h[32]);
-        let l2_bits = u32::from(h[33]);
-        let crypt_method = be32(36);
-        let l1_table_offset = be64(40);
+        let mtime = h.mtime.get();
+        let cluster_bits = u32::from(h.cluster_bits);
+        let l2_bits = u32::from(h.l2_bits);
+        let crypt_method = h.crypt_method.get();
+        let l1_table_offset = h.l1_table_offset.get();
 
-        if raw_size <= 1 {
-            return Err(Error::corrupt(format!(
-                "qcow image size {raw_size} is too small (qemu needs at least 2 bytes)"
-            )));
-        }
-        if !(9..=16).contains(&cluster_bits) {
-            return Err(Error::corrupt(format!(
-                "qcow cluster_bits {cluster_bits} is outside 9..16 (512 bytes to 64 KiB)"
-            )));
-        }
-        if !(6..=13).contains(&l2_bits) {
-            return Err(Error::corrupt(format!(
-                "qcow l2_bits {l2_bits} is outside 6..13 (L2 tables of 512 bytes to 64 KiB)"
-            )));
-        }
         let mut findings = vec![];
         let mut blocked: Option<(bool, String)> = None;
-        match crypt_method {
-            0 => {}
-            1 => {
-                let msg = "the guest data is encrypted with qcow's legacy AES-CBC (insecure; unreadable without the key)";
-                findings.push(Finding::new(
-                    FindingCode::Encrypted,
-                    Severity::Critical,
-                    msg,
-                ));
-                blocked = Some((false, msg.to_string()));
-            }
-            m => {
-                return Err(Error::corrupt(format!(
-                    "unknown qcow encryption method {m} (0 none, 1 AES)"
-                )));
-            }
+        if crypt_method == 1 {
+            let msg = "the guest data is encrypted with qcow's legacy AES-CBC (insecure; unreadable without the key)";
+            findings.push(Finding::new(
+                FindingCode::Encrypted,
+                Severity::Critical,
+                msg,
+            ));
+            blocked = Some((false, msg.to_string()));
         }
 
-        let size = raw_size & !511;
+        let size = h.sector_size();
         let span_bits = cluster_bits + l2_bits;
-        let needed = size.div_ceil(1 << span_bits);
-        if needed * 8 > MAX_L1_BYTES {
-            return Err(Error::unsupported(format!(
-                "qcow virtual size {size} needs an L1 table of {needed} entries (at most {} supported)",
-                MAX_L1_BYTES / 8
-            )));
-        }
+        let needed = h.l1_entries();
 
-        // Backing file name: at most 1023 bytes, outside the header.
+        // Backing file name: at most 1023 bytes, outside the header (checked by the parser).
         let mut header_size = HEADER_LEN;
-        let backing_name = if backing_offset != 0 && backing_len != 0 {
-            if backing_len > MAX_BACKING_NAME {
-                return Err(Error::corrupt(format!(
-                    "qcow backing file name is {backing_len} bytes long (at most {MAX_BACKING_NAME})"
-                )));
+        let backing_name = match h.backing_name() {
+            Some((backing_offset, backing_len)) => {
+                let raw =
+                    read_vec(&*src, backing_offset, backing_len, "qcow backing file name").await?;
+                header_size = header_size.max(backing_offset + backing_len);
+                Some(c_string(&raw))
             }
-            if backing_offset < HEADER_LEN {
-                return Err(Error::corrupt(format!(
-                    "qcow backing file name at offset {backing_offset} overlaps the header"
-                )));
-            }
-            let raw =
-                read_vec(&*src, backing_offset, backing_len, "qcow backing file name").await?;
-            header_size = header_size.max(backing_offset + backing_len);
-            Some(c_string(&raw))
-        } else {
-            None
+            None => None,
         };
 
         if needed > 0 {

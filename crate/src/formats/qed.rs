@@ -20,6 +20,8 @@
 //! Tables can be huge (16 clusters of 64 MiB = 1 GiB), so only the L1 entries covering the
 //! virtual size are kept and L2 tables are read in bounded chunks.
 
+pub mod header;
+
 use super::common::bytes::c_string;
 use super::common::extents::{blocks, extent, push_data};
 use super::common::parent::{self, Parent, open_backing};
@@ -33,19 +35,14 @@ use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
+use header::{F_BACKING_FILE, F_BACKING_NO_PROBE, F_NEED_CHECK, HEADER_LEN};
 use std::rc::Rc;
 
-const HEADER_LEN: u64 = 64;
-const F_BACKING_FILE: u64 = 1;
-const F_NEED_CHECK: u64 = 2;
-const F_BACKING_NO_PROBE: u64 = 4;
-const F_KNOWN: u64 = 7;
 /// The L1 entries kept in memory are capped (covers far more than any real disk).
 const MAX_L1_BYTES: u64 = 32 << 20;
 /// L2 tables are read this many entries at a time.
 const L2_CHUNK: u64 = 8192;
 const L2_CACHE_CHUNKS: usize = 16;
-const MAX_BACKING_NAME: u64 = 1023;
 
 pub struct Qed {
     file: FileId,
@@ -71,60 +68,25 @@ pub struct Qed {
 impl Qed {
     pub async fn open(set: &ImageSet, file: FileId, depth: usize) -> Result<Self> {
         let src = set.file(file).clone();
-        let h = read_vec(&*src, 0, HEADER_LEN, "QED header").await?;
-        let le32 = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
-        let le64 = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
-        if &h[0..4] != b"QED\0" {
-            return Err(Error::corrupt("not a QED image (bad magic)"));
+        let raw = read_vec(&*src, 0, HEADER_LEN, "QED header").await?;
+        let (h, problems) = header::parse(&raw);
+        // The backing file name is checked after the L1 table, as qemu does.
+        let (backing_problems, problems): (Vec<_>, Vec<_>) =
+            problems.into_iter().partition(|p| p.is_backing_name());
+        if let Some(p) = problems.first() {
+            return Err(p.error());
         }
-        let cluster_size = u64::from(le32(4));
-        let table_size = le32(8);
-        let header_size = le32(12);
-        let features = le64(16);
-        let compat_features = le64(24);
-        let autoclear_features = le64(32);
-        let l1_table_offset = le64(40);
-        let size = le64(48);
-
-        if !cluster_size.is_power_of_two() || !(4096..=64 << 20).contains(&cluster_size) {
-            return Err(Error::corrupt(format!(
-                "QED cluster size {cluster_size} is not a power of two in 4 KiB..64 MiB"
-            )));
-        }
-        if !table_size.is_power_of_two() || table_size > 16 {
-            return Err(Error::corrupt(format!(
-                "QED table size {table_size} is not a power of two in 1..16 clusters"
-            )));
-        }
-        let header_bytes = u64::from(header_size) * cluster_size;
-        if header_size == 0 || header_bytes > u64::from(u32::MAX) {
-            return Err(Error::corrupt(format!(
-                "QED header size of {header_size} clusters is out of range"
-            )));
-        }
-        let unknown = features & !F_KNOWN;
-        if unknown != 0 {
-            return Err(Error::unsupported(format!(
-                "QED image uses unknown feature bits {unknown:#x}"
-            )));
-        }
+        let cluster_size = u64::from(h.cluster_size.get());
+        let table_size = h.table_size.get();
+        let header_size = h.header_size.get();
+        let features = h.features.get();
+        let compat_features = h.compat_features.get();
+        let autoclear_features = h.autoclear_features.get();
+        let l1_table_offset = h.l1_table_offset.get();
+        let size = h.image_size.get();
+        let header_bytes = h.header_bytes();
         let cluster_bits = cluster_size.trailing_zeros();
         let table_bits = (u64::from(table_size) * cluster_size / 8).trailing_zeros();
-        let table_entries = 1u64 << table_bits;
-        // Spec: image_size <= entries^2 * cluster_size, and a multiple of 512.
-        let max_size = table_entries
-            .checked_mul(table_entries)
-            .and_then(|n| n.checked_mul(cluster_size));
-        if max_size.is_none_or(|m| size > m) {
-            return Err(Error::corrupt(format!(
-                "QED image size {size} exceeds what its tables can address"
-            )));
-        }
-        if !size.is_multiple_of(512) {
-            return Err(Error::corrupt(format!(
-                "QED image size {size} is not a multiple of 512"
-            )));
-        }
         let table_bytes = u64::from(table_size) * cluster_size;
         let span_bits = cluster_bits + table_bits;
         let needed = size.div_ceil(1u64 << span_bits.min(63));
@@ -156,20 +118,12 @@ impl Qed {
             ));
         }
 
+        if let Some(p) = backing_problems.first() {
+            return Err(p.error());
+        }
         let backing = if features & F_BACKING_FILE != 0 {
-            let off = u64::from(le32(56));
-            let len = u64::from(le32(60));
-            if len > MAX_BACKING_NAME {
-                return Err(Error::corrupt(format!(
-                    "QED backing file name is {len} bytes long (at most {MAX_BACKING_NAME})"
-                )));
-            }
-            // Spec: the name lies within the first header_size clusters.
-            if off < HEADER_LEN || off + len > header_bytes {
-                return Err(Error::corrupt(format!(
-                    "QED backing file name at offset {off} (+{len} bytes) is not inside the header"
-                )));
-            }
+            let off = u64::from(h.backing_filename_offset.get());
+            let len = u64::from(h.backing_filename_size.get());
             let name = c_string(&read_vec(&*src, off, len, "QED backing file name").await?);
             if name.is_empty() {
                 None

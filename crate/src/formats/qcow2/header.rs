@@ -3,8 +3,11 @@
 //! Pure parsing over bytes already read: the caller reads the header cluster (bounded by the
 //! cluster size, at most 2 MiB) and these functions never index outside it.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::common::bytes::{be32, be64};
+use core::mem::{offset_of, size_of};
+use zerocopy::byteorder::big_endian::{U32, U64};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub use super::layout::MAGIC;
 
@@ -35,6 +38,192 @@ const EXT_DATA_FILE: u32 = 0x4441_5441;
 /// strings of the header cluster (they only name things).
 pub const MAX_NAME: usize = 1023;
 
+/// The fixed header as it lies on disk (qcow2.txt "Header"): version 2 has the first 72 bytes,
+/// version 3 at least 104; `compression_type` is the first of the "Additional fields", present
+/// when header_length covers it, padded to 112 bytes as qemu writes it.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct Qcow2Header {
+    pub magic: [u8; 4],
+    pub version: U32,
+    pub backing_file_offset: U64,
+    pub backing_file_size: U32,
+    pub cluster_bits: U32,
+    pub size: U64,
+    pub crypt_method: U32,
+    pub l1_size: U32,
+    pub l1_table_offset: U64,
+    pub refcount_table_offset: U64,
+    pub refcount_table_clusters: U32,
+    pub nb_snapshots: U32,
+    pub snapshots_offset: U64,
+    pub incompatible_features: U64,
+    pub compatible_features: U64,
+    pub autoclear_features: U64,
+    pub refcount_order: U32,
+    pub header_length: U32,
+    pub compression_type: u8,
+    pub padding: [u8; 7],
+}
+
+const _: () = assert!(offset_of!(Qcow2Header, magic) == 0);
+const _: () = assert!(offset_of!(Qcow2Header, version) == 4);
+const _: () = assert!(offset_of!(Qcow2Header, backing_file_offset) == 8);
+const _: () = assert!(offset_of!(Qcow2Header, backing_file_size) == 16);
+const _: () = assert!(offset_of!(Qcow2Header, cluster_bits) == 20);
+const _: () = assert!(offset_of!(Qcow2Header, size) == 24);
+const _: () = assert!(offset_of!(Qcow2Header, crypt_method) == 32);
+const _: () = assert!(offset_of!(Qcow2Header, l1_size) == 36);
+const _: () = assert!(offset_of!(Qcow2Header, l1_table_offset) == 40);
+const _: () = assert!(offset_of!(Qcow2Header, refcount_table_offset) == 48);
+const _: () = assert!(offset_of!(Qcow2Header, refcount_table_clusters) == 56);
+const _: () = assert!(offset_of!(Qcow2Header, nb_snapshots) == 60);
+const _: () = assert!(offset_of!(Qcow2Header, snapshots_offset) == 64);
+const _: () = assert!(offset_of!(Qcow2Header, incompatible_features) == 72);
+const _: () = assert!(offset_of!(Qcow2Header, compatible_features) == 80);
+const _: () = assert!(offset_of!(Qcow2Header, autoclear_features) == 88);
+const _: () = assert!(offset_of!(Qcow2Header, refcount_order) == 96);
+const _: () = assert!(offset_of!(Qcow2Header, header_length) == 100);
+const _: () = assert!(offset_of!(Qcow2Header, compression_type) == 104);
+const _: () = assert!(size_of::<Qcow2Header>() == 112 && Header::PREFIX == 112);
+
+/// The offsets asserted above, and the end: a buffer that ends inside a field is cut back to
+/// the field's start, so that field reads as zero like the rest of what the file lacks.
+const FIELD_BOUNDS: [usize; 21] = [
+    0, 4, 8, 16, 20, 24, 32, 36, 40, 48, 56, 60, 64, 72, 80, 88, 96, 100, 104, 105, 112,
+];
+
+impl Qcow2Header {
+    /// The header from the first bytes of a file, as far as they hold it (zeros past the end).
+    pub fn read(b: &[u8]) -> Qcow2Header {
+        let n = b.len();
+        let cut = FIELD_BOUNDS.into_iter().rfind(|&e| e <= n).unwrap_or(0);
+        let mut h = Qcow2Header::new_zeroed();
+        h.as_mut_bytes()[..cut].copy_from_slice(&b[..cut]);
+        h
+    }
+}
+
+/// What is wrong with a fixed header, as data: the driver refuses the image on the first one
+/// ([`Problem::error`]); detection judges them by its own rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// Shorter than 8 bytes, or another magic.
+    NoMagic,
+    UnknownVersion(u32),
+    /// The file ends inside the fixed header of `version` (`have` of `need` bytes).
+    Truncated {
+        version: u32,
+        have: usize,
+        need: usize,
+    },
+    /// A version 3 header_length below 104 or not a multiple of 8.
+    HeaderLength(u32),
+    /// header_length covers the compression type but the file ends before it.
+    CompressionTypeCut,
+}
+
+impl Problem {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Problem::NoMagic => ErrorKind::NotAnImage,
+            Problem::UnknownVersion(_) => ErrorKind::Unsupported,
+            Problem::Truncated { .. } | Problem::CompressionTypeCut => ErrorKind::Truncated,
+            Problem::HeaderLength(_) => ErrorKind::Corrupt,
+        }
+    }
+
+    /// The driver's error for this problem in file `file_name`.
+    pub fn error(&self, file_name: &str) -> Error {
+        let message = match self {
+            Problem::NoMagic => format!("{file_name} has no qcow2 magic"),
+            Problem::UnknownVersion(version) => {
+                format!("qcow2 version {version} (only versions 2 and 3 exist)")
+            }
+            Problem::Truncated {
+                version,
+                have,
+                need,
+            } => format!(
+                "{file_name} ends inside the qcow2 version {version} header ({have} of {need} bytes)"
+            ),
+            Problem::HeaderLength(len) => {
+                format!("qcow2 header length {len} (version 3 needs a multiple of 8, at least 104)")
+            }
+            Problem::CompressionTypeCut => format!("{file_name} ends inside the qcow2 header"),
+        };
+        Error::new(self.kind(), message)
+    }
+}
+
+/// Parse the fixed header from the first bytes of a file (`b` holds what the file has of them;
+/// only the first [`Header::PREFIX`] are looked at). Checks the magic, the version and the
+/// header length; the geometry is checked by the driver. Past a problem that leaves the rest
+/// meaningless (unknown version, truncation), no further problems are looked for.
+pub fn parse(b: &[u8]) -> (Header, Vec<Problem>) {
+    let raw = Qcow2Header::read(b);
+    let mut problems = vec![];
+    if b.len() < 8 || &raw.magic != MAGIC {
+        problems.push(Problem::NoMagic);
+    }
+    let version = raw.version.get();
+    let mut h = Header {
+        version,
+        backing_file_offset: raw.backing_file_offset.get(),
+        backing_file_size: raw.backing_file_size.get(),
+        cluster_bits: raw.cluster_bits.get(),
+        size: raw.size.get(),
+        crypt_method: raw.crypt_method.get(),
+        l1_size: raw.l1_size.get(),
+        l1_table_offset: raw.l1_table_offset.get(),
+        refcount_table_offset: raw.refcount_table_offset.get(),
+        refcount_table_clusters: raw.refcount_table_clusters.get(),
+        nb_snapshots: raw.nb_snapshots.get(),
+        snapshots_offset: raw.snapshots_offset.get(),
+        // Version 2 has none of the following; their defaults are the spec's.
+        incompatible: 0,
+        compatible: 0,
+        autoclear: 0,
+        refcount_order: 4,
+        header_length: V2_HEADER_LEN,
+        compression_type: 0,
+    };
+    if version >= 3 {
+        // An unknown later version is read as version 3 (detection sizes it so).
+        h.incompatible = raw.incompatible_features.get();
+        h.compatible = raw.compatible_features.get();
+        h.autoclear = raw.autoclear_features.get();
+        h.refcount_order = raw.refcount_order.get();
+        h.header_length = raw.header_length.get();
+    }
+    if version != 2 && version != 3 {
+        problems.push(Problem::UnknownVersion(version));
+        return (h, problems);
+    }
+    let need = h.fixed_length() as usize;
+    if b.len() < need {
+        problems.push(Problem::Truncated {
+            version,
+            have: b.len(),
+            need,
+        });
+        return (h, problems);
+    }
+    if version == 3 {
+        if h.header_length < V3_MIN_HEADER_LEN || !h.header_length.is_multiple_of(8) {
+            problems.push(Problem::HeaderLength(h.header_length));
+        } else if h.header_length > V3_MIN_HEADER_LEN {
+            // "Additional fields": a field is present only when header_length covers it.
+            if b.len() > V3_MIN_HEADER_LEN as usize {
+                h.compression_type = raw.compression_type;
+            } else {
+                problems.push(Problem::CompressionTypeCut);
+            }
+        }
+    }
+    (h, problems)
+}
+
 #[derive(Clone, Debug)]
 pub struct Header {
     pub version: u32,
@@ -59,78 +248,31 @@ pub struct Header {
 }
 
 impl Header {
-    /// How many bytes to read to parse the fixed header: 104 covers version 3 up to
-    /// header_length; byte 104 (compression_type) is read separately when present.
+    /// How many bytes to read to parse the fixed header: all of [`Qcow2Header`], version 3
+    /// up to its compression type, padded to 8.
     pub const PREFIX: usize = 112;
 
-    /// Parse the fixed header from the first bytes of the file (`b` holds what the file has of
-    /// them, up to [`Header::PREFIX`]). Checks the magic, the version and the header length;
-    /// the geometry is checked by the driver.
+    /// The driver's parse: the header, or the error of its first problem.
     pub fn parse(b: &[u8], file_name: &str) -> Result<Header> {
-        if b.len() < 8 || &b[..4] != MAGIC {
-            return Err(Error::not_an_image(format!(
-                "{file_name} has no qcow2 magic"
-            )));
+        let (h, problems) = parse(b);
+        match problems.first() {
+            Some(p) => Err(p.error(file_name)),
+            None => Ok(h),
         }
-        let version = be32(b, 4);
-        if version != 2 && version != 3 {
-            return Err(Error::unsupported(format!(
-                "qcow2 version {version} (only versions 2 and 3 exist)"
-            )));
-        }
-        let need = if version == 2 {
-            V2_HEADER_LEN
-        } else {
+    }
+
+    /// The fixed part of this version's header: 72 bytes for version 2, 104 from version 3.
+    pub fn fixed_length(&self) -> u32 {
+        if self.version >= 3 {
             V3_MIN_HEADER_LEN
-        } as usize;
-        if b.len() < need {
-            return Err(Error::truncated(format!(
-                "{file_name} ends inside the qcow2 version {version} header ({} of {need} bytes)",
-                b.len()
-            )));
+        } else {
+            V2_HEADER_LEN
         }
-        let mut h = Header {
-            version,
-            backing_file_offset: be64(b, 8),
-            backing_file_size: be32(b, 16),
-            cluster_bits: be32(b, 20),
-            size: be64(b, 24),
-            crypt_method: be32(b, 32),
-            l1_size: be32(b, 36),
-            l1_table_offset: be64(b, 40),
-            refcount_table_offset: be64(b, 48),
-            refcount_table_clusters: be32(b, 56),
-            nb_snapshots: be32(b, 60),
-            snapshots_offset: be64(b, 64),
-            // Version 2 has none of the following; their defaults are the spec's.
-            incompatible: 0,
-            compatible: 0,
-            autoclear: 0,
-            refcount_order: 4,
-            header_length: V2_HEADER_LEN,
-            compression_type: 0,
-        };
-        if version == 3 {
-            h.incompatible = be64(b, 72);
-            h.compatible = be64(b, 80);
-            h.autoclear = be64(b, 88);
-            h.refcount_order = be32(b, 96);
-            h.header_length = be32(b, 100);
-            if h.header_length < V3_MIN_HEADER_LEN || !h.header_length.is_multiple_of(8) {
-                return Err(Error::corrupt(format!(
-                    "qcow2 header length {} (version 3 needs a multiple of 8, at least 104)",
-                    h.header_length
-                )));
-            }
-            // "Additional fields": a field is present only when header_length covers it.
-            if h.header_length > 104 {
-                let at = 104;
-                h.compression_type = *b.get(at).ok_or_else(|| {
-                    Error::truncated(format!("{file_name} ends inside the qcow2 header"))
-                })?;
-            }
-        }
-        Ok(h)
+    }
+
+    /// The header length the header states, never below its version's fixed part.
+    pub fn stated_length(&self) -> u32 {
+        self.header_length.max(self.fixed_length())
     }
 
     pub fn cluster_size(&self) -> u64 {
@@ -262,89 +404,4 @@ pub fn shown(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::ErrorKind;
-
-    fn v3_header() -> Vec<u8> {
-        let mut b = vec![0u8; 112];
-        b[..4].copy_from_slice(MAGIC);
-        b[4..8].copy_from_slice(&3u32.to_be_bytes());
-        b[20..24].copy_from_slice(&16u32.to_be_bytes());
-        b[96..100].copy_from_slice(&4u32.to_be_bytes());
-        b[100..104].copy_from_slice(&112u32.to_be_bytes());
-        b[104] = 1;
-        b
-    }
-
-    #[test]
-    fn parses_v3_with_compression_type() {
-        let h = Header::parse(&v3_header(), "x").unwrap();
-        assert_eq!((h.version, h.cluster_bits, h.compression_type), (3, 16, 1));
-    }
-
-    #[test]
-    fn rejects_short_and_odd_headers() {
-        let b = v3_header();
-        assert!(matches!(
-            Header::parse(&b[..50], "x"),
-            Err(Error {
-                kind: ErrorKind::Truncated,
-                ..
-            })
-        ));
-        let mut odd = b.clone();
-        odd[100..104].copy_from_slice(&105u32.to_be_bytes());
-        assert!(matches!(
-            Header::parse(&odd, "x"),
-            Err(Error {
-                kind: ErrorKind::Corrupt,
-                ..
-            })
-        ));
-        let mut v4 = b;
-        v4[4..8].copy_from_slice(&4u32.to_be_bytes());
-        assert!(matches!(
-            Header::parse(&v4, "x"),
-            Err(Error {
-                kind: ErrorKind::Unsupported,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn extensions_are_bounded() {
-        let mut c = vec![0u8; 512];
-        // backing format "qcow2", then an extension claiming more bytes than the cluster has.
-        c[112..116].copy_from_slice(&EXT_BACKING_FORMAT.to_be_bytes());
-        c[116..120].copy_from_slice(&5u32.to_be_bytes());
-        c[120..125].copy_from_slice(b"qcow2");
-        c[128..132].copy_from_slice(&0x1234u32.to_be_bytes());
-        c[132..136].copy_from_slice(&1000u32.to_be_bytes());
-        assert!(matches!(
-            parse_extensions(&c, 112, 512),
-            Err(Error {
-                kind: ErrorKind::Corrupt,
-                ..
-            })
-        ));
-        c[132..136].copy_from_slice(&0u32.to_be_bytes());
-        let e = parse_extensions(&c, 112, 512).unwrap();
-        assert_eq!(e.backing_format.as_deref(), Some("qcow2"));
-        // The file ends before the area does.
-        assert!(matches!(
-            parse_extensions(&c[..124], 112, 512),
-            Err(Error {
-                kind: ErrorKind::Truncated,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn names_are_escaped_for_messages() {
-        assert_eq!(shown("a\nb\x1b"), "\"a\\nb\\u{1b}\"");
-        assert_eq!(c_string(b"abc\0def"), "abc");
-    }
-}
+mod tests;

@@ -9,7 +9,7 @@
 //! before use, and every size that drives an allocation is capped by qemu's own limits.
 
 mod backing;
-mod header;
+pub(crate) mod header;
 pub(crate) mod layout;
 mod map;
 mod open;
