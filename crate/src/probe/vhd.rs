@@ -82,7 +82,8 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
     d.virtual_size = Some(current);
     let disk_type = footer.disk_type();
     d.set("disk-type", disk_type.map_or("unknown", DiskType::name));
-    if let Some(c) = text(&footer.creator_app) {
+    // The creator as far as a cut footer holds it.
+    if let Some(c) = text(slice(raw, 28, 4)) {
         d.set("creator", c);
     }
     let (cyl, heads, spt) = (footer.cylinders.get(), footer.heads, footer.sectors);
@@ -188,11 +189,11 @@ async fn dynamic_header(cx: &Ctx<'_>, d: &mut Detection, offset: u64, diff: bool
 const TABLE_LEN: u64 = REGION_TABLE_LEN as u64;
 
 pub async fn detect_vhdx(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
-    let Some(id) = VhdxFileIdentifier::parse(&cx.head) else {
+    if VhdxFileIdentifier::parse(&cx.head).is_none() {
         return Ok(());
-    };
+    }
     let mut d = Detection::new(Format::Vhdx);
-    if let Some(c) = id.creator() {
+    if let Some(c) = VhdxFileIdentifier::creator(&cx.head) {
         d.set("creator", c);
     }
     // The current header: the valid one with the higher sequence number.

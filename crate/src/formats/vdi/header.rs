@@ -4,11 +4,11 @@
 //! the version and the length.
 
 use crate::error::{Error, Result};
-use crate::formats::common::bytes::c_string;
+use crate::formats::common::bytes::{c_string, whole_fields};
 use crate::source::{Source, read_vec};
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::little_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(crate) const SIGNATURE: u32 = 0xbeda_107f;
 /// Bytes read for the header.
@@ -72,13 +72,17 @@ const _: () = assert!(offset_of!(VdiHeader, uuid_parent_modify) == 0x1b8);
 const _: () = assert!(offset_of!(VdiHeader, lchs) == HEADER1_END as usize);
 const _: () = assert!(size_of::<VdiHeader>() == 0x1d8);
 
+/// Where each field of [`VdiHeader`] ends (each geometry word a field of its own).
+const VDI_FIELD_ENDS: [usize; 27] = [
+    0x40, 0x44, 0x48, 0x4c, 0x50, 0x54, 0x154, 0x158, 0x15c, 0x160, 0x164, 0x168, 0x16c, 0x170,
+    0x178, 0x17c, 0x180, 0x184, 0x188, 0x198, 0x1a8, 0x1b8, 0x1c8, 0x1cc, 0x1d0, 0x1d4, 0x1d8,
+];
+
 impl VdiHeader {
-    /// The header at the start of `b` (missing bytes read as zeros); None without the
-    /// signature.
+    /// The header at the start of `b` (a cut header's missing fields read as zeros); None
+    /// without the signature.
     pub(crate) fn parse(b: &[u8]) -> Option<VdiHeader> {
-        let mut h = VdiHeader::new_zeroed();
-        let n = b.len().min(size_of::<VdiHeader>());
-        h.as_mut_bytes()[..n].copy_from_slice(&b[..n]);
+        let h: VdiHeader = whole_fields(b, &VDI_FIELD_ENDS);
         (h.signature.get() == SIGNATURE).then_some(h)
     }
 

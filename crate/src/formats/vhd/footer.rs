@@ -5,10 +5,11 @@
 
 use super::SECTOR;
 use crate::error::{Error, Result};
+use crate::formats::common::bytes::whole_fields;
 use crate::source::{Source, read_vec};
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::big_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(super) const FOOTER_LEN: u64 = 512;
 /// The geometry qemu treats as "size does not fit CHS": use the current size.
@@ -58,6 +59,11 @@ const _: () = assert!(offset_of!(VhdFooter, saved_state) == 84);
 const _: () = assert!(offset_of!(VhdFooter, reserved) == 85);
 const _: () = assert!(size_of::<VhdFooter>() == FOOTER_LEN as usize);
 
+/// Where each field of [`VhdFooter`] ends.
+const FOOTER_FIELD_ENDS: [usize; 17] = [
+    8, 12, 16, 24, 28, 32, 36, 40, 48, 56, 58, 59, 60, 64, 68, 84, 85,
+];
+
 /// What is wrong with a footer, in the order the driver checks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FooterProblem {
@@ -91,16 +97,14 @@ pub(crate) fn checksum(buf: &[u8], field: usize) -> u32 {
 
 impl VhdFooter {
     /// The footer in `b`: 512 bytes, 511 from an old Virtual PC, or fewer from a truncated
-    /// file; the missing bytes read as zeros (which leaves the checksum unchanged).
+    /// file (whose missing fields read as zeros). The checksum covers the bytes of `b`.
     pub(crate) fn parse(b: &[u8]) -> (VhdFooter, Vec<FooterProblem>) {
-        let mut f = VhdFooter::new_zeroed();
-        let n = b.len().min(size_of::<VhdFooter>());
-        f.as_mut_bytes()[..n].copy_from_slice(&b[..n]);
+        let f: VhdFooter = whole_fields(b, &FOOTER_FIELD_ENDS);
         let mut problems = vec![];
         if &f.cookie != b"conectix" {
             problems.push(FooterProblem::NoCookie);
         }
-        let computed = checksum(f.as_bytes(), offset_of!(VhdFooter, checksum));
+        let computed = checksum(b, offset_of!(VhdFooter, checksum));
         if computed != f.checksum.get() {
             let stored = f.checksum.get();
             problems.push(FooterProblem::Checksum { stored, computed });

@@ -3,11 +3,11 @@
 
 use super::checksum::crc_ok;
 use crate::error::{Error, Result};
-use crate::formats::common::bytes::utf16;
+use crate::formats::common::bytes::{slice, utf16, whole_fields};
 use crate::source::{Source, read_exact};
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Where the two headers lie ([MS-VHDX] 2.2).
 pub(crate) const HEADERS: [u64; 2] = [64 << 10, 128 << 10];
@@ -28,17 +28,15 @@ const _: () = assert!(offset_of!(VhdxFileIdentifier, creator) == 8);
 const _: () = assert!(size_of::<VhdxFileIdentifier>() == 520);
 
 impl VhdxFileIdentifier {
-    /// The identifier at the start of `b` (missing bytes read as zeros); None without the
-    /// `vhdxfile` signature.
+    /// The identifier at the start of `b`; None without the `vhdxfile` signature.
     pub(crate) fn parse(b: &[u8]) -> Option<VhdxFileIdentifier> {
-        let mut id = VhdxFileIdentifier::new_zeroed();
-        let n = b.len().min(size_of::<VhdxFileIdentifier>());
-        id.as_mut_bytes()[..n].copy_from_slice(&b[..n]);
+        let id: VhdxFileIdentifier = whole_fields(b, &[8]);
         (&id.signature == b"vhdxfile").then_some(id)
     }
 
-    pub(crate) fn creator(&self) -> Option<String> {
-        utf16(&self.creator, false)
+    /// The creator text of the identifier `b` (a cut one: what is there).
+    pub(crate) fn creator(b: &[u8]) -> Option<String> {
+        utf16(slice(b, 8, 512), false)
     }
 }
 

@@ -5,10 +5,10 @@
 use super::region::Region;
 use super::{MIB, Vhdx};
 use crate::error::{Error, Result};
-use crate::formats::common::bytes::{arr, guid, le32, le64, utf16};
+use crate::formats::common::bytes::{arr, guid, le32, le64, utf16, whole_fields};
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::little_endian::{U16, U32};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(crate) const METADATA_TABLE_LEN: usize = 64 << 10;
 /// The most entries a 64 KiB table holds.
@@ -89,29 +89,17 @@ const _: () = assert!(offset_of!(LocatorEntry, key_length) == 8);
 const _: () = assert!(offset_of!(LocatorEntry, value_length) == 10);
 const _: () = assert!(size_of::<LocatorEntry>() == 12);
 
-/// `T` from `b` at `offset`, the bytes past the end of `b` reading as zeros.
-fn padded<T: FromBytes + IntoBytes + KnownLayout>(b: &[u8], offset: usize) -> T {
-    let mut t = T::new_zeroed();
-    let dst = t.as_mut_bytes();
-    let src = b.get(offset..).unwrap_or_default();
-    let n = dst.len().min(src.len());
-    dst[..n].copy_from_slice(&src[..n]);
-    t
-}
-
 impl MetadataTableHeader {
     /// The table header at the start of `t`; None without the `metadata` signature.
     pub(crate) fn parse(t: &[u8]) -> Option<MetadataTableHeader> {
-        let h: MetadataTableHeader = padded(t, 0);
+        let h: MetadataTableHeader = whole_fields(t, &[8, 10, 12, 32]);
         (&h.signature == b"metadata").then_some(h)
     }
 
-    /// Entry `i` of the table `t` (zeros past its end).
+    /// Entry `i` of the table `t` (fields past its end read as zeros).
     pub(crate) fn entry(t: &[u8], i: usize) -> MetadataEntry {
-        padded(
-            t,
-            size_of::<MetadataTableHeader>() + i * size_of::<MetadataEntry>(),
-        )
+        let at = size_of::<MetadataTableHeader>() + i * size_of::<MetadataEntry>();
+        whole_fields(t.get(at..).unwrap_or_default(), &[16, 20, 24, 28, 32])
     }
 }
 
@@ -126,25 +114,15 @@ impl MetadataEntry {
 }
 
 impl LocatorHeader {
-    /// The header at the start of `b`; a locator shorter than the header reads its type only
-    /// when all 16 bytes are there, and no entries.
+    /// The header at the start of `b` (fields past its end read as zeros).
     pub(crate) fn parse(b: &[u8]) -> LocatorHeader {
-        LocatorHeader::read_from_prefix(b).map_or_else(
-            |_| {
-                let mut h = LocatorHeader::new_zeroed();
-                h.locator_type = arr(b, 0);
-                h
-            },
-            |(h, _)| h,
-        )
+        whole_fields(b, &[16, 18, 20])
     }
 
-    /// Key/value entry `i` of the locator `b` (zeros past its end).
+    /// Key/value entry `i` of the locator `b` (fields past its end read as zeros).
     pub(crate) fn entry(b: &[u8], i: usize) -> LocatorEntry {
-        padded(
-            b,
-            size_of::<LocatorHeader>() + i * size_of::<LocatorEntry>(),
-        )
+        let at = size_of::<LocatorHeader>() + i * size_of::<LocatorEntry>();
+        whole_fields(b.get(at..).unwrap_or_default(), &[4, 8, 10, 12])
     }
 }
 

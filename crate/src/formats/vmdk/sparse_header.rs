@@ -3,6 +3,7 @@
 //! driver and detection both read them through [`HostedHeader::parse`] and
 //! [`CowdHeader::parse`], and each judges the fields.
 
+use crate::formats::common::bytes::whole_fields;
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -79,24 +80,6 @@ const _: () = assert!(offset_of!(CowdHeader, gd_entries) == 24);
 const _: () = assert!(offset_of!(CowdHeader, free_sector) == 28);
 const _: () = assert!(size_of::<CowdHeader>() == 32);
 
-/// `T` from the start of `b` where a field `b` holds only in part reads as zero, like one past
-/// its end (`ends`: where each field ends, ascending).
-fn whole_fields<T: FromBytes + IntoBytes + KnownLayout>(b: &[u8], ends: &[usize]) -> T {
-    let mut t = T::new_zeroed();
-    let dst = t.as_mut_bytes();
-    let n = if b.len() >= dst.len() {
-        dst.len()
-    } else {
-        ends.iter()
-            .copied()
-            .take_while(|&e| e <= b.len())
-            .last()
-            .unwrap_or(0)
-    };
-    dst[..n].copy_from_slice(&b[..n]);
-    t
-}
-
 impl HostedHeader {
     /// The header at the start of `b` (a cut header's missing fields read as zeros).
     pub(crate) fn parse(b: &[u8]) -> HostedHeader {
@@ -108,5 +91,29 @@ impl CowdHeader {
     /// The header at the start of `b` (a cut header's missing fields read as zeros).
     pub(crate) fn parse(b: &[u8]) -> CowdHeader {
         whole_fields(b, &[4, 8, 12, 16, 20, 24, 28, 32])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::common::bytes::{le32, le64};
+
+    /// A cut header reads as the zero-filling accessors read it: whole fields only.
+    #[test]
+    fn cut_headers_read_whole_fields() {
+        let mut b = [0u8; 512];
+        b[0..4].copy_from_slice(b"KDMV");
+        b[4..8].copy_from_slice(&3u32.to_le_bytes());
+        b[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
+        b[20..28].copy_from_slice(&128u64.to_le_bytes());
+        for cut in 0..=b.len() {
+            let h = HostedHeader::parse(&b[..cut]);
+            assert_eq!(h.version.get(), le32(&b[..cut], 4));
+            assert_eq!(h.capacity.get(), le64(&b[..cut], 12));
+            assert_eq!(h.grain_size.get(), le64(&b[..cut], 20));
+            let c = CowdHeader::parse(&b[..cut]);
+            assert_eq!(c.disk_sectors.get(), le32(&b[..cut], 12));
+        }
     }
 }
