@@ -382,11 +382,7 @@ fn parent_locator(d: &mut Detection, b: &[u8]) {
     let mut paths = serde_json::Map::new();
     for i in 0..n {
         let e = LocatorHeader::entry(b, i);
-        let (ko, vo) = (e.key_offset.get() as usize, e.value_offset.get() as usize);
-        let (kl, vl) = (
-            usize::from(e.key_length.get()),
-            usize::from(e.value_length.get()),
-        );
+        let ((ko, kl), (vo, vl)) = (e.key(), e.value());
         let (Some(k), Some(v)) = (
             utf16(slice(b, ko, kl), false),
             utf16(slice(b, vo, vl), false),

@@ -113,6 +113,24 @@ impl MetadataEntry {
     }
 }
 
+impl LocatorEntry {
+    /// (offset, length) of the key in the locator.
+    pub(crate) fn key(&self) -> (usize, usize) {
+        (
+            self.key_offset.get() as usize,
+            usize::from(self.key_length.get()),
+        )
+    }
+
+    /// (offset, length) of the value in the locator.
+    pub(crate) fn value(&self) -> (usize, usize) {
+        (
+            self.value_offset.get() as usize,
+            usize::from(self.value_length.get()),
+        )
+    }
+}
+
 impl LocatorHeader {
     /// The header at the start of `b` (fields past its end read as zeros).
     pub(crate) fn parse(b: &[u8]) -> LocatorHeader {
@@ -256,11 +274,7 @@ impl Vhdx {
         }
         for i in 0..n {
             let e = LocatorHeader::entry(b, i);
-            let (ko, vo) = (e.key_offset.get() as usize, e.value_offset.get() as usize);
-            let (kl, vl) = (
-                usize::from(e.key_length.get()),
-                usize::from(e.value_length.get()),
-            );
+            let ((ko, kl), (vo, vl)) = (e.key(), e.value());
             let fits = |o: usize, l: usize| o.checked_add(l).is_some_and(|end| end <= b.len());
             if !fits(ko, kl) || !fits(vo, vl) || kl == 0 || vl == 0 {
                 return Err(Error::corrupt(format!(
