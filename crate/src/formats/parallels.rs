@@ -22,6 +22,8 @@
 //! Parallels is legacy for clouds: every image gets an `unsupported-format` Warning advising
 //! conversion. The BAT is read lazily in bounded chunks.
 
+pub(crate) mod header;
+
 use super::common::extents::{extent, push_data};
 use super::common::scan::{problem, scan_finding};
 use super::common::table::{TableCache, Word};
@@ -34,10 +36,9 @@ use crate::image::{Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, check_range, read_vec};
 use async_trait::async_trait;
+use header::{HEADER_LEN, ParallelsHeader};
 use std::rc::Rc;
 
-const HEADER_LEN: u64 = 64;
-const INUSE_MAGIC: u32 = 0x746f_6e59;
 const EXT_MAGIC: u64 = 0xab23_4cef_23dc_ea87;
 const DIRTY_BITMAP_MAGIC: u64 = 0x2038_5fae_252c_b34a;
 /// BAT entries read at a time.
@@ -69,20 +70,17 @@ impl Parallels {
     pub async fn open(set: &ImageSet, file: FileId) -> Result<Self> {
         let src = set.file(file).clone();
         let h = read_vec(&*src, 0, HEADER_LEN, "Parallels header").await?;
-        let le32 = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
-        let le64 = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
-        let extended = match &h[0..16] {
-            b"WithoutFreeSpace" => false,
-            b"WithouFreSpacExt" => true,
-            _ => return Err(Error::corrupt("not a Parallels image (bad magic)")),
+        let Some(h) = ParallelsHeader::parse(&h) else {
+            return Err(Error::corrupt("not a Parallels image (bad magic)"));
         };
-        let version = le32(16);
+        let extended = h.extended();
+        let version = h.version.get();
         if version != 2 {
             return Err(Error::unsupported(format!(
                 "Parallels header version {version} (qemu knows version 2)"
             )));
         }
-        let tracks = le32(28);
+        let tracks = h.tracks.get();
         if tracks == 0 {
             return Err(Error::corrupt(
                 "Parallels image has zero sectors per cluster",
@@ -94,11 +92,8 @@ impl Parallels {
                 "Parallels cluster of {tracks} sectors is too big"
             )));
         }
-        let bat_entries = u64::from(le32(32));
-        let mut sectors = le64(36);
-        if !extended {
-            sectors &= 0xffff_ffff;
-        }
+        let bat_entries = u64::from(h.bat_entries.get());
+        let sectors = h.sectors();
         let size = sectors.checked_mul(512).ok_or_else(|| {
             Error::corrupt(format!("Parallels sector count {sectors} is too large"))
         })?;
@@ -114,7 +109,7 @@ impl Parallels {
             Severity::Warning,
             "Parallels is a legacy format that clouds do not accept: convert it (to qcow2 or raw)",
         )];
-        let dirty = le32(44) == INUSE_MAGIC;
+        let dirty = h.is_dirty();
         if dirty {
             findings.push(Finding::new(
                 FindingCode::Dirty,
@@ -126,15 +121,15 @@ impl Parallels {
             file,
             src,
             extended,
-            heads: le32(20),
-            cylinders: le32(24),
+            heads: h.heads.get(),
+            cylinders: h.cylinders.get(),
             tracks,
             bat_entries,
             size,
             dirty,
-            data_off: le32(48),
-            flags: le32(52),
-            ext_off: le64(56),
+            data_off: h.data_off.get(),
+            flags: h.flags.get(),
+            ext_off: h.ext_off.get(),
             ext_features: vec![],
             findings,
             blocked: None,

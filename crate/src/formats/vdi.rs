@@ -19,7 +19,9 @@
 //! differencing VDIs and block sizes other than 1 MiB; vmdisk reads both. Version 0 headers
 //! (VirtualBox before 1.5) are refused, as by qemu.
 
-use super::common::bytes::{le32, le64, mixed_endian, uuid as plain_uuid};
+pub(crate) mod header;
+
+use super::common::bytes::{le32, mixed_endian, uuid as plain_uuid};
 use super::common::parent::in_parent;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
@@ -28,14 +30,11 @@ use crate::format::Format;
 use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
-use crate::source::{ImageSet, Source, check_range, read_exact, read_vec};
+use crate::source::{ImageSet, check_range, read_exact, read_vec};
 use async_trait::async_trait;
+use header::{HEADER1_END, Header, SIGNATURE, read_header};
 use serde_json::json;
 
-const SIGNATURE: u32 = 0xbeda_107f;
-const HEADER_LEN: usize = 0x200;
-/// The end of the version 1 header (without the 1.1 logical geometry).
-const HEADER1_END: u64 = 0x1c8;
 const UNALLOCATED: u32 = 0xffff_ffff;
 const DISCARDED: u32 = 0xffff_fffe;
 const MAX_BLOCK: u32 = 256 << 20;
@@ -45,108 +44,6 @@ const MAX_BLOCKS: u64 = 16 << 20;
 /// VirtualBox prints UUIDs (RTUUID) with the first three fields little-endian, like GUIDs.
 fn uuid(b: &[u8; 16]) -> String {
     plain_uuid(mixed_endian(*b))
-}
-
-#[derive(Clone, Debug)]
-struct Header {
-    version: (u32, u32),
-    image_type: u32,
-    flags: u32,
-    comment: String,
-    offset_blocks: u32,
-    offset_data: u32,
-    /// Legacy CHS geometry (cylinders, heads, sectors, sector size).
-    geometry: [u32; 4],
-    /// Logical CHS geometry of 1.1 "plus" headers.
-    lchs: Option<[u32; 4]>,
-    disk_size: u64,
-    block_size: u32,
-    block_extra: u32,
-    blocks: u32,
-    blocks_allocated: u32,
-    uuid_create: [u8; 16],
-    uuid_modify: [u8; 16],
-    uuid_parent: [u8; 16],
-    uuid_parent_modify: [u8; 16],
-}
-
-impl Header {
-    /// Parse the first [`HEADER_LEN`] bytes (or fewer, when the file is that short).
-    fn parse(b: &[u8], name: &str) -> Result<Header> {
-        if b.len() < 0x48 || le32(b, 0x40) != SIGNATURE {
-            return Err(Error::corrupt(format!("{name} has no VDI signature")));
-        }
-        let v = le32(b, 0x44);
-        let version = (v >> 16, v & 0xffff);
-        if version.0 != 1 {
-            return Err(Error::unsupported(format!(
-                "VDI header version {}.{} (only version 1 is read)",
-                version.0, version.1
-            )));
-        }
-        if (b.len() as u64) < HEADER1_END {
-            return Err(Error::truncated(format!(
-                "the VDI header of {name} is cut off by the end of the file"
-            )));
-        }
-        let header_size = le32(b, 0x48);
-        let u = |at: usize| -> [u8; 16] { b[at..at + 16].try_into().expect("16") };
-        let g = |at: usize| {
-            [
-                le32(b, at),
-                le32(b, at + 4),
-                le32(b, at + 8),
-                le32(b, at + 12),
-            ]
-        };
-        let comment_raw = &b[0x54..0x154];
-        let end = comment_raw.iter().position(|&c| c == 0).unwrap_or(256);
-        let comment: String = String::from_utf8_lossy(&comment_raw[..end])
-            .chars()
-            .filter(|c| !c.is_control())
-            .collect();
-        // Header sizes count from the end of the pre-header (0x48).
-        let lchs = (u64::from(header_size) + 0x48 >= 0x1d8 && b.len() >= 0x1d8).then(|| g(0x1c8));
-        Ok(Header {
-            version,
-            image_type: le32(b, 0x4c),
-            flags: le32(b, 0x50),
-            comment,
-            offset_blocks: le32(b, 0x154),
-            offset_data: le32(b, 0x158),
-            geometry: g(0x15c),
-            lchs,
-            disk_size: le64(b, 0x170),
-            block_size: le32(b, 0x178),
-            block_extra: le32(b, 0x17c),
-            blocks: le32(b, 0x180),
-            blocks_allocated: le32(b, 0x184),
-            uuid_create: u(0x188),
-            uuid_modify: u(0x198),
-            uuid_parent: u(0x1a8),
-            uuid_parent_modify: u(0x1b8),
-        })
-    }
-
-    fn type_name(&self) -> &'static str {
-        match self.image_type {
-            1 => "dynamic",
-            2 => "fixed",
-            3 => "undo",
-            4 => "diff",
-            _ => "unknown",
-        }
-    }
-
-    fn is_diff(&self) -> bool {
-        matches!(self.image_type, 3 | 4)
-    }
-}
-
-async fn read_header(src: &dyn Source) -> Result<Header> {
-    let n = src.len().min(HEADER_LEN as u64);
-    let b = read_vec(src, 0, n, "VDI header").await?;
-    Header::parse(&b, src.name())
 }
 
 struct Parent {

@@ -19,6 +19,7 @@
 
 mod descriptor;
 mod sparse;
+pub(crate) mod sparse_header;
 
 pub use descriptor::{Descriptor, DescriptorExtent, parse_descriptor};
 

@@ -1,33 +1,26 @@
-//! Parallels (expanding) disk images. Spec: qemu `docs/interop/parallels.txt`.
+//! Parallels (expanding) disk images. Spec: qemu `docs/interop/parallels.txt`. Read with the
+//! driver's header parser (`formats::parallels::header`).
 
-use super::bytes::{has, le32, le64};
 use super::{Ctx, Detection, Format, Scan};
 use crate::finding_code::FindingCode;
+use crate::formats::parallels::header::{HEADER_LEN, ParallelsHeader};
 use crate::report::Severity;
 
 pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     let h = &cx.head;
-    let old = has(h, 0, b"WithoutFreeSpace");
-    if !old && !has(h, 0, b"WithouFreSpacExt") {
+    let Some(header) = ParallelsHeader::parse(h) else {
         return;
-    }
+    };
     let mut d = Detection::new(Format::Parallels);
-    d.set(
-        "magic",
-        if old {
-            "WithoutFreeSpace"
-        } else {
-            "WithouFreSpacExt"
-        },
-    );
-    if h.len() < 64 {
+    d.set("magic", String::from_utf8_lossy(&header.magic).into_owned());
+    if h.len() < HEADER_LEN as usize {
         d.truncated("Parallels header");
         if h.len() < 44 {
             scan.add(0, d);
             return;
         }
     }
-    let version = le32(h, 16);
+    let version = header.version.get();
     d.set("version", version);
     if version != 2 {
         d.finding(
@@ -36,14 +29,9 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
             format!("unknown Parallels header version {version}"),
         );
     }
-    let mut sectors = le64(h, 36);
-    if old {
-        // The original format has a 32-bit sector count (qemu masks the rest).
-        sectors &= 0xffff_ffff;
-    }
-    d.virtual_size = sectors.checked_mul(512);
-    let cluster = u64::from(le32(h, 28)) * 512;
-    let entries = u64::from(le32(h, 32));
+    d.virtual_size = header.sectors().checked_mul(512);
+    let cluster = u64::from(header.tracks.get()) * 512;
+    let entries = u64::from(header.bat_entries.get());
     d.set("cluster-size", cluster);
     d.set("bat-entries", entries);
     if cluster == 0 || entries.saturating_mul(cluster) < d.virtual_size.unwrap_or(0) {
@@ -53,7 +41,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
             "the Parallels allocation table is too small for the disk size",
         );
     }
-    if 64 + entries * 4 > cx.len {
+    if HEADER_LEN + entries * 4 > cx.len {
         d.finding(
             FindingCode::Truncated,
             Severity::Critical,
@@ -61,7 +49,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
         );
     }
     // The Parallels driver reports the `dirty` finding.
-    if le32(h, 44) == 0x746f_6e59 {
+    if header.is_dirty() {
         d.set("dirty", true);
     }
     scan.add(0, d);

@@ -1,28 +1,72 @@
 //! VirtualBox VDI. Spec: VirtualBox `src/VBox/Storage/VDICore.h` (header versions 0 and 1).
+//! Version 1 headers are read with the driver's parser (`formats::vdi::header`).
 
-use super::bytes::{arr, has, le32, le64, slice, text, uuid};
+use super::bytes::{arr, le32, le64, text, uuid};
 use super::{Ctx, Detection, Format, Scan};
 use crate::finding_code::FindingCode;
+use crate::formats::vdi::header::{HEADER1_END, VdiHeader, is_diff, type_name};
 use crate::report::Severity;
 
-const SIGNATURE: [u8; 4] = 0xbeda_107fu32.to_le_bytes();
+/// The fields detection reports, from either header version.
+struct Fields {
+    image_type: u32,
+    disk_size: u64,
+    block_size: u32,
+    blocks: u32,
+    blocks_allocated: u32,
+    uuid: [u8; 16],
+    parent_uuid: [u8; 16],
+    /// Where the header ends, and where its disk size field ends.
+    end: usize,
+    size_end: usize,
+}
+
+impl Fields {
+    fn v1(h: &VdiHeader) -> Fields {
+        Fields {
+            image_type: h.image_type.get(),
+            disk_size: h.disk_size.get(),
+            block_size: h.block_size.get(),
+            blocks: h.blocks.get(),
+            blocks_allocated: h.blocks_allocated.get(),
+            uuid: h.uuid_create,
+            parent_uuid: h.uuid_parent,
+            end: HEADER1_END as usize,
+            size_end: 0x178,
+        }
+    }
+
+    /// The version 0 header (VirtualBox before 1.5), at the offsets detection has always used.
+    /// VDICore.h's `VDIHEADER0` has a 16-byte geometry, which would put the size at 0x160.
+    fn v0(h: &[u8]) -> Fields {
+        Fields {
+            image_type: le32(h, 0x48),
+            disk_size: le64(h, 0x15c),
+            block_size: le32(h, 0x164),
+            blocks: le32(h, 0x168),
+            blocks_allocated: le32(h, 0x16c),
+            uuid: arr(h, 0x170),
+            parent_uuid: arr(h, 0x190),
+            end: 0x1b0,
+            size_end: 0x164,
+        }
+    }
+}
 
 pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     let h = &cx.head;
-    if !has(h, 0x40, &SIGNATURE) {
+    let Some(header) = VdiHeader::parse(h) else {
         return;
-    }
+    };
     let mut d = Detection::new(Format::Vdi);
-    if let Some(t) = text(slice(h, 0, 64)) {
+    if let Some(t) = text(&header.text) {
         d.set("signature-text", t);
     }
-    let version = le32(h, 0x44);
-    let (major, minor) = (version >> 16, version & 0xffff);
+    let (major, minor) = header.version();
     d.set("version", format!("{major}.{minor}"));
-    // Field offsets of the version 1 header and of the older version 0 one.
-    let (type_at, size_at, block_at, blocks_at, uuid_at) = match major {
-        1 => (0x4c, 0x170, 0x178, 0x180, 0x188),
-        0 => (0x48, 0x15c, 0x164, 0x168, 0x170),
+    let f = match major {
+        1 => Fields::v1(&header),
+        0 => Fields::v0(h),
         _ => {
             d.finding(
                 FindingCode::Corrupt,
@@ -33,39 +77,27 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
             return;
         }
     };
-    let need = uuid_at + 64;
-    if h.len() < need {
+    if h.len() < f.end {
         d.truncated("VDI header");
-        if h.len() < size_at + 8 {
+        if h.len() < f.size_end {
             scan.add(0, d);
             return;
         }
     }
-    d.virtual_size = Some(le64(h, size_at));
-    let kind = le32(h, type_at);
-    d.set(
-        "image-type",
-        match kind {
-            1 => "dynamic",
-            2 => "fixed",
-            3 => "undo",
-            4 => "diff",
-            _ => "unknown",
-        },
-    );
-    let block = le32(h, block_at);
-    let blocks = le32(h, blocks_at);
+    d.virtual_size = Some(f.disk_size);
+    d.set("image-type", type_name(f.image_type));
+    let (block, blocks) = (f.block_size, f.blocks);
     d.set("block-size", block);
     d.set("blocks", blocks);
-    d.set("allocated-blocks", le32(h, blocks_at + 4));
-    d.set("uuid", uuid(arr(h, uuid_at)));
+    d.set("allocated-blocks", f.blocks_allocated);
+    d.set("uuid", uuid(f.uuid));
     if !block.is_power_of_two() || block < 512 {
         d.finding(
             FindingCode::Corrupt,
             Severity::Critical,
             format!("VDI block size {block} is not a power of two"),
         );
-    } else if u64::from(blocks) * u64::from(block) < le64(h, size_at) {
+    } else if u64::from(blocks) * u64::from(block) < f.disk_size {
         d.finding(
             FindingCode::Corrupt,
             Severity::Critical,
@@ -74,7 +106,7 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     }
     if major == 1 {
         // The block map (4 bytes a block) must lie inside the file.
-        let map_end = u64::from(le32(h, 0x154)) + u64::from(blocks) * 4;
+        let map_end = u64::from(header.offset_blocks.get()) + u64::from(blocks) * 4;
         if map_end > cx.len {
             d.finding(
                 FindingCode::Truncated,
@@ -83,8 +115,8 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
             );
         }
     }
-    if kind == 4 || kind == 3 {
-        let parent = uuid(arr(h, uuid_at + 32));
+    if is_diff(f.image_type) {
+        let parent = uuid(f.parent_uuid);
         d.finding(
             FindingCode::BackingFile,
             Severity::Critical,

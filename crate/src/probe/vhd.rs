@@ -8,10 +8,21 @@
 //! VHDX: [MS-VHDX] sections 2.2 (headers at 64 and 128 KiB, region table at 192 KiB) and 2.6
 //! (metadata region: file parameters, virtual disk size, sector sizes, parent locator).
 
-use super::bytes::{arr, be16, be32, be64, guid, has, is_zero, le16, le32, le64, slice, utf16};
+use super::bytes::{has, le32, le64, slice, text, utf16, uuid};
 use super::{Ctx, Detection, Format, Scan};
 use crate::error::Result;
 use crate::finding_code::FindingCode;
+use crate::formats::vhd::dynamic::{DynHeaderProblem, VhdDynamicHeader};
+use crate::formats::vhd::footer::{DiskType, FooterProblem, VhdFooter};
+use crate::formats::vhdx::header::{HEADER_LEN, HEADERS, VhdxFileIdentifier, VhdxHeader};
+use crate::formats::vhdx::metadata::{
+    GUID_FILE_PARAMETERS, GUID_LOGICAL_SECTOR, GUID_PAGE83, GUID_PARENT_LOCATOR,
+    GUID_PHYSICAL_SECTOR, GUID_VIRTUAL_DISK_SIZE, LocatorHeader, MAX_METADATA_ENTRIES,
+    MetadataTableHeader,
+};
+use crate::formats::vhdx::region::{
+    GUID_BAT, GUID_METADATA, REGION_TABLE_LEN, REGION_TABLES, region_table,
+};
 use crate::report::Severity;
 use crate::source::is_plain_name;
 use serde_json::json;
@@ -24,22 +35,28 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
             .filter(|f| has(f, 0, b"conectix"))
             .map(|f| (f, short))
     });
-    let (footer, short, at) = match (tail, head_copy) {
+    let (raw, short, at) = match (tail, head_copy) {
         (Some((f, short)), _) => {
             let at = if head_copy {
                 0
             } else {
                 cx.len - (512 - short) as u64
             };
-            // A stray "conectix" at the end of some other file must at least look like a footer.
-            if !head_copy && !plausible(f) {
-                return Ok(());
-            }
             (f, short, at)
         }
         (None, true) => (slice(&cx.head, 0, 512), 0, 0),
         (None, false) => return Ok(()),
     };
+    let (footer, problems) = VhdFooter::parse(raw);
+    let checksum_ok = !problems
+        .iter()
+        .any(|p| matches!(p, FooterProblem::Checksum { .. }));
+    // A stray "conectix" at the end of some other file must at least look like a footer.
+    let plausible = checksum_ok
+        || (matches!(footer.disk_type.get(), 2..=4) && footer.format_version.get() == 0x0001_0000);
+    if tail.is_some() && !head_copy && !plausible {
+        return Ok(());
+    }
     let mut d = Detection::new(Format::Vhd);
     if short == 1 {
         d.set("footer-size", 511);
@@ -51,42 +68,33 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
             "the VHD footer at the end of the file is missing (only the copy at offset 0 is there): the file is truncated",
         );
     }
-    if footer.len() < 85 {
+    if raw.len() < 85 {
         d.truncated("VHD footer");
     }
-    if !checksum_ok(footer) {
+    if !checksum_ok {
         d.finding(
             FindingCode::Corrupt,
             Severity::Warning,
             "the VHD footer checksum does not match its contents",
         );
     }
-    let current = be64(footer, 48);
+    let current = footer.current_size.get();
     d.virtual_size = Some(current);
-    let disk_type = be32(footer, 60);
-    let type_name = match disk_type {
-        2 => "fixed",
-        3 => "dynamic",
-        4 => "differencing",
-        _ => "unknown",
-    };
-    d.set("disk-type", type_name);
-    if let Some(c) = super::bytes::text(slice(footer, 28, 4)) {
+    let disk_type = footer.disk_type();
+    d.set("disk-type", disk_type.map_or("unknown", DiskType::name));
+    // The creator as far as a cut footer holds it.
+    if let Some(c) = text(slice(raw, 28, 4)) {
         d.set("creator", c);
     }
-    let (cyl, heads, spt) = (be16(footer, 56), footer.get(58), footer.get(59));
-    let (heads, spt) = (
-        u64::from(heads.copied().unwrap_or(0)),
-        u64::from(spt.copied().unwrap_or(0)),
-    );
+    let (cyl, heads, spt) = (footer.cylinders.get(), footer.heads, footer.sectors);
     d.set(
         "geometry",
         json!({"cylinders": cyl, "heads": heads, "sectors": spt}),
     );
     // qemu sizes images made by Virtual PC and by itself from the CHS geometry (block/vpc.c).
-    let chs = u64::from(cyl) * heads * spt * 512;
-    let creator = arr::<4>(footer, 28);
-    if chs != current && (&creator == b"vpc " || &creator == b"qemu") && chs != 0 {
+    let chs = footer.chs_sectors() * 512;
+    let creator = &footer.creator_app;
+    if chs != current && (creator == b"vpc " || creator == b"qemu") && chs != 0 {
         d.set("chs-size", chs);
         d.finding(
             FindingCode::SizeAmbiguous,
@@ -94,9 +102,9 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
             format!("the footer says {current} bytes but its CHS geometry gives {chs}: Virtual PC and qemu use the geometry, Hyper-V the footer"),
         );
     }
-    d.set("uuid", super::bytes::uuid(arr(footer, 68)));
+    d.set("uuid", uuid(footer.uuid));
     match disk_type {
-        2 => {
+        Some(DiskType::Fixed) => {
             let data = cx.len.saturating_sub(512 - short as u64);
             if head_copy {
                 d.finding(
@@ -114,46 +122,34 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
                 );
             }
         }
-        3 | 4 => dynamic_header(cx, &mut d, be64(footer, 16), disk_type == 4).await?,
-        t => d.finding(
+        Some(t) => {
+            let diff = t == DiskType::Differencing;
+            dynamic_header(cx, &mut d, footer.data_offset.get(), diff).await?;
+        }
+        None => d.finding(
             FindingCode::Corrupt,
             Severity::Critical,
-            format!("unknown VHD disk type {t}"),
+            FooterProblem::UnknownDiskType(footer.disk_type.get()).message(),
         ),
     }
     scan.add(at, d);
     Ok(())
 }
 
-fn checksum_ok(f: &[u8]) -> bool {
-    let sum = f
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !(64..68).contains(i))
-        .fold(0u32, |s, (_, &b)| s.wrapping_add(u32::from(b)));
-    !sum == be32(f, 64)
-}
-
-fn plausible(f: &[u8]) -> bool {
-    checksum_ok(f) || (matches!(be32(f, 60), 2..=4) && be32(f, 12) == 0x0001_0000)
-}
-
-/// The dynamic disk header (`cxsparse`) of a dynamic or differencing VHD.
+/// The dynamic disk header (`cxsparse`) of a dynamic or differencing VHD. Detection does not
+/// check its checksum (the driver does).
 async fn dynamic_header(cx: &Ctx<'_>, d: &mut Detection, offset: u64, diff: bool) -> Result<()> {
-    let Some(h) = cx.bytes(offset, 1024, "VHD dynamic header").await? else {
+    let Some(raw) = cx.bytes(offset, 1024, "VHD dynamic header").await? else {
         d.truncated("VHD dynamic disk header");
         return Ok(());
     };
-    if !has(&h, 0, b"cxsparse") {
-        d.finding(
-            FindingCode::Corrupt,
-            Severity::Critical,
-            format!("no VHD dynamic disk header (cxsparse) at offset {offset}"),
-        );
+    let (h, problems) = VhdDynamicHeader::parse(&raw, offset);
+    if let Some(p @ DynHeaderProblem::NoCookie { .. }) = problems.first() {
+        d.finding(FindingCode::Corrupt, Severity::Critical, p.message());
         return Ok(());
     }
-    let entries = be32(&h, 28);
-    let block = be32(&h, 32);
+    let entries = h.max_table_entries.get();
+    let block = h.block_size.get();
     d.set("block-size", block);
     d.set("max-table-entries", entries);
     if !block.is_power_of_two() || block < 512 {
@@ -170,17 +166,13 @@ async fn dynamic_header(cx: &Ctx<'_>, d: &mut Detection, offset: u64, diff: bool
         );
     }
     if diff {
-        let name = utf16(slice(&h, 64, 512), true);
-        let mut locators = vec![];
-        for i in 0..8 {
-            let e = slice(&h, 576 + i * 24, 24);
-            let code = arr::<4>(e, 0);
-            if code != [0; 4] {
-                locators.push(String::from_utf8_lossy(&code).trim().to_string());
-            }
-        }
+        let name = h.parent_name();
+        let locators: Vec<String> = h
+            .locators()
+            .map(|l| String::from_utf8_lossy(&l.platform_code).trim().to_string())
+            .collect();
         d.set("parent-locators", locators);
-        d.set("parent-uuid", super::bytes::uuid(arr(&h, 40)));
+        d.set("parent-uuid", uuid(h.parent_uuid));
         let shown = name.clone().unwrap_or_else(|| "(unnamed)".into());
         if let Some(n) = name {
             d.set("parent", n);
@@ -194,43 +186,33 @@ async fn dynamic_header(cx: &Ctx<'_>, d: &mut Detection, offset: u64, diff: bool
     Ok(())
 }
 
-const GUID_METADATA: &str = "8B7CA206-4790-4B9A-B8FE-575F050F886E";
-const GUID_BAT: &str = "2DC27766-F623-4200-9D64-115E9BFD4A08";
-const GUID_FILE_PARAMETERS: &str = "CAA16737-FA36-4D43-B3B6-33F0AA44E76B";
-const GUID_VIRTUAL_DISK_SIZE: &str = "2FA54224-CD1B-4876-B211-5DBED83BF4B8";
-const GUID_LOGICAL_SECTOR: &str = "8141BF1D-A96F-4709-BA47-F233A8FAAB5F";
-const GUID_PHYSICAL_SECTOR: &str = "CDA348C7-445D-4471-9CC9-E9885251C556";
-const GUID_PARENT_LOCATOR: &str = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
-const GUID_PAGE83: &str = "BECA12AB-B2E6-4523-93EF-C309E000C746";
-
-/// Offsets of the VHDX structures ([MS-VHDX] 2.2).
-const HEADERS: [u64; 2] = [64 << 10, 128 << 10];
-const REGION_TABLES: [u64; 2] = [192 << 10, 256 << 10];
-const TABLE_LEN: u64 = 64 << 10;
+const TABLE_LEN: u64 = REGION_TABLE_LEN as u64;
 
 pub async fn detect_vhdx(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
-    if !has(&cx.head, 0, b"vhdxfile") {
+    if VhdxFileIdentifier::parse(&cx.head).is_none() {
         return Ok(());
     }
     let mut d = Detection::new(Format::Vhdx);
-    if let Some(c) = utf16(slice(&cx.head, 8, 512), false) {
+    if let Some(c) = VhdxFileIdentifier::creator(&cx.head) {
         d.set("creator", c);
     }
     // The current header: the valid one with the higher sequence number.
-    let mut current: Option<(u64, Vec<u8>)> = None;
+    let mut current: Option<VhdxHeader> = None;
     for at in HEADERS {
-        if let Some(h) = cx.bytes(at, 4096, "VHDX header").await?
-            && has(&h, 0, b"head")
-            && crc_ok(&h)
+        if let Some(b) = cx.bytes(at, HEADER_LEN as u64, "VHDX header").await?
+            && let Some(h) = VhdxHeader::parse(&b)
         {
-            let seq = le64(&h, 8);
-            if current.as_ref().is_none_or(|(s, _)| seq > *s) {
-                current = Some((seq, h.into_owned()));
+            let seq = h.sequence_number.get();
+            if current
+                .as_ref()
+                .is_none_or(|c| seq > c.sequence_number.get())
+            {
+                current = Some(h);
             }
         }
     }
-    let Some((_, header)) = current else {
-        if cx.len < HEADERS[1] + 4096 {
+    let Some(header) = current else {
+        if cx.len < HEADERS[1] + HEADER_LEN as u64 {
             d.truncated("VHDX header");
         } else {
             d.finding(
@@ -242,8 +224,8 @@ pub async fn detect_vhdx(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
         scan.add(0, d);
         return Ok(());
     };
-    d.set("version", le16(&header, 66));
-    if !is_zero(slice(&header, 48, 16)) {
+    d.set("version", header.version.get());
+    if header.log_pending() {
         d.set("log-replay-needed", true);
         d.finding(
             FindingCode::Dirty,
@@ -251,7 +233,7 @@ pub async fn detect_vhdx(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
             "the VHDX log holds writes not yet applied to the file (vmdisk replays them in memory; Hyper-V does on the next attach)",
         );
     }
-    match region_table(cx).await? {
+    match regions(cx).await? {
         None => d.truncated("VHDX region table"),
         Some(t) => metadata(cx, &mut d, &t).await?,
     }
@@ -260,27 +242,19 @@ pub async fn detect_vhdx(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
 }
 
 /// Region table entries (guid, offset, length, required) from the first valid table.
-async fn region_table(cx: &Ctx<'_>) -> Result<Option<Vec<(String, u64, u32, bool)>>> {
+async fn regions(cx: &Ctx<'_>) -> Result<Option<Vec<(String, u64, u32, bool)>>> {
     let mut seen_any = false;
     for at in REGION_TABLES {
         let Some(t) = cx.bytes(at, TABLE_LEN, "VHDX region table").await? else {
             continue;
         };
         seen_any = true;
-        if !has(&t, 0, b"regi") || !crc_ok(&t) {
+        let Some((_, entries)) = region_table(&t) else {
             continue;
-        }
-        let count = (le32(&t, 8) as usize).min(2047);
-        let entries = (0..count)
-            .map(|i| {
-                let e = slice(&t, 16 + i * 32, 32);
-                (
-                    guid(arr(e, 0)),
-                    le64(e, 16),
-                    le32(e, 24),
-                    le32(e, 28) & 1 != 0,
-                )
-            })
+        };
+        let entries = entries
+            .iter()
+            .map(|e| (e.id(), e.file_offset.get(), e.length.get(), e.is_required()))
             .collect();
         return Ok(Some(entries));
     }
@@ -322,21 +296,21 @@ async fn metadata(
         d.truncated("VHDX metadata region");
         return Ok(());
     };
-    if !has(&t, 0, b"metadata") {
+    let Some(header) = MetadataTableHeader::parse(&t) else {
         d.finding(
             FindingCode::Corrupt,
             Severity::Critical,
             "the VHDX metadata table has no signature",
         );
         return Ok(());
-    }
-    let count = usize::from(le16(&t, 10)).min(2047);
+    };
+    let count = usize::from(header.entry_count.get()).min(MAX_METADATA_ENTRIES);
     let mut has_parent = false;
     for i in 0..count {
-        let e = slice(&t, 32 + i * 32, 32);
-        let id = guid(arr(e, 0));
-        let (off, len) = (le32(e, 16), le32(e, 20));
-        let required = le32(e, 24) & 4 != 0;
+        let e = MetadataTableHeader::entry(&t, i);
+        let id = e.id();
+        let (off, len) = (e.offset.get(), e.length.get());
+        let required = e.is_required();
         if u64::from(off) + u64::from(len) > u64::from(region_len) || len > (1 << 20) {
             d.finding(
                 FindingCode::Corrupt,
@@ -404,12 +378,11 @@ async fn metadata(
 
 /// The parent locator's key/value pairs ([MS-VHDX] 2.6.2.6): report the parent's path.
 fn parent_locator(d: &mut Detection, b: &[u8]) {
-    let n = usize::from(le16(b, 18)).min(256);
+    let n = usize::from(LocatorHeader::parse(b).key_value_count.get()).min(256);
     let mut paths = serde_json::Map::new();
     for i in 0..n {
-        let e = slice(b, 20 + i * 12, 12);
-        let (ko, vo) = (le32(e, 0) as usize, le32(e, 4) as usize);
-        let (kl, vl) = (usize::from(le16(e, 8)), usize::from(le16(e, 10)));
+        let e = LocatorHeader::entry(b, i);
+        let ((ko, kl), (vo, vl)) = (e.key(), e.value());
         let (Some(k), Some(v)) = (
             utf16(slice(b, ko, kl), false),
             utf16(slice(b, vo, vl), false),
@@ -431,21 +404,4 @@ fn parent_locator(d: &mut Detection, b: &[u8]) {
         );
         d.set("parent", p);
     }
-}
-
-/// CRC-32C over a VHDX structure whose checksum field (bytes 4..8) counts as zero.
-fn crc_ok(buf: &[u8]) -> bool {
-    let mut c = !0u32;
-    for (i, &b) in buf.iter().enumerate() {
-        let b = if (4..8).contains(&i) { 0 } else { b };
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c == le32(buf, 4)
 }

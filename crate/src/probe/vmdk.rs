@@ -3,10 +3,13 @@
 //! Spec: VMware "Virtual Disk Format 5.0" (sparse header layout in section "Hosted Sparse Extent
 //! Header", descriptor grammar in "The Descriptor File"); qemu `block/vmdk.c` for what readers do.
 
-use super::bytes::{has, le16, le32, le64};
+use super::bytes::{find, has};
 use super::{Ctx, Detection, Format, Scan};
 use crate::error::Result;
 use crate::finding_code::FindingCode;
+use crate::formats::vmdk::sparse_header::{
+    CowdHeader, HOSTED_FIELDS_LEN, HostedHeader, NEWLINE_CHECK,
+};
 use crate::formats::vmdk::{Descriptor, parse_descriptor};
 use crate::report::Severity;
 use crate::source::is_plain_name;
@@ -21,7 +24,7 @@ pub async fn detect(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
     let h = &cx.head;
     if has(h, 0, b"KDMV") {
         scan.add(0, sparse(cx).await?);
-    } else if has(h, 0, b"COWD") && le32(h, 4) == 1 {
+    } else if has(h, 0, b"COWD") && CowdHeader::parse(h).version.get() == 1 {
         scan.add(0, cowd(cx));
     } else if let Some(d) = descriptor_file(cx) {
         scan.add(0, d);
@@ -33,19 +36,20 @@ pub async fn detect(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
 async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
     let h = &cx.head;
     let mut d = Detection::new(Format::Vmdk);
-    if h.len() < 79 {
+    if h.len() < HOSTED_FIELDS_LEN {
         d.truncated("VMDK sparse header");
         if h.len() < 20 {
             return Ok(d);
         }
     }
-    let version = le32(h, 4);
-    let flags = le32(h, 8);
-    let capacity = le64(h, 12);
-    let grain = le64(h, 20);
-    let desc_offset = le64(h, 28);
-    let desc_size = le64(h, 36);
-    let gd_offset = le64(h, 56);
+    let header = HostedHeader::parse(h);
+    let version = header.version.get();
+    let flags = header.flags.get();
+    let capacity = header.capacity.get();
+    let grain = header.grain_size.get();
+    let desc_offset = header.descriptor_offset.get();
+    let desc_size = header.descriptor_size.get();
+    let gd_offset = header.gd_offset.get();
     d.set("version", version);
     if !(1..=3).contains(&version) {
         d.finding(
@@ -65,7 +69,7 @@ async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
         );
     }
     // Bytes 73..77 are "\n \r\n": a file sent through a text-mode transfer has them rewritten.
-    if flags & 1 != 0 && h.len() >= 77 && &h[73..77] != b"\n \r\n" {
+    if flags & 1 != 0 && h.len() >= 77 && &header.newline_check != NEWLINE_CHECK {
         d.finding(
             FindingCode::Corrupt,
             Severity::Critical,
@@ -75,7 +79,7 @@ async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
     if flags & (1 << 16) != 0 {
         d.set(
             "compression",
-            if le16(h, 77) == 1 {
+            if header.compress_algorithm.get() == 1 {
                 "deflate"
             } else {
                 "unknown"
@@ -87,7 +91,7 @@ async fn sparse(cx: &Ctx<'_>) -> Result<Detection> {
         // (a copy of the header 1024 bytes before the end).
         d.set("footer", true);
         if let Some(f) = cx.footer(1024, 0).filter(|f| has(f, 0, b"KDMV")) {
-            let c = le64(f, 12);
+            let c = HostedHeader::parse(f).capacity.get();
             if c != 0 && d.virtual_size == Some(0) {
                 d.virtual_size = c.checked_mul(512);
             }
@@ -138,8 +142,9 @@ fn cowd(cx: &Ctx<'_>) -> Detection {
             return d;
         }
     }
-    d.virtual_size = Some(u64::from(le32(h, 12)) * 512);
-    let grain = le32(h, 16);
+    let header = CowdHeader::parse(h);
+    d.virtual_size = Some(u64::from(header.disk_sectors.get()) * 512);
+    let grain = header.granularity.get();
     if grain.is_power_of_two() {
         d.set("grain-size", u64::from(grain) * 512);
     } else {
@@ -160,7 +165,7 @@ fn descriptor_file(cx: &Ctx<'_>) -> Option<Detection> {
     }
     let t = &cx.head;
     let starts = t.starts_with(b"# Disk DescriptorFile");
-    if !starts && (t.contains(&0) || super::bytes::find(t, b"createType=").is_none()) {
+    if !starts && (t.contains(&0) || find(t, b"createType=").is_none()) {
         return None;
     }
     let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());

@@ -46,6 +46,28 @@ pub(crate) fn has(buf: &[u8], offset: usize, magic: &[u8]) -> bool {
         == Some(magic)
 }
 
+/// A typed on-disk structure from the start of `b`, where a field that `b` holds only in part
+/// reads as zero like one past its end, as the accessors above read them (`ends`: where each
+/// field ends, ascending). A cut header thus reads the same through either.
+pub(crate) fn whole_fields<T>(b: &[u8], ends: &[usize]) -> T
+where
+    T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::KnownLayout,
+{
+    let mut t = T::new_zeroed();
+    let dst = t.as_mut_bytes();
+    let n = if b.len() >= dst.len() {
+        dst.len()
+    } else {
+        ends.iter()
+            .copied()
+            .take_while(|&e| e <= b.len())
+            .last()
+            .unwrap_or(0)
+    };
+    dst[..n].copy_from_slice(&b[..n]);
+    t
+}
+
 /// Whether the whole buffer is zero.
 pub(crate) fn is_zero(buf: &[u8]) -> bool {
     buf.iter().all(|&b| b == 0)

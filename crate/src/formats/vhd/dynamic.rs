@@ -1,13 +1,16 @@
 //! The dynamic disk header (spec "Dynamic Disk Header Format") and the block allocation
-//! table it points at.
+//! table it points at. [`VhdDynamicHeader::parse`] is shared with detection.
 
 use super::SECTOR;
 use super::footer::{FOOTER_LEN, checksum};
 use crate::error::{Error, Result};
 use crate::finding_code::FindingCode;
-use crate::formats::common::bytes::{be32, be64, utf16};
+use crate::formats::common::bytes::{be32, utf16};
 use crate::report::{Finding, Severity};
 use crate::source::{Source, check_range, read_vec};
+use core::mem::{offset_of, size_of};
+use zerocopy::byteorder::big_endian::{U32, U64};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(super) const DYN_HEADER_LEN: u64 = 1024;
 pub(super) const UNALLOCATED: u32 = 0xffff_ffff;
@@ -15,6 +18,115 @@ pub(super) const UNALLOCATED: u32 = 0xffff_ffff;
 pub(super) const MAX_BLOCK: u32 = 1 << 30;
 /// The BAT entries vmdisk keeps in memory at most (16 MiB of table).
 pub(super) const MAX_BAT_ENTRIES: u64 = 4 << 20;
+
+/// The dynamic disk header as stored (big-endian).
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct VhdDynamicHeader {
+    pub(crate) cookie: [u8; 8],
+    pub(crate) data_offset: U64,
+    pub(crate) table_offset: U64,
+    pub(crate) header_version: U32,
+    pub(crate) max_table_entries: U32,
+    pub(crate) block_size: U32,
+    pub(crate) checksum: U32,
+    pub(crate) parent_uuid: [u8; 16],
+    pub(crate) parent_timestamp: U32,
+    pub(crate) reserved: U32,
+    /// UTF-16 big-endian.
+    pub(crate) parent_name: [u8; 512],
+    pub(crate) parent_locators: [VhdParentLocator; 8],
+    pub(crate) reserved2: [u8; 256],
+}
+
+/// A parent locator entry of the dynamic header.
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct VhdParentLocator {
+    pub(crate) platform_code: [u8; 4],
+    pub(crate) data_space: U32,
+    pub(crate) data_length: U32,
+    pub(crate) reserved: U32,
+    pub(crate) data_offset: U64,
+}
+
+const _: () = assert!(offset_of!(VhdDynamicHeader, cookie) == 0);
+const _: () = assert!(offset_of!(VhdDynamicHeader, data_offset) == 8);
+const _: () = assert!(offset_of!(VhdDynamicHeader, table_offset) == 16);
+const _: () = assert!(offset_of!(VhdDynamicHeader, header_version) == 24);
+const _: () = assert!(offset_of!(VhdDynamicHeader, max_table_entries) == 28);
+const _: () = assert!(offset_of!(VhdDynamicHeader, block_size) == 32);
+const _: () = assert!(offset_of!(VhdDynamicHeader, checksum) == 36);
+const _: () = assert!(offset_of!(VhdDynamicHeader, parent_uuid) == 40);
+const _: () = assert!(offset_of!(VhdDynamicHeader, parent_timestamp) == 56);
+const _: () = assert!(offset_of!(VhdDynamicHeader, reserved) == 60);
+const _: () = assert!(offset_of!(VhdDynamicHeader, parent_name) == 64);
+const _: () = assert!(offset_of!(VhdDynamicHeader, parent_locators) == 576);
+const _: () = assert!(offset_of!(VhdDynamicHeader, reserved2) == 768);
+const _: () = assert!(size_of::<VhdDynamicHeader>() == DYN_HEADER_LEN as usize);
+const _: () = assert!(offset_of!(VhdParentLocator, platform_code) == 0);
+const _: () = assert!(offset_of!(VhdParentLocator, data_space) == 4);
+const _: () = assert!(offset_of!(VhdParentLocator, data_length) == 8);
+const _: () = assert!(offset_of!(VhdParentLocator, reserved) == 12);
+const _: () = assert!(offset_of!(VhdParentLocator, data_offset) == 16);
+const _: () = assert!(size_of::<VhdParentLocator>() == 24);
+
+/// What is wrong with a dynamic header, in the order the driver checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DynHeaderProblem {
+    /// No `cxsparse` cookie at this file offset.
+    NoCookie {
+        at: u64,
+    },
+    Checksum {
+        stored: u32,
+        computed: u32,
+    },
+}
+
+impl DynHeaderProblem {
+    pub(crate) fn message(self) -> String {
+        match self {
+            DynHeaderProblem::NoCookie { at } => {
+                format!("no VHD dynamic disk header (cxsparse) at offset {at}")
+            }
+            DynHeaderProblem::Checksum { stored, computed } => format!(
+                "the VHD dynamic disk header checksum is {stored:#010x} but its contents sum to {computed:#010x}"
+            ),
+        }
+    }
+}
+
+impl VhdDynamicHeader {
+    /// The header in `b` (read from file offset `at`); missing bytes read as zeros.
+    pub(crate) fn parse(b: &[u8], at: u64) -> (VhdDynamicHeader, Vec<DynHeaderProblem>) {
+        let mut h = VhdDynamicHeader::new_zeroed();
+        let n = b.len().min(size_of::<VhdDynamicHeader>());
+        h.as_mut_bytes()[..n].copy_from_slice(&b[..n]);
+        let mut problems = vec![];
+        if &h.cookie != b"cxsparse" {
+            problems.push(DynHeaderProblem::NoCookie { at });
+        }
+        let computed = checksum(h.as_bytes(), offset_of!(VhdDynamicHeader, checksum));
+        if computed != h.checksum.get() {
+            let stored = h.checksum.get();
+            problems.push(DynHeaderProblem::Checksum { stored, computed });
+        }
+        (h, problems)
+    }
+
+    /// The parent's Unicode name; None when empty.
+    pub(crate) fn parent_name(&self) -> Option<String> {
+        utf16(&self.parent_name, true)
+    }
+
+    /// The locator entries in use (a non-zero platform code).
+    pub(crate) fn locators(&self) -> impl Iterator<Item = &VhdParentLocator> {
+        self.parent_locators
+            .iter()
+            .filter(|l| l.platform_code != [0; 4])
+    }
+}
 
 /// The dynamic disk header (spec "Dynamic Disk Header Format").
 pub(super) struct DynHeader {
@@ -30,31 +142,21 @@ pub(super) struct DynHeader {
 
 impl DynHeader {
     pub(super) fn parse(b: &[u8], at: u64) -> Result<DynHeader> {
-        if &b[0..8] != b"cxsparse" {
-            return Err(Error::corrupt(format!(
-                "no VHD dynamic disk header (cxsparse) at offset {at}"
-            )));
+        let (h, problems) = VhdDynamicHeader::parse(b, at);
+        if let Some(p) = problems.first() {
+            return Err(Error::corrupt(p.message()));
         }
-        let want = be32(b, 36);
-        if checksum(b, 36) != want {
-            return Err(Error::corrupt(format!(
-                "the VHD dynamic disk header checksum is {want:#010x} but its contents sum to {:#010x}",
-                checksum(b, 36)
-            )));
-        }
-        let locators = (0..8)
-            .map(|i| &b[576 + i * 24..600 + i * 24])
-            .filter(|e| e[0..4] != [0; 4])
-            .map(|e| (e[0..4].try_into().expect("4"), be64(e, 16), be32(e, 8)))
-            .collect();
         Ok(DynHeader {
-            table_offset: be64(b, 16),
-            max_entries: be32(b, 28),
-            block_size: be32(b, 32),
-            parent_uuid: b[40..56].try_into().expect("16"),
-            parent_timestamp: be32(b, 56),
-            parent_name: utf16(&b[64..576], true),
-            locators,
+            table_offset: h.table_offset.get(),
+            max_entries: h.max_table_entries.get(),
+            block_size: h.block_size.get(),
+            parent_uuid: h.parent_uuid,
+            parent_timestamp: h.parent_timestamp.get(),
+            parent_name: h.parent_name(),
+            locators: h
+                .locators()
+                .map(|l| (l.platform_code, l.data_offset.get(), l.data_length.get()))
+                .collect(),
         })
     }
 }

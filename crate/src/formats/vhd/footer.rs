@@ -1,17 +1,92 @@
 //! The hard disk footer (spec "Hard Disk Footer Format"): at the end of every VHD, with a copy
-//! at offset 0 in dynamic and differencing disks.
+//! at offset 0 in dynamic and differencing disks. [`VhdFooter::parse`] is the one parser the
+//! driver and detection share: it returns the footer and what is wrong with it, and each side
+//! judges.
 
 use super::SECTOR;
 use crate::error::{Error, Result};
-use crate::formats::common::bytes::{be16, be32, be64};
+use crate::formats::common::bytes::whole_fields;
 use crate::source::{Source, read_vec};
+use core::mem::{offset_of, size_of};
+use zerocopy::byteorder::big_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(super) const FOOTER_LEN: u64 = 512;
 /// The geometry qemu treats as "size does not fit CHS": use the current size.
 pub(super) const MAX_CHS_SECTORS: u64 = 65535 * 16 * 255;
 
+/// The footer as stored (big-endian).
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct VhdFooter {
+    pub(crate) cookie: [u8; 8],
+    pub(crate) features: U32,
+    pub(crate) format_version: U32,
+    pub(crate) data_offset: U64,
+    pub(crate) timestamp: U32,
+    pub(crate) creator_app: [u8; 4],
+    pub(crate) creator_version: U32,
+    pub(crate) creator_os: [u8; 4],
+    pub(crate) original_size: U64,
+    pub(crate) current_size: U64,
+    pub(crate) cylinders: U16,
+    pub(crate) heads: u8,
+    pub(crate) sectors: u8,
+    pub(crate) disk_type: U32,
+    pub(crate) checksum: U32,
+    pub(crate) uuid: [u8; 16],
+    pub(crate) saved_state: u8,
+    pub(crate) reserved: [u8; 427],
+}
+
+const _: () = assert!(offset_of!(VhdFooter, cookie) == 0);
+const _: () = assert!(offset_of!(VhdFooter, features) == 8);
+const _: () = assert!(offset_of!(VhdFooter, format_version) == 12);
+const _: () = assert!(offset_of!(VhdFooter, data_offset) == 16);
+const _: () = assert!(offset_of!(VhdFooter, timestamp) == 24);
+const _: () = assert!(offset_of!(VhdFooter, creator_app) == 28);
+const _: () = assert!(offset_of!(VhdFooter, creator_version) == 32);
+const _: () = assert!(offset_of!(VhdFooter, creator_os) == 36);
+const _: () = assert!(offset_of!(VhdFooter, original_size) == 40);
+const _: () = assert!(offset_of!(VhdFooter, current_size) == 48);
+const _: () = assert!(offset_of!(VhdFooter, cylinders) == 56);
+const _: () = assert!(offset_of!(VhdFooter, heads) == 58);
+const _: () = assert!(offset_of!(VhdFooter, sectors) == 59);
+const _: () = assert!(offset_of!(VhdFooter, disk_type) == 60);
+const _: () = assert!(offset_of!(VhdFooter, checksum) == 64);
+const _: () = assert!(offset_of!(VhdFooter, uuid) == 68);
+const _: () = assert!(offset_of!(VhdFooter, saved_state) == 84);
+const _: () = assert!(offset_of!(VhdFooter, reserved) == 85);
+const _: () = assert!(size_of::<VhdFooter>() == FOOTER_LEN as usize);
+
+/// Where each field of [`VhdFooter`] ends.
+const FOOTER_FIELD_ENDS: [usize; 17] = [
+    8, 12, 16, 24, 28, 32, 36, 40, 48, 56, 58, 59, 60, 64, 68, 84, 85,
+];
+
+/// What is wrong with a footer, in the order the driver checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FooterProblem {
+    NoCookie,
+    Checksum { stored: u32, computed: u32 },
+    UnknownDiskType(u32),
+}
+
+impl FooterProblem {
+    /// The driver's wording.
+    pub(crate) fn message(self) -> String {
+        match self {
+            FooterProblem::NoCookie => "no VHD footer (conectix)".into(),
+            FooterProblem::Checksum { stored, computed } => format!(
+                "the VHD footer checksum is {stored:#010x} but its contents sum to {computed:#010x}"
+            ),
+            FooterProblem::UnknownDiskType(t) => format!("unknown VHD disk type {t}"),
+        }
+    }
+}
+
 /// The spec's checksum: one's complement of the byte sum, the checksum field counting as zero.
-pub(super) fn checksum(buf: &[u8], field: usize) -> u32 {
+pub(crate) fn checksum(buf: &[u8], field: usize) -> u32 {
     let sum = buf
         .iter()
         .enumerate()
@@ -20,15 +95,49 @@ pub(super) fn checksum(buf: &[u8], field: usize) -> u32 {
     !sum
 }
 
+impl VhdFooter {
+    /// The footer in `b`: 512 bytes, 511 from an old Virtual PC, or fewer from a truncated
+    /// file (whose missing fields read as zeros). The checksum covers the bytes of `b`.
+    pub(crate) fn parse(b: &[u8]) -> (VhdFooter, Vec<FooterProblem>) {
+        let f: VhdFooter = whole_fields(b, &FOOTER_FIELD_ENDS);
+        let mut problems = vec![];
+        if &f.cookie != b"conectix" {
+            problems.push(FooterProblem::NoCookie);
+        }
+        let computed = checksum(b, offset_of!(VhdFooter, checksum));
+        if computed != f.checksum.get() {
+            let stored = f.checksum.get();
+            problems.push(FooterProblem::Checksum { stored, computed });
+        }
+        if f.disk_type().is_none() {
+            problems.push(FooterProblem::UnknownDiskType(f.disk_type.get()));
+        }
+        (f, problems)
+    }
+
+    pub(crate) fn disk_type(&self) -> Option<DiskType> {
+        match self.disk_type.get() {
+            2 => Some(DiskType::Fixed),
+            3 => Some(DiskType::Dynamic),
+            4 => Some(DiskType::Differencing),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn chs_sectors(&self) -> u64 {
+        u64::from(self.cylinders.get()) * u64::from(self.heads) * u64::from(self.sectors)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum DiskType {
+pub(crate) enum DiskType {
     Fixed,
     Dynamic,
     Differencing,
 }
 
 impl DiskType {
-    pub(super) fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DiskType::Fixed => "fixed",
             DiskType::Dynamic => "dynamic",
@@ -57,35 +166,29 @@ pub(super) struct Footer {
 impl Footer {
     /// Parse a footer (512 bytes, or 511 from an old Virtual PC). Err explains why it is unusable.
     pub(super) fn parse(b: &[u8]) -> std::result::Result<Footer, String> {
-        if b.len() < 511 || &b[0..8] != b"conectix" {
-            return Err("no VHD footer (conectix)".into());
+        if b.len() < 511 {
+            return Err(FooterProblem::NoCookie.message());
         }
-        let want = be32(b, 64);
-        if checksum(b, 64) != want {
-            return Err(format!(
-                "the VHD footer checksum is {want:#010x} but its contents sum to {:#010x}",
-                checksum(b, 64)
-            ));
+        let (f, problems) = VhdFooter::parse(b);
+        if let Some(p) = problems.first() {
+            return Err(p.message());
         }
-        let disk_type = match be32(b, 60) {
-            2 => DiskType::Fixed,
-            3 => DiskType::Dynamic,
-            4 => DiskType::Differencing,
-            t => return Err(format!("unknown VHD disk type {t}")),
-        };
+        let disk_type = f
+            .disk_type()
+            .ok_or_else(|| FooterProblem::UnknownDiskType(f.disk_type.get()).message())?;
         Ok(Footer {
-            data_offset: be64(b, 16),
-            creator_app: b[28..32].try_into().expect("4"),
-            creator_version: be32(b, 32),
-            creator_os: b[36..40].try_into().expect("4"),
-            original_size: be64(b, 40),
-            current_size: be64(b, 48),
-            cylinders: be16(b, 56),
-            heads: b[58],
-            sectors: b[59],
+            data_offset: f.data_offset.get(),
+            creator_app: f.creator_app,
+            creator_version: f.creator_version.get(),
+            creator_os: f.creator_os,
+            original_size: f.original_size.get(),
+            current_size: f.current_size.get(),
+            cylinders: f.cylinders.get(),
+            heads: f.heads,
+            sectors: f.sectors,
             disk_type,
-            uuid: b[68..84].try_into().expect("16"),
-            saved_state: b[84] != 0,
+            uuid: f.uuid,
+            saved_state: f.saved_state != 0,
         })
     }
 

@@ -28,8 +28,8 @@
 //! - A parent whose footer UUID differs from the one the child records is a Critical
 //!   `parent-mismatch` finding; the parent is still used, as Hyper-V would refuse it.
 
-mod dynamic;
-mod footer;
+pub(crate) mod dynamic;
+pub(crate) mod footer;
 mod parent;
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,88 @@
-//! The VHDX file identifier and the two headers ([MS-VHDX] 2.1, 2.2.2).
+//! The VHDX file identifier and the two headers ([MS-VHDX] 2.1, 2.2.2). [`VhdxHeader::parse`]
+//! is the one parser the driver and detection share.
 
 use super::checksum::crc_ok;
 use crate::error::{Error, Result};
-use crate::formats::common::bytes::{arr, has, le16, le32, le64};
+use crate::formats::common::bytes::{slice, utf16, whole_fields};
 use crate::source::{Source, read_exact};
+use core::mem::{offset_of, size_of};
+use zerocopy::byteorder::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-const HEADERS: [u64; 2] = [64 << 10, 128 << 10];
+/// Where the two headers lie ([MS-VHDX] 2.2).
+pub(crate) const HEADERS: [u64; 2] = [64 << 10, 128 << 10];
+/// Bytes a header's CRC covers.
+pub(crate) const HEADER_LEN: usize = 4096;
+
+/// The file identifier at offset 0 (its first 520 bytes; the rest of the 64 KiB is reserved).
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct VhdxFileIdentifier {
+    pub(crate) signature: [u8; 8],
+    /// UTF-16 little-endian: the application that created the file.
+    pub(crate) creator: [u8; 512],
+}
+
+const _: () = assert!(offset_of!(VhdxFileIdentifier, signature) == 0);
+const _: () = assert!(offset_of!(VhdxFileIdentifier, creator) == 8);
+const _: () = assert!(size_of::<VhdxFileIdentifier>() == 520);
+
+impl VhdxFileIdentifier {
+    /// The identifier at the start of `b`; None without the `vhdxfile` signature.
+    pub(crate) fn parse(b: &[u8]) -> Option<VhdxFileIdentifier> {
+        let id: VhdxFileIdentifier = whole_fields(b, &[8]);
+        (&id.signature == b"vhdxfile").then_some(id)
+    }
+
+    /// The creator text of the identifier `b` (a cut one: what is there).
+    pub(crate) fn creator(b: &[u8]) -> Option<String> {
+        utf16(slice(b, 8, 512), false)
+    }
+}
+
+/// A VHDX header as stored ([MS-VHDX] 2.2.2, little-endian).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct VhdxHeader {
+    pub(crate) signature: [u8; 4],
+    pub(crate) checksum: U32,
+    pub(crate) sequence_number: U64,
+    pub(crate) file_write_guid: [u8; 16],
+    pub(crate) data_write_guid: [u8; 16],
+    pub(crate) log_guid: [u8; 16],
+    pub(crate) log_version: U16,
+    pub(crate) version: U16,
+    pub(crate) log_length: U32,
+    pub(crate) log_offset: U64,
+    pub(crate) reserved: [u8; 4016],
+}
+
+const _: () = assert!(offset_of!(VhdxHeader, signature) == 0);
+const _: () = assert!(offset_of!(VhdxHeader, checksum) == 4);
+const _: () = assert!(offset_of!(VhdxHeader, sequence_number) == 8);
+const _: () = assert!(offset_of!(VhdxHeader, file_write_guid) == 16);
+const _: () = assert!(offset_of!(VhdxHeader, data_write_guid) == 32);
+const _: () = assert!(offset_of!(VhdxHeader, log_guid) == 48);
+const _: () = assert!(offset_of!(VhdxHeader, log_version) == 64);
+const _: () = assert!(offset_of!(VhdxHeader, version) == 66);
+const _: () = assert!(offset_of!(VhdxHeader, log_length) == 68);
+const _: () = assert!(offset_of!(VhdxHeader, log_offset) == 72);
+const _: () = assert!(offset_of!(VhdxHeader, reserved) == 80);
+const _: () = assert!(size_of::<VhdxHeader>() == HEADER_LEN);
+
+impl VhdxHeader {
+    /// The header in `b` (4 KiB) when its signature and CRC-32C are valid; a slot that fails
+    /// either is not used, by the driver or by detection.
+    pub(crate) fn parse(b: &[u8]) -> Option<VhdxHeader> {
+        let h = VhdxHeader::read_from_prefix(b).ok()?.0;
+        (&h.signature == b"head" && crc_ok(&b[..HEADER_LEN])).then_some(h)
+    }
+
+    /// Whether the log holds entries still to be replayed (a non-zero log GUID).
+    pub(crate) fn log_pending(&self) -> bool {
+        self.log_guid != [0; 16]
+    }
+}
 
 /// A VHDX header ([MS-VHDX] 2.2.2).
 #[derive(Clone, Debug)]
@@ -24,7 +101,7 @@ pub(crate) struct Header {
 pub(crate) async fn read_headers(src: &dyn Source) -> Result<(Header, [bool; 2])> {
     let mut id = [0u8; 8];
     read_exact(src, 0, &mut id, "VHDX file identifier").await?;
-    if &id != b"vhdxfile" {
+    if VhdxFileIdentifier::parse(&id).is_none() {
         return Err(Error::not_an_image(format!(
             "{} has no VHDX file identifier",
             src.name()
@@ -33,21 +110,21 @@ pub(crate) async fn read_headers(src: &dyn Source) -> Result<(Header, [bool; 2])
     let mut valid = [false; 2];
     let mut current: Option<Header> = None;
     for (i, at) in HEADERS.into_iter().enumerate() {
-        let mut b = vec![0u8; 4096];
+        let mut b = vec![0u8; HEADER_LEN];
         read_exact(src, at, &mut b, "VHDX header").await?;
-        if !has(&b, 0, b"head") || !crc_ok(&b) {
+        let Some(raw) = VhdxHeader::parse(&b) else {
             continue;
-        }
+        };
         valid[i] = true;
         let h = Header {
-            seq: le64(&b, 8),
-            file_write: arr(&b, 16),
-            data_write: arr(&b, 32),
-            log_guid: arr(&b, 48),
-            log_version: le16(&b, 64),
-            version: le16(&b, 66),
-            log_length: le32(&b, 68),
-            log_offset: le64(&b, 72),
+            seq: raw.sequence_number.get(),
+            file_write: raw.file_write_guid,
+            data_write: raw.data_write_guid,
+            log_guid: raw.log_guid,
+            log_version: raw.log_version.get(),
+            version: raw.version.get(),
+            log_length: raw.log_length.get(),
+            log_offset: raw.log_offset.get(),
         };
         if current.as_ref().is_none_or(|c| h.seq > c.seq) {
             current = Some(h);

@@ -1,24 +1,148 @@
 //! The metadata region ([MS-VHDX] 2.6): file parameters, virtual disk size, sector sizes,
-//! page 83 data and the parent locator.
+//! page 83 data and the parent locator. The table and locator layouts here are shared with
+//! detection.
 
 use super::region::Region;
 use super::{MIB, Vhdx};
 use crate::error::{Error, Result};
-use crate::formats::common::bytes::{arr, guid, has, le16, le32, le64, slice, utf16};
+use crate::formats::common::bytes::{arr, guid, le32, le64, utf16, whole_fields};
+use core::mem::{offset_of, size_of};
+use zerocopy::byteorder::little_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-const METADATA_TABLE_LEN: usize = 64 << 10;
+pub(crate) const METADATA_TABLE_LEN: usize = 64 << 10;
+/// The most entries a 64 KiB table holds.
+pub(crate) const MAX_METADATA_ENTRIES: usize = 2047;
 /// [MS-VHDX] 2.6.1.3: no metadata item is larger than 1 MiB.
 const MAX_ITEM_LEN: u32 = 1 << 20;
 /// [MS-VHDX] 2.6.2.2: at most 64 TiB.
 const MAX_VIRTUAL_SIZE: u64 = 64 << 40;
 
-const GUID_FILE_PARAMETERS: &str = "CAA16737-FA36-4D43-B3B6-33F0AA44E76B";
-const GUID_VIRTUAL_DISK_SIZE: &str = "2FA54224-CD1B-4876-B211-5DBED83BF4B8";
-const GUID_PAGE83: &str = "BECA12AB-B2E6-4523-93EF-C309E000C746";
-const GUID_LOGICAL_SECTOR: &str = "8141BF1D-A96F-4709-BA47-F233A8FAAB5F";
-const GUID_PHYSICAL_SECTOR: &str = "CDA348C7-445D-4471-9CC9-E9885251C556";
-const GUID_PARENT_LOCATOR: &str = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
+pub(crate) const GUID_FILE_PARAMETERS: &str = "CAA16737-FA36-4D43-B3B6-33F0AA44E76B";
+pub(crate) const GUID_VIRTUAL_DISK_SIZE: &str = "2FA54224-CD1B-4876-B211-5DBED83BF4B8";
+pub(crate) const GUID_PAGE83: &str = "BECA12AB-B2E6-4523-93EF-C309E000C746";
+pub(crate) const GUID_LOGICAL_SECTOR: &str = "8141BF1D-A96F-4709-BA47-F233A8FAAB5F";
+pub(crate) const GUID_PHYSICAL_SECTOR: &str = "CDA348C7-445D-4471-9CC9-E9885251C556";
+pub(crate) const GUID_PARENT_LOCATOR: &str = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
 const GUID_VHDX_LOCATOR_TYPE: &str = "B04AEFB7-D19E-4A81-B789-25B8E9445913";
+
+/// The metadata table header as stored (little-endian).
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct MetadataTableHeader {
+    pub(crate) signature: [u8; 8],
+    pub(crate) reserved: U16,
+    pub(crate) entry_count: U16,
+    pub(crate) reserved2: [u8; 20],
+}
+
+/// A metadata table entry as stored (little-endian).
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct MetadataEntry {
+    pub(crate) item_id: [u8; 16],
+    /// From the start of the metadata region.
+    pub(crate) offset: U32,
+    pub(crate) length: U32,
+    /// Bit 0 IsUser, bit 1 IsVirtualDisk, bit 2 IsRequired.
+    pub(crate) flags: U32,
+    pub(crate) reserved: U32,
+}
+
+/// The parent locator header ([MS-VHDX] 2.6.2.6) as stored (little-endian).
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct LocatorHeader {
+    pub(crate) locator_type: [u8; 16],
+    pub(crate) reserved: U16,
+    pub(crate) key_value_count: U16,
+}
+
+/// A parent locator key/value entry: offsets and lengths of UTF-16 strings in the locator.
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct LocatorEntry {
+    pub(crate) key_offset: U32,
+    pub(crate) value_offset: U32,
+    pub(crate) key_length: U16,
+    pub(crate) value_length: U16,
+}
+
+const _: () = assert!(offset_of!(MetadataTableHeader, signature) == 0);
+const _: () = assert!(offset_of!(MetadataTableHeader, reserved) == 8);
+const _: () = assert!(offset_of!(MetadataTableHeader, entry_count) == 10);
+const _: () = assert!(offset_of!(MetadataTableHeader, reserved2) == 12);
+const _: () = assert!(size_of::<MetadataTableHeader>() == 32);
+const _: () = assert!(offset_of!(MetadataEntry, item_id) == 0);
+const _: () = assert!(offset_of!(MetadataEntry, offset) == 16);
+const _: () = assert!(offset_of!(MetadataEntry, length) == 20);
+const _: () = assert!(offset_of!(MetadataEntry, flags) == 24);
+const _: () = assert!(offset_of!(MetadataEntry, reserved) == 28);
+const _: () = assert!(size_of::<MetadataEntry>() == 32);
+const _: () = assert!(offset_of!(LocatorHeader, locator_type) == 0);
+const _: () = assert!(offset_of!(LocatorHeader, reserved) == 16);
+const _: () = assert!(offset_of!(LocatorHeader, key_value_count) == 18);
+const _: () = assert!(size_of::<LocatorHeader>() == 20);
+const _: () = assert!(offset_of!(LocatorEntry, key_offset) == 0);
+const _: () = assert!(offset_of!(LocatorEntry, value_offset) == 4);
+const _: () = assert!(offset_of!(LocatorEntry, key_length) == 8);
+const _: () = assert!(offset_of!(LocatorEntry, value_length) == 10);
+const _: () = assert!(size_of::<LocatorEntry>() == 12);
+
+impl MetadataTableHeader {
+    /// The table header at the start of `t`; None without the `metadata` signature.
+    pub(crate) fn parse(t: &[u8]) -> Option<MetadataTableHeader> {
+        let h: MetadataTableHeader = whole_fields(t, &[8, 10, 12, 32]);
+        (&h.signature == b"metadata").then_some(h)
+    }
+
+    /// Entry `i` of the table `t` (fields past its end read as zeros).
+    pub(crate) fn entry(t: &[u8], i: usize) -> MetadataEntry {
+        let at = size_of::<MetadataTableHeader>() + i * size_of::<MetadataEntry>();
+        whole_fields(t.get(at..).unwrap_or_default(), &[16, 20, 24, 28, 32])
+    }
+}
+
+impl MetadataEntry {
+    pub(crate) fn id(&self) -> String {
+        guid(self.item_id)
+    }
+
+    pub(crate) fn is_required(&self) -> bool {
+        self.flags.get() & 4 != 0
+    }
+}
+
+impl LocatorEntry {
+    /// (offset, length) of the key in the locator.
+    pub(crate) fn key(&self) -> (usize, usize) {
+        (
+            self.key_offset.get() as usize,
+            usize::from(self.key_length.get()),
+        )
+    }
+
+    /// (offset, length) of the value in the locator.
+    pub(crate) fn value(&self) -> (usize, usize) {
+        (
+            self.value_offset.get() as usize,
+            usize::from(self.value_length.get()),
+        )
+    }
+}
+
+impl LocatorHeader {
+    /// The header at the start of `b` (fields past its end read as zeros).
+    pub(crate) fn parse(b: &[u8]) -> LocatorHeader {
+        whole_fields(b, &[16, 18, 20])
+    }
+
+    /// Key/value entry `i` of the locator `b` (fields past its end read as zeros).
+    pub(crate) fn entry(b: &[u8], i: usize) -> LocatorEntry {
+        let at = size_of::<LocatorHeader>() + i * size_of::<LocatorEntry>();
+        whole_fields(b.get(at..).unwrap_or_default(), &[4, 8, 10, 12])
+    }
+}
 
 impl Vhdx {
     /// The metadata region ([MS-VHDX] 2.6).
@@ -31,11 +155,11 @@ impl Vhdx {
         let t = self
             .read(meta.offset, METADATA_TABLE_LEN, "VHDX metadata table")
             .await?;
-        if !has(&t, 0, b"metadata") {
+        let Some(header) = MetadataTableHeader::parse(&t) else {
             return Err(Error::corrupt("the VHDX metadata table has no signature"));
-        }
-        let count = usize::from(le16(&t, 10));
-        if count > 2047 {
+        };
+        let count = usize::from(header.entry_count.get());
+        if count > MAX_METADATA_ENTRIES {
             return Err(Error::corrupt(format!(
                 "the VHDX metadata table has {count} entries (at most 2047)"
             )));
@@ -43,10 +167,10 @@ impl Vhdx {
         let mut seen: Vec<String> = vec![];
         let (mut params, mut size, mut logical, mut physical) = (None, None, None, None);
         for i in 0..count {
-            let e = slice(&t, 32 + i * 32, 32);
-            let id = guid(arr(e, 0));
-            let (off, len) = (le32(e, 16), le32(e, 20));
-            let required = le32(e, 24) & 4 != 0;
+            let e = MetadataTableHeader::entry(&t, i);
+            let id = e.id();
+            let (off, len) = (e.offset.get(), e.length.get());
+            let required = e.is_required();
             if seen.contains(&id) {
                 return Err(Error::corrupt(format!(
                     "VHDX metadata item {id} appears twice"
@@ -135,22 +259,22 @@ impl Vhdx {
 
     /// The parent locator ([MS-VHDX] 2.6.2.6): a type GUID and UTF-16 key/value pairs.
     pub(super) fn parse_locator(&mut self, b: &[u8]) -> Result<()> {
-        let kind = guid(arr(b, 0));
+        let header = LocatorHeader::parse(b);
+        let kind = guid(header.locator_type);
         if kind != GUID_VHDX_LOCATOR_TYPE {
             return Err(Error::unsupported(format!(
                 "VHDX parent locator type {kind}"
             )));
         }
-        let n = usize::from(le16(b, 18));
+        let n = usize::from(header.key_value_count.get());
         if 20 + n * 12 > b.len() {
             return Err(Error::corrupt(format!(
                 "the VHDX parent locator's {n} entries do not fit in it"
             )));
         }
         for i in 0..n {
-            let e = slice(b, 20 + i * 12, 12);
-            let (ko, vo) = (le32(e, 0) as usize, le32(e, 4) as usize);
-            let (kl, vl) = (usize::from(le16(e, 8)), usize::from(le16(e, 10)));
+            let e = LocatorHeader::entry(b, i);
+            let ((ko, kl), (vo, vl)) = (e.key(), e.value());
             let fits = |o: usize, l: usize| o.checked_add(l).is_some_and(|end| end <= b.len());
             if !fits(ko, kl) || !fits(vo, vl) || kl == 0 || vl == 0 {
                 return Err(Error::corrupt(format!(

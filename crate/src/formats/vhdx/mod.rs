@@ -16,10 +16,10 @@
 
 mod bat;
 mod checksum;
-mod header;
+pub(crate) mod header;
 mod log;
-mod metadata;
-mod region;
+pub(crate) mod metadata;
+pub(crate) mod region;
 
 use super::common::bytes::{guid, is_zero};
 use super::common::extents::extent;

@@ -1,19 +1,81 @@
 //! The region table ([MS-VHDX] 2.2.3): where the BAT and the metadata region lie.
+//! [`region_table`] is the one parser the driver and detection share.
 
 use super::MIB;
 use super::checksum::crc_ok;
 use super::log::Overlay;
 use crate::error::{Error, Result};
 use crate::finding_code::FindingCode;
-use crate::formats::common::bytes::{arr, guid, has, le32, le64, slice};
+use crate::formats::common::bytes::guid;
 use crate::report::{Finding, Severity};
 use crate::source::Source;
+use core::mem::{offset_of, size_of};
+use zerocopy::byteorder::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-const REGION_TABLES: [u64; 2] = [192 << 10, 256 << 10];
-const REGION_TABLE_LEN: usize = 64 << 10;
+/// Where the two region tables lie, and their size.
+pub(crate) const REGION_TABLES: [u64; 2] = [192 << 10, 256 << 10];
+pub(crate) const REGION_TABLE_LEN: usize = 64 << 10;
+/// The most entries a 64 KiB table holds.
+pub(crate) const MAX_REGIONS: usize = 2047;
 
-const GUID_BAT: &str = "2DC27766-F623-4200-9D64-115E9BFD4A08";
-const GUID_METADATA: &str = "8B7CA206-4790-4B9A-B8FE-575F050F886E";
+pub(crate) const GUID_BAT: &str = "2DC27766-F623-4200-9D64-115E9BFD4A08";
+pub(crate) const GUID_METADATA: &str = "8B7CA206-4790-4B9A-B8FE-575F050F886E";
+
+/// The region table header as stored (little-endian).
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct RegionTableHeader {
+    pub(crate) signature: [u8; 4],
+    pub(crate) checksum: U32,
+    pub(crate) entry_count: U32,
+    pub(crate) reserved: U32,
+}
+
+/// A region table entry as stored (little-endian).
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct RegionEntry {
+    pub(crate) guid: [u8; 16],
+    pub(crate) file_offset: U64,
+    pub(crate) length: U32,
+    /// Bit 0: a reader that does not know the region must refuse the file.
+    pub(crate) required: U32,
+}
+
+const _: () = assert!(offset_of!(RegionTableHeader, signature) == 0);
+const _: () = assert!(offset_of!(RegionTableHeader, checksum) == 4);
+const _: () = assert!(offset_of!(RegionTableHeader, entry_count) == 8);
+const _: () = assert!(offset_of!(RegionTableHeader, reserved) == 12);
+const _: () = assert!(size_of::<RegionTableHeader>() == 16);
+const _: () = assert!(offset_of!(RegionEntry, guid) == 0);
+const _: () = assert!(offset_of!(RegionEntry, file_offset) == 16);
+const _: () = assert!(offset_of!(RegionEntry, length) == 24);
+const _: () = assert!(offset_of!(RegionEntry, required) == 28);
+const _: () = assert!(size_of::<RegionEntry>() == 32);
+
+impl RegionEntry {
+    pub(crate) fn id(&self) -> String {
+        guid(self.guid)
+    }
+
+    pub(crate) fn is_required(&self) -> bool {
+        self.required.get() & 1 != 0
+    }
+}
+
+/// A region table (64 KiB) whose signature and CRC-32C are valid: the entry count it declares
+/// and its first `min(count, 2047)` entries (each side judges a larger count).
+pub(crate) fn region_table(b: &[u8]) -> Option<(u32, Vec<RegionEntry>)> {
+    let (h, rest) = RegionTableHeader::read_from_prefix(b).ok()?;
+    if &h.signature != b"regi" || !crc_ok(b) {
+        return None;
+    }
+    let count = h.entry_count.get();
+    let n = (count as usize).min(MAX_REGIONS);
+    let (entries, _) = <[RegionEntry]>::ref_from_prefix_with_elems(rest, n).ok()?;
+    Some((count, entries.to_vec()))
+}
 
 pub(super) struct Region {
     pub(super) offset: u64,
@@ -31,7 +93,7 @@ pub(super) async fn read(
     for at in REGION_TABLES {
         let mut b = vec![0u8; REGION_TABLE_LEN];
         overlay.read(src, at, &mut b, "VHDX region table").await?;
-        tables.push((has(&b, 0, b"regi") && crc_ok(&b)).then_some(b));
+        tables.push(region_table(&b).is_some().then_some(b));
     }
     let table = match (&tables[0], &tables[1]) {
         (Some(t), other) | (None, other @ Some(t)) => {
@@ -62,8 +124,8 @@ pub(super) async fn read(
 
 /// The BAT and metadata regions of a region table, checked against the file.
 fn regions(t: &[u8], overlay: &Overlay, src: &dyn Source) -> Result<(Region, Region)> {
-    let count = le32(t, 8) as usize;
-    if count > 2047 {
+    let (count, entries) = region_table(t).unwrap_or_default();
+    if count as usize > MAX_REGIONS {
         return Err(Error::corrupt(format!(
             "the VHDX region table has {count} entries (at most 2047)"
         )));
@@ -71,12 +133,11 @@ fn regions(t: &[u8], overlay: &Overlay, src: &dyn Source) -> Result<(Region, Reg
     let (mut bat, mut meta) = (None, None);
     let flen = overlay.len.max(src.len());
     let mut seen: Vec<(u64, u64)> = vec![];
-    for i in 0..count {
-        let e = slice(t, 16 + i * 32, 32);
-        let id = guid(arr(e, 0));
-        let offset = le64(e, 16);
-        let length = u64::from(le32(e, 24));
-        let required = le32(e, 28) & 1 != 0;
+    for e in &entries {
+        let id = e.id();
+        let offset = e.file_offset.get();
+        let length = u64::from(e.length.get());
+        let required = e.is_required();
         let slot = match id.as_str() {
             GUID_BAT => &mut bat,
             GUID_METADATA => &mut meta,

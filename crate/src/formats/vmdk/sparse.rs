@@ -10,10 +10,11 @@
 //! A grain directory (GD) entry gives the sector of a grain table (GT); a GT entry gives the
 //! sector of a grain. Grain tables are read lazily into a small cache.
 
+use super::sparse_header::{CowdHeader, HOSTED_FIELDS_LEN, HostedHeader, NEWLINE_CHECK};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
-use crate::formats::common::bytes::{le16, le32, le64};
+use crate::formats::common::bytes::{le32, le64};
 use crate::formats::common::table::{TableCache, Word};
 use crate::source::{Source, check_range, read_exact, read_vec};
 use serde_json::{Value, json};
@@ -118,7 +119,7 @@ impl Sparse {
 
     async fn open_hosted(file: FileId, src: Rc<dyn Source>, head: Vec<u8>) -> Result<Sparse> {
         let flen = src.len();
-        if head.len() < 79 {
+        if head.len() < HOSTED_FIELDS_LEN {
             return Err(Error::truncated(format!(
                 "VMDK sparse header of {} is cut short ({flen} bytes)",
                 src.name()
@@ -127,9 +128,10 @@ impl Sparse {
         let mut h = head;
         let mut footer = false;
         // Descriptor location comes from the start-of-file header in every case.
-        let desc_offset = le64(&h, 28);
-        let desc_size = le64(&h, 36);
-        if le64(&h, 56) == GD_AT_END {
+        let first = HostedHeader::parse(&h);
+        let desc_offset = first.descriptor_offset.get();
+        let desc_size = first.descriptor_size.get();
+        if first.gd_offset.get() == GD_AT_END {
             // The footer: marker sector (type 3), header copy, end-of-stream marker.
             let at = flen.checked_sub(1536).ok_or_else(|| {
                 Error::truncated(format!(
@@ -153,20 +155,21 @@ impl Sparse {
             h = f[512..1024].to_vec();
             footer = true;
         }
-        let version = u64::from(le32(&h, 4));
-        let flags = le32(&h, 8);
-        let capacity_sectors = le64(&h, 12);
-        let grain_sectors = le64(&h, 20);
-        let gt_entries = u64::from(le32(&h, 44));
-        let rgd = le64(&h, 48);
-        let gd = le64(&h, 56);
-        let compress = le16(&h, 77);
+        let header = HostedHeader::parse(&h);
+        let version = u64::from(header.version.get());
+        let flags = header.flags.get();
+        let capacity_sectors = header.capacity.get();
+        let grain_sectors = header.grain_size.get();
+        let gt_entries = u64::from(header.num_gtes_per_gt.get());
+        let rgd = header.rgd_offset.get();
+        let gd = header.gd_offset.get();
+        let compress = header.compress_algorithm.get();
         if !(1..=3).contains(&version) {
             return Err(Error::unsupported(format!(
                 "VMDK sparse version {version} (1 to 3 exist)"
             )));
         }
-        if flags & FLAG_NL_DETECT != 0 && &h[73..77] != b"\n \r\n" {
+        if flags & FLAG_NL_DETECT != 0 && &header.newline_check != NEWLINE_CHECK {
             return Err(Error::corrupt(
                 "the VMDK newline check bytes are altered: the file went through a text-mode transfer",
             ));
@@ -231,16 +234,17 @@ impl Sparse {
                 src.name()
             )));
         }
-        let version = u64::from(le32(h, 4));
+        let header = CowdHeader::parse(h);
+        let version = u64::from(header.version.get());
         if version != 1 {
             return Err(Error::unsupported(format!(
                 "VMDK COWD version {version} (only 1 exists)"
             )));
         }
-        let capacity = u64::from(le32(h, 12)) * 512;
-        let grain_sectors = u64::from(le32(h, 16));
-        let gd = u64::from(le32(h, 20));
-        let gd_entries = u64::from(le32(h, 24));
+        let capacity = u64::from(header.disk_sectors.get()) * 512;
+        let grain_sectors = u64::from(header.granularity.get());
+        let gd = u64::from(header.gd_offset.get());
+        let gd_entries = u64::from(header.gd_entries.get());
         let mut s = Sparse {
             file,
             src,
