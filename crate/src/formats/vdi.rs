@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
+use crate::formats::common::scan::note_cut;
 use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
@@ -127,12 +128,7 @@ impl Vdi {
                     "VDI block {i} (data block {e} at offset {at}) lies past the end of {} ({flen} bytes): the file is truncated",
                     src.name()
                 );
-                findings.push(Finding::new(
-                    FindingCode::Truncated,
-                    Severity::Critical,
-                    msg.clone(),
-                ));
-                blocked.get_or_insert(msg);
+                note_cut(&mut findings, &mut blocked, msg);
                 continue;
             }
             used.push(e);

@@ -60,6 +60,17 @@ pub(crate) fn readable(blocked: &Option<(bool, String)>) -> Result<()> {
     }
 }
 
+/// Record a block that lies past the end of the file (VHD, VDI): a Critical `truncated` finding,
+/// and the first such message as the reason the data cannot be read.
+pub(crate) fn note_cut(findings: &mut Vec<Finding>, cut: &mut Option<String>, msg: String) {
+    findings.push(Finding::new(
+        FindingCode::Truncated,
+        Severity::Critical,
+        msg.clone(),
+    ));
+    cut.get_or_insert(msg);
+}
+
 /// `readable` for a driver whose only reason not to read is a cut file (VHD, VDI).
 pub(crate) fn readable_unless_cut(cut: &Option<String>) -> Result<()> {
     match cut {

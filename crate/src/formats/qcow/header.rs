@@ -1,9 +1,10 @@
 //! The qcow (version 1) header (qemu `block/qcow.c` `QCowHeader`; all fields big-endian).
 
 use crate::error::{Error, ErrorKind};
+use crate::formats::common::bytes::whole_fields;
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::big_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const MAGIC: &[u8; 4] = b"QFI\xfb";
 pub const HEADER_LEN: u64 = 48;
@@ -50,11 +51,7 @@ const FIELD_BOUNDS: [usize; 12] = [0, 4, 8, 16, 20, 24, 32, 33, 34, 36, 40, 48];
 impl QcowHeader {
     /// The header from the first bytes of a file, as far as they hold it (zeros past the end).
     pub fn read(b: &[u8]) -> QcowHeader {
-        let n = b.len();
-        let cut = FIELD_BOUNDS.into_iter().rfind(|&e| e <= n).unwrap_or(0);
-        let mut h = QcowHeader::new_zeroed();
-        h.as_mut_bytes()[..cut].copy_from_slice(&b[..cut]);
-        h
+        whole_fields(b, &FIELD_BOUNDS)
     }
 
     /// qemu only keeps whole 512-byte sectors of the size.
@@ -187,6 +184,7 @@ pub fn parse(b: &[u8]) -> (QcowHeader, Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocopy::FromZeros;
 
     fn header() -> QcowHeader {
         let mut h = QcowHeader::new_zeroed();

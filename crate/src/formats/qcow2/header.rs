@@ -4,10 +4,10 @@
 //! cluster size, at most 2 MiB) and these functions never index outside it.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::common::bytes::{be32, be64};
+use crate::formats::common::bytes::{be32, be64, whole_fields};
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::big_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub use super::layout::MAGIC;
 
@@ -96,11 +96,7 @@ const FIELD_BOUNDS: [usize; 21] = [
 impl Qcow2Header {
     /// The header from the first bytes of a file, as far as they hold it (zeros past the end).
     pub fn read(b: &[u8]) -> Qcow2Header {
-        let n = b.len();
-        let cut = FIELD_BOUNDS.into_iter().rfind(|&e| e <= n).unwrap_or(0);
-        let mut h = Qcow2Header::new_zeroed();
-        h.as_mut_bytes()[..cut].copy_from_slice(&b[..cut]);
-        h
+        whole_fields(b, &FIELD_BOUNDS)
     }
 }
 

@@ -1,9 +1,10 @@
 //! The QED header (qemu `docs/interop/qed_spec.txt` "Header"; all fields little-endian).
 
 use crate::error::{Error, ErrorKind};
+use crate::formats::common::bytes::whole_fields;
 use core::mem::{offset_of, size_of};
 use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const MAGIC: &[u8; 4] = b"QED\0";
 pub const HEADER_LEN: u64 = 64;
@@ -52,11 +53,7 @@ const FIELD_BOUNDS: [usize; 12] = [0, 4, 8, 12, 16, 24, 32, 40, 48, 56, 60, 64];
 impl QedHeader {
     /// The header from the first bytes of a file, as far as they hold it (zeros past the end).
     pub fn read(b: &[u8]) -> QedHeader {
-        let n = b.len();
-        let cut = FIELD_BOUNDS.into_iter().rfind(|&e| e <= n).unwrap_or(0);
-        let mut h = QedHeader::new_zeroed();
-        h.as_mut_bytes()[..cut].copy_from_slice(&b[..cut]);
-        h
+        whole_fields(b, &FIELD_BOUNDS)
     }
 
     /// The header area in bytes (header_size clusters).
@@ -201,6 +198,7 @@ pub fn parse(b: &[u8]) -> (QedHeader, Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocopy::FromZeros;
 
     fn header() -> QedHeader {
         let mut h = QedHeader::new_zeroed();

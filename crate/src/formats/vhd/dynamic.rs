@@ -4,9 +4,9 @@
 use super::SECTOR;
 use super::footer::{FOOTER_LEN, checksum};
 use crate::error::{Error, Result};
-use crate::finding_code::FindingCode;
 use crate::formats::common::bytes::{be32, utf16};
-use crate::report::{Finding, Severity};
+use crate::formats::common::scan::note_cut;
+use crate::report::Finding;
 use crate::source::{Source, check_range, read_vec};
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::big_endian::{U32, U64};
@@ -223,12 +223,7 @@ pub(super) async fn read_bat(
                 "VHD block {i} at offset {at} (+{span} bytes) lies past the end of {} ({flen} bytes): the file is truncated",
                 src.name()
             );
-            findings.push(Finding::new(
-                FindingCode::Truncated,
-                Severity::Critical,
-                msg.clone(),
-            ));
-            blocked.get_or_insert(msg);
+            note_cut(findings, blocked, msg);
             continue;
         }
         blocks.push((at, i));
