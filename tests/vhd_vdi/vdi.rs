@@ -252,10 +252,22 @@ fn vdi_malformed() {
     fresh("v2.vdi");
     patch(d, "v2.vdi", 0x44, &0x0002_0000u32.to_le_bytes());
     assert!(vmdisk_fails(&["info", "v2.vdi"], d).contains("version"));
-    // Two guest blocks stored in the same data block.
+    // Two guest blocks stored in the same data block: a critical finding, and convert refuses.
     fresh("dup.vdi");
     patch(d, "dup.vdi", 512 + 4, &0u32.to_le_bytes());
-    assert!(vmdisk_fails(&["info", "dup.vdi"], d).contains("same data block"));
+    let info = info_json(&["dup.vdi"], d);
+    let f = &info["safety"]["findings"];
+    assert!(
+        f.as_array().unwrap().iter().any(|f| f["code"] == "corrupt"
+            && f["severity"] == "critical"
+            && f["message"].as_str().unwrap().contains("same host bytes")),
+        "{info}"
+    );
+    assert_eq!(info["convertible"], false, "{info}");
+    vmdisk_fails(
+        &["convert", "-O", "raw", "--output", "dup.raw", "dup.vdi"],
+        d,
+    );
     // A block past the end of the file (truncated): a finding, and convert refuses.
     fresh("cut.vdi");
     let f = std::fs::OpenOptions::new()

@@ -25,6 +25,7 @@
 pub(crate) mod header;
 
 use super::common::extents::{extent, push_data};
+use super::common::intact;
 use super::common::scan::{problem, scan_finding};
 use super::common::table::{TableCache, Word};
 use crate::error::{Error, Result};
@@ -139,7 +140,21 @@ impl Parallels {
             me.read_extension().await;
         }
         me.scan_bat().await?;
+        let found = intact::walk(&me, &me.layout()).await;
+        if let Some(b) = found.apply(&mut me.findings, me.src.len()) {
+            me.blocked.get_or_insert(b);
+        }
         Ok(me)
+    }
+
+    /// Header and BAT (qemu `docs/interop/parallels.txt`), for the integrity walk.
+    fn layout(&self) -> intact::Layout {
+        intact::Layout {
+            file: self.file,
+            file_len: self.src.len(),
+            unit: self.cluster_size(),
+            metadata: vec![(0, self.bat_end(), "header and BAT")],
+        }
     }
 
     fn cluster_size(&self) -> u64 {

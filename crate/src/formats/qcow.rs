@@ -23,6 +23,7 @@ pub mod header;
 
 use super::common::bytes::c_string;
 use super::common::extents::{blocks, extent, push_data};
+use super::common::intact;
 use super::common::parent::{self, Parent, open_backing};
 use super::common::scan::{problem, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
@@ -172,7 +173,32 @@ impl Qcow {
             me.findings.push(scan_finding(&found));
             me.blocked = Some(found);
         }
+        let found = intact::walk(&me, &me.layout()).await;
+        if let Some(b) = found.apply(&mut me.findings, flen) {
+            me.blocked.get_or_insert(b);
+        }
         Ok(me)
+    }
+
+    /// Header, L1 and L2 tables (qemu `block/qcow.c`), for the integrity walk.
+    fn layout(&self) -> intact::Layout {
+        let flen = self.src.len();
+        let l2_bytes = 8u64 << self.l2_bits;
+        let mut metadata = vec![
+            (0, self.header_size, "header"),
+            (self.l1_table_offset, self.l1.len() as u64 * 8, "L1 table"),
+        ];
+        for (i, &entry) in self.l1.iter().enumerate() {
+            if let Ok(Some(at)) = l2_table_check(entry, i, l2_bytes, flen) {
+                metadata.push((at, l2_bytes, "L2 table"));
+            }
+        }
+        intact::Layout {
+            file: self.file,
+            file_len: flen,
+            unit: 1 << self.cluster_bits,
+            metadata,
+        }
     }
 
     fn map_cluster(&self, pos: u64, end: u64, entry: u64, out: &mut Vec<Extent>) -> Result<()> {

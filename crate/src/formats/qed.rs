@@ -24,6 +24,7 @@ pub mod header;
 
 use super::common::bytes::c_string;
 use super::common::extents::{blocks, extent, push_data};
+use super::common::intact;
 use super::common::parent::{self, Parent, open_backing};
 use super::common::scan::{problem, readable, scan_finding, scan_spans};
 use super::common::table::{TableCache, Word};
@@ -192,7 +193,29 @@ impl Qed {
             me.findings.push(scan_finding(&found));
             me.blocked = Some(found);
         }
+        let found = intact::walk(&me, &me.layout()).await;
+        if let Some(b) = found.apply(&mut me.findings, me.src.len()) {
+            me.blocked.get_or_insert(b);
+        }
         Ok(me)
+    }
+
+    /// Header and L1 table (QED spec "Table"), for the integrity walk.
+    fn layout(&self) -> intact::Layout {
+        let table_bytes = u64::from(self.table_size) * self.cluster_size;
+        let mut metadata = vec![
+            (0, self.header_bytes(), "header"),
+            (self.l1_table_offset, table_bytes, "L1 table"),
+        ];
+        for &at in self.l1.iter().filter(|&&e| e != 0) {
+            metadata.push((at, table_bytes, "L2 table"));
+        }
+        intact::Layout {
+            file: self.file,
+            file_len: self.src.len(),
+            unit: self.cluster_size,
+            metadata,
+        }
     }
 
     fn header_bytes(&self) -> u64 {

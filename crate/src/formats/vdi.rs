@@ -27,8 +27,9 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
+use crate::formats::common::intact;
 use crate::formats::common::scan::note_cut;
-use crate::formats::common::scan::readable_unless_cut;
+use crate::formats::common::scan::readable;
 use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, check_range, read_exact, read_vec};
@@ -60,7 +61,8 @@ pub struct Vdi {
     map: Vec<u32>,
     parent: Option<Parent>,
     findings: Vec<Finding>,
-    blocked: Option<String>,
+    /// Why the data cannot be read: (truncated, message).
+    blocked: Option<(bool, String)>,
 }
 
 impl Vdi {
@@ -69,7 +71,7 @@ impl Vdi {
         let flen = src.len();
         let h = read_header(&*src).await?;
         let mut findings = vec![];
-        let mut blocked = None;
+        let mut cut = None;
         if !matches!(h.image_type, 1..=4) {
             return Err(Error::corrupt(format!(
                 "unknown VDI image type {}",
@@ -128,18 +130,12 @@ impl Vdi {
                     "VDI block {i} (data block {e} at offset {at}) lies past the end of {} ({flen} bytes): the file is truncated",
                     src.name()
                 );
-                note_cut(&mut findings, &mut blocked, msg);
+                note_cut(&mut findings, &mut cut, msg);
                 continue;
             }
             used.push(e);
         }
-        used.sort_unstable();
-        if let Some(w) = used.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::corrupt(format!(
-                "two VDI blocks are stored in the same data block {}",
-                w[0]
-            )));
-        }
+        // Two guest blocks in one data block are found by the integrity walk below.
         if used.len() as u64 > u64::from(h.blocks_allocated) {
             findings.push(Finding::new(
                 FindingCode::Corrupt,
@@ -159,14 +155,30 @@ impl Vdi {
         } else {
             None
         };
-        Ok(Vdi {
+        let mut me = Vdi {
             file,
             header: h,
             map,
             parent,
             findings,
-            blocked,
-        })
+            blocked: cut.map(|m| (true, m)),
+        };
+        let found = intact::walk(&me, &me.layout(flen)).await;
+        if let Some(b) = found.apply(&mut me.findings, flen) {
+            me.blocked.get_or_insert(b);
+        }
+        Ok(me)
+    }
+
+    /// The header and block map (VirtualBox `VDICore.h`), for the integrity walk.
+    fn layout(&self, flen: u64) -> intact::Layout {
+        let h = &self.header;
+        intact::Layout {
+            file: self.file,
+            file_len: flen,
+            unit: u64::from(h.block_size),
+            metadata: vec![(0, u64::from(h.offset_data), "header and block map")],
+        }
     }
 }
 
@@ -328,7 +340,7 @@ impl Image for Vdi {
     }
 
     fn readable(&self) -> Result<()> {
-        readable_unless_cut(&self.blocked)
+        readable(&self.blocked)
     }
 }
 

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
+use crate::formats::common::intact;
 use crate::image::{Backing, Basics, Image, open_file};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, base_name, is_plain_name, read_vec};
@@ -78,6 +79,8 @@ pub struct Vmdk {
     size: u64,
     parent: Option<Parent>,
     findings: Vec<Finding>,
+    /// Why the data cannot be read, found by the integrity walk.
+    cut: Option<Error>,
 }
 
 /// A name as written in an image, safe to print (no control characters, bounded).
@@ -242,7 +245,7 @@ impl Vmdk {
             }
         };
 
-        Ok(Vmdk {
+        let mut me = Vmdk {
             main: id,
             descriptor_file,
             create_type,
@@ -251,6 +254,42 @@ impl Vmdk {
             size,
             parent,
             findings,
+            cut: None,
+        };
+        if let Some(layout) = me.layout() {
+            let found = intact::walk(&me, &layout).await;
+            let flen = layout.file_len;
+            me.cut = found
+                .apply(&mut me.findings, flen)
+                .map(|(truncated, m)| match truncated {
+                    true => Error::truncated(m),
+                    false => Error::corrupt(m),
+                });
+        }
+        Ok(me)
+    }
+
+    /// A single-file sparse VMDK (monolithicSparse, streamOptimized): its header and grain
+    /// directory, for the integrity walk. Extents in other files are not walked.
+    fn layout(&self) -> Option<intact::Layout> {
+        let [part] = &self.parts[..] else {
+            return None;
+        };
+        let PartKind::Sparse(sp) = &part.kind else {
+            return None;
+        };
+        if self.descriptor_file || sp.file != self.main {
+            return None;
+        }
+        let mut metadata = vec![(0, 512, "header")];
+        if !sp.footer && sp.gd_offset != sparse::GD_AT_END {
+            metadata.push((sp.gd_offset, sp.gd_bytes(), "grain directory"));
+        }
+        Some(intact::Layout {
+            file: sp.file,
+            file_len: sp.file_len(),
+            unit: sp.grain,
+            metadata,
         })
     }
 
@@ -600,6 +639,9 @@ impl Image for Vmdk {
     }
 
     fn readable(&self) -> Result<()> {
+        if let Some(e) = &self.cut {
+            return Err(e.clone());
+        }
         for p in &self.parts {
             if let PartKind::Blocked(e) = &p.kind {
                 return Err(e.clone());

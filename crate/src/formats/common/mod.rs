@@ -4,6 +4,7 @@
 
 pub(crate) mod bytes;
 pub(crate) mod extents;
+pub(crate) mod intact;
 pub(crate) mod parent;
 pub(crate) mod scan;
 pub(crate) mod table;

@@ -21,6 +21,7 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId};
 use crate::format::Format;
+use crate::formats::common::intact;
 use crate::formats::common::parent::backing_of;
 use crate::formats::common::table::{TableCache, Word};
 use crate::image::{Backing, Basics, Image};
@@ -29,6 +30,7 @@ use crate::source::{ImageSet, Source, read_vec};
 use async_trait::async_trait;
 use backing::{BackingFile, backing_file_name, open_backing};
 use header::{Extensions, Header};
+use map::l2_table_offset;
 use open::Problems;
 use snapshot::Snapshot;
 use std::rc::Rc;
@@ -111,7 +113,7 @@ impl Qcow2 {
         open::check_snapshots(&*src, &snapshots, cs, &mut p);
 
         let l2_cache_tables = ((L2_CACHE_BYTES / cs) as usize).clamp(1, L2_CACHE_MAX_TABLES);
-        Ok(Qcow2 {
+        let mut me = Qcow2 {
             file,
             src,
             cluster_bits: h.cluster_bits,
@@ -127,7 +129,44 @@ impl Qcow2 {
             l2_cache: TableCache::new(Word::Be64, l2_cache_tables),
             header: h,
             ext,
-        })
+        };
+        // An external data file holds the data clusters: their offsets are not in this file.
+        if me.header.incompatible & header::INCOMPAT_DATA_FILE == 0 {
+            let found = intact::walk(&me, &me.layout(flen)).await;
+            match found.apply(&mut me.findings, flen) {
+                Some((true, m)) => _ = me.blocked.get_or_insert(Blocked::Truncated(m)),
+                Some((false, m)) => _ = me.blocked.get_or_insert(Blocked::Corrupt(m)),
+                None => {}
+            }
+        }
+        Ok(me)
+    }
+
+    /// Where the header and tables are, for the integrity walk (qcow2.txt "Header", "Host
+    /// cluster management", "Cluster mapping").
+    fn layout(&self, flen: u64) -> intact::Layout {
+        let h = &self.header;
+        let cs = self.cluster_size();
+        let mut metadata = vec![
+            (0, cs, "header cluster"),
+            (h.l1_table_offset, u64::from(h.l1_size) * 8, "L1 table"),
+            (
+                h.refcount_table_offset,
+                u64::from(h.refcount_table_clusters) * cs,
+                "refcount table",
+            ),
+        ];
+        for (i, &entry) in self.l1.iter().enumerate() {
+            if let Ok(Some(at)) = l2_table_offset(entry, i, cs, flen) {
+                metadata.push((at, cs, "L2 table"));
+            }
+        }
+        intact::Layout {
+            file: self.file,
+            file_len: flen,
+            unit: cs,
+            metadata,
+        }
     }
 
     fn cluster_size(&self) -> u64 {

@@ -41,13 +41,14 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
+use crate::formats::common::intact;
 use crate::formats::common::scan::readable_unless_cut;
 use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, read_vec};
 use async_trait::async_trait;
 use dynamic::{DYN_HEADER_LEN, DynHeader, Dynamic, UNALLOCATED, read_bat};
-use footer::{DiskType, Footer, four_cc, read_footer};
+use footer::{DiskType, FOOTER_LEN, Footer, four_cc, read_footer};
 use parent::{Parent, open_parent};
 use serde_json::json;
 use std::rc::Rc;
@@ -124,7 +125,7 @@ impl Vhd {
                 dynamic = Some(d);
             }
         }
-        Ok(Vhd {
+        let mut me = Vhd {
             file,
             src,
             footer,
@@ -132,7 +133,31 @@ impl Vhd {
             parent,
             findings,
             blocked,
-        })
+        };
+        let found = intact::walk(&me, &me.layout()).await;
+        if let Some((_, m)) = found.apply(&mut me.findings, flen) {
+            // Overlapping blocks already fail the open (`read_bat`): what is left is a cut.
+            me.blocked.get_or_insert(m);
+        }
+        Ok(me)
+    }
+
+    /// The footer copy and BAT of a dynamic disk (VHD spec "Dynamic Disk Header Format").
+    fn layout(&self) -> intact::Layout {
+        let mut metadata = vec![];
+        let mut unit = 1 << 20;
+        if let Some(d) = &self.dynamic {
+            let h = &d.header;
+            unit = u64::from(h.block_size);
+            metadata.push((0, FOOTER_LEN, "footer copy"));
+            metadata.push((h.table_offset, u64::from(h.max_entries) * 4, "BAT"));
+        }
+        intact::Layout {
+            file: self.file,
+            file_len: self.src.len(),
+            unit,
+            metadata,
+        }
     }
 
     fn size(&self) -> u64 {

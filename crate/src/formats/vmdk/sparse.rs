@@ -347,6 +347,11 @@ impl Sparse {
     }
 
     /// Bytes of grain directory held in memory.
+    /// The length of the extent file.
+    pub fn file_len(&self) -> u64 {
+        self.src.len()
+    }
+
     pub fn gd_bytes(&self) -> u64 {
         self.gd.len() as u64
     }
