@@ -201,7 +201,8 @@ fn qcow2_to_raw_reads_only_tables() {
                 );
             }
         }
-        assert!(c.read > 0);
+        // `c.read` may be 0: the integrity walk at open already read the L2 tables into the
+        // table cache (formats/common/intact.rs), so the conversion reads none of them again.
     }
 }
 
