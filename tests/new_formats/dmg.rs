@@ -131,6 +131,37 @@ fn dmg_image(blocks: &[Vec<Chunk>]) -> Vec<u8> {
     out
 }
 
+/// `img` (from [`dmg_image`]) with its block tables moved to an old-style resource fork (a
+/// 16-byte header: data offset, map offset, data length, map length; then each resource as
+/// its length and bytes) in place of the property list.
+fn with_resource_fork(img: &[u8], blocks: &[Vec<Chunk>]) -> Vec<u8> {
+    let koly_at = img.len() - 512;
+    let mut koly = img[koly_at..].to_vec();
+    let fork_len = u64::from_be_bytes(koly[0x20..0x28].try_into().unwrap()) as usize;
+    let mut out = img[..fork_len].to_vec();
+    let (mut data, mut first, mut at) = (vec![], 0, 0);
+    for chunks in blocks {
+        let t = mish(first, at, chunks);
+        first += chunks.iter().map(|c| c.sectors).sum::<u64>();
+        at += chunks.iter().map(|c| c.stored.len() as u64).sum::<u64>();
+        data.extend(be32(t.len() as u32));
+        data.extend(t);
+    }
+    let mut rsrc = vec![0u8; 256];
+    put(&mut rsrc, 0, &be32(256));
+    put(&mut rsrc, 4, &be32(256 + data.len() as u32));
+    put(&mut rsrc, 8, &be32(data.len() as u32));
+    rsrc.extend(data);
+    rsrc.extend([0u8; 32]); // an (empty) resource map
+    put(&mut koly, 0x28, &be64(out.len() as u64));
+    put(&mut koly, 0x30, &be64(rsrc.len() as u64));
+    put(&mut koly, 0xd8, &be64(0));
+    put(&mut koly, 0xe0, &be64(0));
+    out.extend(rsrc);
+    out.extend(koly);
+    out
+}
+
 /// Zlib, raw, zero, ignore and comment chunks over two block tables.
 fn mixed() -> Vec<Vec<Chunk>> {
     vec![
@@ -154,6 +185,12 @@ fn dmg_images_read_as_qemu_reads_them() {
     let info = like_qemu(dir, "disk.dmg", "dmg");
     // The comment chunk is no chunk of the disk.
     assert_eq!(info["format-specific"]["chunks"], 7, "{info}");
+    write(dir, "rsrc.dmg", &with_resource_fork(&img, &mixed()));
+    let info = like_qemu(dir, "rsrc.dmg", "dmg");
+    assert_eq!(
+        info["format-specific"]["block-table"], "resource fork",
+        "{info}"
+    );
     // Named from its content: the file name plays no part.
     std::fs::rename(path(dir, "disk.dmg"), path(dir, "disk.img")).unwrap();
     assert_eq!(info_json(&["disk.img"], dir)["format"], "dmg");
