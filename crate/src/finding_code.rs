@@ -214,6 +214,9 @@ finding_codes! {
     OvfProblemsTruncated = "ovf-problems-truncated",
         "More descriptor problems",
         "The OVF descriptor has more problems than are listed here; the rest were counted, not shown.";
+    UnsupportedChunk = "unsupported-chunk",
+        "Data compressed in a way vmdisk cannot read",
+        "Part of the disk is stored with a compression method vmdisk does not decode (for Apple disk images: bzip2, LZFSE, LZMA or ADC chunks). The image is named, but its data cannot be converted; re-create it uncompressed or zlib-compressed (hdiutil convert -format UDZO or UDRW).";
 }
 
 impl FindingCode {

@@ -31,6 +31,12 @@ pub enum Format {
     Gce,
     /// One image compressed with gzip, xz or zstd (`disk.qcow2.xz`, `disk.raw.gz`).
     Compressed,
+    /// A Bochs growing (sparse redolog) image.
+    Bochs,
+    /// A cloop compressed loop image (v2.0 layout).
+    Cloop,
+    /// An Apple disk image (UDIF: `koly` trailer, XML plist of `mish` block tables).
+    Dmg,
 }
 
 impl Format {
@@ -55,6 +61,9 @@ impl Format {
             Format::Ovf => "ovf",
             Format::Gce => "gce",
             Format::Compressed => "compressed",
+            Format::Bochs => "bochs",
+            Format::Cloop => "cloop",
+            Format::Dmg => "dmg",
         }
     }
 

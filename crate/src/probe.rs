@@ -48,13 +48,17 @@
 //! findings (backing file, encryption, dirty state), not from here.
 
 mod archive;
+mod bochs;
 pub(crate) mod bytes;
+mod cloop;
 mod disk;
+mod dmg;
 mod fs;
 mod kernel;
 mod luks;
 mod optical;
 mod parallels;
+mod problems;
 mod qemu;
 mod vdi;
 mod vhd;
@@ -167,6 +171,9 @@ fn probe_nested<'a>(
         archive::detect(&cx, &mut scan).await?;
         kernel::detect(&cx, &mut scan);
         fs::detect_bare(&cx, &mut scan);
+        bochs::detect(&cx, &mut scan);
+        cloop::detect(&cx, &mut scan);
+        dmg::detect(&cx, &mut scan);
         let content = disk::analyse(&cx).await?;
         decide(&cx, scan, content)
     })

@@ -2,7 +2,10 @@
 //! [`crate::Image`]: it maps guest ranges to file ranges and never does bulk I/O itself.
 //! [`DRIVERS`] is the one table `image.rs` opens them through.
 
+pub mod bochs;
+pub mod cloop;
 pub(crate) mod common;
+pub mod dmg;
 pub mod parallels;
 pub mod qcow;
 pub mod qcow2;
@@ -54,6 +57,9 @@ pub const DRIVERS: &[(Format, Open)] = &[
     (Format::Parallels, |s, id, _| {
         boxed(parallels::Parallels::open(s, id))
     }),
+    (Format::Bochs, |s, id, _| boxed(bochs::Bochs::open(s, id))),
+    (Format::Cloop, |s, id, _| boxed(cloop::Cloop::open(s, id))),
+    (Format::Dmg, |s, id, _| boxed(dmg::Dmg::open(s, id))),
 ];
 
 /// The driver of `format`, if vmdisk reads it as a container.
