@@ -51,9 +51,7 @@ pub const DRIVERS: &[(Format, Open)] = &[
         boxed(vhdx::Vhdx::open(s, id, depth))
     }),
     // Parallels images have no backing file.
-    (Format::Parallels, |s, id, _| {
-        boxed(parallels::Parallels::open(s, id))
-    }),
+    (Format::Parallels, |s, id, _| parallels::open(s, id)),
 ];
 
 /// The driver of `format`, if vmdisk reads it as a container.
