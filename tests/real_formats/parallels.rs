@@ -121,3 +121,82 @@ fn split_bundle_is_its_storages_in_guest_order() {
     );
     assert!(err.contains("storage 1"), "{err}");
 }
+
+#[test]
+fn bundle_storages_that_cannot_be_read_are_refused_clearly() {
+    let d = &scratch();
+    hds(d, "a.hds", "4M", 0x51);
+    let one = |kind: &str, file: &str| descriptor(&[(kind, file, 8192)]);
+    // A storage type nobody describes: named, not read.
+    write(d, "DiskDescriptor.xml", one("Sparse", "a.hds").as_bytes());
+    let info = info_json(&["DiskDescriptor.xml", "a.hds"], d);
+    assert_eq!(info["convertible"], false, "{info}");
+    let err = vmdisk_fails(
+        &[
+            "convert",
+            "-O",
+            "raw",
+            "--output",
+            "o.raw",
+            "DiskDescriptor.xml",
+            "a.hds",
+        ],
+        d,
+    );
+    assert!(err.contains("only Plain and Compressed"), "{err}");
+    // The descriptor naming itself never reads itself as a disk.
+    write(
+        d,
+        "DiskDescriptor.xml",
+        one("Plain", "DiskDescriptor.xml").as_bytes(),
+    );
+    let info = info_json(&["DiskDescriptor.xml"], d);
+    assert!(has_finding(&info, "missing-extent", "warning"), "{info}");
+    // A path is matched by its base name only, and reported.
+    write(
+        d,
+        "DiskDescriptor.xml",
+        one("Compressed", "/vms/x/a.hds").as_bytes(),
+    );
+    let info = info_json(&["DiskDescriptor.xml", "a.hds"], d);
+    assert!(has_finding(&info, "external-extent", "critical"), "{info}");
+    assert!(vmdisk_raw(d, &["DiskDescriptor.xml", "a.hds"]) == qemu_raw(d, "parallels", "a.hds"));
+    // A snapshot chain (two images in a storage) is not read yet, and says so.
+    let two = one("Compressed", "a.hds").replace(
+        "            </Image>\n",
+        "            </Image>\n            <Image>\n                <GUID>{1}</GUID>\n                <Type>Compressed</Type>\n                <File>a.hds</File>\n            </Image>\n",
+    );
+    write(d, "DiskDescriptor.xml", two.as_bytes());
+    let err = vmdisk_fails(
+        &[
+            "convert",
+            "-O",
+            "raw",
+            "--output",
+            "o.raw",
+            "DiskDescriptor.xml",
+            "a.hds",
+        ],
+        d,
+    );
+    assert!(err.contains("snapshot chain"), "{err}");
+    // Not XML of this kind: not a Parallels image.
+    write(
+        d,
+        "DiskDescriptor.xml",
+        b"<Parallels_disk_image><oops></Parallels_disk_image>",
+    );
+    let err = vmdisk_fails(
+        &[
+            "convert",
+            "-O",
+            "raw",
+            "--output",
+            "o.raw",
+            "DiskDescriptor.xml",
+        ],
+        d,
+    );
+    assert!(err.contains("not well-formed XML"), "{err}");
+    assert!(!path(d, "o.raw").exists());
+}

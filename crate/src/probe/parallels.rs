@@ -15,7 +15,7 @@ use serde_json::json;
 pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     let h = &cx.head;
     let Some(header) = ParallelsHeader::parse(h) else {
-        if cx.len <= MAX_DESCRIPTOR.min(super::HEAD_LEN) && looks_like_descriptor(h) {
+        if cx.len <= MAX_DESCRIPTOR && looks_like_descriptor(h) {
             scan.add(0, bundle_descriptor(h));
         }
         return;

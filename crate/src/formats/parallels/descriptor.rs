@@ -23,8 +23,9 @@ use roxmltree::{Document, Node, ParsingOptions};
 
 /// The root element that names a Parallels bundle descriptor.
 pub(crate) const ROOT: &str = "Parallels_disk_image";
-/// A descriptor larger than this is not one (Parallels writes a few KiB).
-pub(crate) const MAX_DESCRIPTOR: u64 = 1 << 20;
+/// A descriptor larger than this is not one (Parallels writes a few KiB). It is also what
+/// detection reads of every file (`probe::HEAD_LEN`), so detection sees a whole descriptor.
+pub(crate) const MAX_DESCRIPTOR: u64 = 256 * 1024;
 /// Storages a descriptor may list.
 const MAX_STORAGES: usize = 4096;
 /// XML nodes a descriptor may hold.
