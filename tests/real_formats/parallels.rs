@@ -161,6 +161,15 @@ fn bundle_storages_that_cannot_be_read_are_refused_clearly() {
     let info = info_json(&["DiskDescriptor.xml", "a.hds"], d);
     assert!(has_finding(&info, "external-extent", "critical"), "{info}");
     assert!(vmdisk_raw(d, &["DiskDescriptor.xml", "a.hds"]) == qemu_raw(d, "parallels", "a.hds"));
+    assert!(
+        !codes(&info).contains(&"corrupt".into()),
+        "Blocksize matches: {info}"
+    );
+    // A Blocksize that is not the image's cluster size (qemu-img's 1 MiB = 2048 sectors).
+    let odd = one("Compressed", "a.hds").replace("<Blocksize>2048<", "<Blocksize>256<");
+    write(d, "DiskDescriptor.xml", odd.as_bytes());
+    let info = info_json(&["DiskDescriptor.xml", "a.hds"], d);
+    assert!(has_finding(&info, "corrupt", "warning"), "{info}");
     // A snapshot chain (two images in a storage) is not read yet, and says so.
     let two = one("Compressed", "a.hds").replace(
         "            </Image>\n",

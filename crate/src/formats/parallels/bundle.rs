@@ -131,6 +131,20 @@ impl Bundle {
                 if held != len {
                     findings.push(extent_size(src.name(), held, len));
                 }
+                // prl-xml.txt: a Compressed image's cluster size equals its storage's Blocksize.
+                if let Some(b) = s.block_sectors
+                    && b.checked_mul(512) != Some(image.cluster_size())
+                {
+                    findings.push(Finding::new(
+                        FindingCode::Corrupt,
+                        Severity::Warning,
+                        format!(
+                            "Parallels storage {} has {}-byte clusters but the descriptor's Blocksize is {b} sectors",
+                            shown(src.name()),
+                            image.cluster_size()
+                        ),
+                    ));
+                }
                 return Ok(Data::Expanding(Box::new(image)));
             }
             StorageKind::Other(t) => {

@@ -50,6 +50,8 @@ pub(crate) struct Storage {
     pub(crate) file: String,
     /// How many `Image`s the storage lists (more than one: snapshots).
     pub(crate) images: usize,
+    /// `Blocksize`: the cluster size, in sectors, every Compressed image of it must have.
+    pub(crate) block_sectors: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +121,7 @@ pub(crate) fn parse_descriptor(bytes: &[u8]) -> Result<BundleDescriptor, String>
             kind,
             file: text_of(*image, "File").ok_or("an <Image> names no <File>")?,
             images: images.len(),
+            block_sectors: text_of(s, "Blocksize").and_then(|t| t.parse().ok()),
         });
     }
     check_layout(disk_sectors, &storages)?;
