@@ -245,8 +245,8 @@ impl OpenedImage {
 }
 
 /// Open all files the user supplied together. The main image is the first file that no other
-/// file uses (so "overlay + its backing file" works in any order). Packages among them add
-/// their members to the set.
+/// file uses and that probes as something (so "overlay + its backing file" works in any order).
+/// Packages among them add their members to the set.
 pub async fn open(set: ImageSet) -> Result<OpenedImage> {
     open_with(set, &package::Options::default()).await
 }
@@ -291,7 +291,13 @@ pub async fn open_with(mut set: ImageSet, opts: &package::Options) -> Result<Ope
         }
         images[i] = Some(result);
     }
-    let main = (0..n).find(|&i| !used[i]).unwrap_or(0);
+    // A file that cannot be an image (the empty `.hdd` marker of a Parallels bundle, say) is
+    // the main one only when nothing else is left.
+    let unused = || (0..n).filter(|&i| !used[i]);
+    let main = unused()
+        .find(|&i| probes[i].is_ok())
+        .or_else(|| unused().next())
+        .unwrap_or(0);
     let probe = probes.swap_remove(main)?;
     let (image, package) = match (images.swap_remove(main), packages.swap_remove(main)) {
         (Some(image), _) => (image?, None),

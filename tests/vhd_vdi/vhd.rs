@@ -257,9 +257,10 @@ fn vhd_fixed_is_not_raw() {
 }
 
 #[test]
-fn vhd_chs_size_differs_from_qemu() {
+fn vhd_chs_size_follows_virtual_pc() {
     // A force_size image (creator "qem2": qemu uses the current size) relabelled as made by
-    // Virtual PC: qemu then sizes it from the CHS geometry, vmdisk keeps the footer's size.
+    // Virtual PC: the guest, and qemu, then size it from the CHS geometry; vmdisk does too and
+    // keeps the footer's size as a `size-ambiguous` finding.
     let d = &scratch();
     create(d, "vpc", "subformat=dynamic,force_size=on", "v.vhd", "4M");
     io(d, "vpc", "v.vhd", &["write -P 0x77 0 4M"]);
@@ -275,16 +276,18 @@ fn vhd_chs_size_differs_from_qemu() {
     let info = info_json(&["v.vhd"], d);
     let fs = &info["format-specific"];
     let chs = fs["chs-size"].as_u64().unwrap();
-    assert_ne!(chs, 4 << 20, "{info}");
-    assert_eq!(info["virtual-size"], 4 << 20, "{info}");
+    assert_eq!(chs, 120 * 4 * 17 * 512, "{info}");
+    assert_eq!(fs["current-size"], 4 << 20, "{info}");
     assert_eq!(
         q["virtual-size"].as_u64().unwrap(),
         chs,
         "qemu uses the geometry"
     );
-    assert_eq!(fs["qemu-virtual-size"].as_u64().unwrap(), chs, "{info}");
+    assert_eq!(info["virtual-size"].as_u64().unwrap(), chs, "{info}");
+    assert!(fs.get("qemu-virtual-size").is_none(), "{info}");
+    assert!(has_finding(&info, "size-ambiguous", "info"), "{info}");
     let ours = vmdisk_raw(d, &["v.vhd"]);
-    assert!(ours.len() == 4 << 20 && ours.iter().all(|&b| b == 0x77));
+    assert!(ours.len() as u64 == chs && ours.iter().all(|&b| b == 0x77));
 }
 
 // ---------------------------------------------------------------------------------------------

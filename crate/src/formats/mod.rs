@@ -54,9 +54,7 @@ pub const DRIVERS: &[(Format, Open)] = &[
         boxed(vhdx::Vhdx::open(s, id, depth))
     }),
     // Parallels images have no backing file.
-    (Format::Parallels, |s, id, _| {
-        boxed(parallels::Parallels::open(s, id))
-    }),
+    (Format::Parallels, |s, id, _| parallels::open(s, id)),
     (Format::Bochs, |s, id, _| boxed(bochs::Bochs::open(s, id))),
     (Format::Cloop, |s, id, _| boxed(cloop::Cloop::open(s, id))),
     (Format::Dmg, |s, id, _| boxed(dmg::Dmg::open(s, id))),

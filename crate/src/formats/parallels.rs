@@ -22,6 +22,8 @@
 //! Parallels is legacy for clouds: every image gets an `unsupported-format` Warning advising
 //! conversion. The BAT is read lazily in bounded chunks.
 
+pub(crate) mod bundle;
+pub(crate) mod descriptor;
 pub(crate) mod header;
 
 use super::common::extents::{extent, push_data};
@@ -46,6 +48,21 @@ const DIRTY_BITMAP_MAGIC: u64 = 0x2038_5fae_252c_b34a;
 const BAT_CHUNK: u64 = 16384;
 /// The format extension cluster is read up to this many bytes.
 const MAX_EXT_BYTES: u64 = 1 << 20;
+
+/// Open file `id` as a Parallels image: an expanding image (its header) or a bundle's
+/// `DiskDescriptor.xml` ([`bundle::Bundle`]). Parallels images have no backing file.
+pub fn open(set: &ImageSet, id: FileId) -> super::Opening<'_> {
+    Box::pin(async move {
+        let src = set.file(id).clone();
+        // Enough for the XML declaration and the root element of a descriptor.
+        let head = read_vec(&*src, 0, src.len().min(4096), "Parallels header").await?;
+        if ParallelsHeader::parse(&head).is_none() && descriptor::looks_like_descriptor(&head) {
+            Ok(Box::new(bundle::Bundle::open(set, id).await?) as Box<dyn Image>)
+        } else {
+            Ok(Box::new(Parallels::open(set, id).await?) as Box<dyn Image>)
+        }
+    })
+}
 
 pub struct Parallels {
     file: FileId,

@@ -18,6 +18,7 @@
 //! than its descriptor line.
 
 mod descriptor;
+pub(crate) mod sesparse_header;
 mod sparse;
 pub(crate) mod sparse_header;
 

@@ -1,14 +1,23 @@
 //! Parallels (expanding) disk images. Spec: qemu `docs/interop/parallels.txt`. Read with the
-//! driver's header parser (`formats::parallels::header`).
+//! driver's header parser (`formats::parallels::header`). A bundle's `DiskDescriptor.xml` (qemu
+//! `docs/interop/prl-xml.txt`) is named from its content, with the driver's descriptor parser.
 
 use super::{Ctx, Detection, Format, Scan};
 use crate::finding_code::FindingCode;
+use crate::formats::parallels::descriptor::{
+    MAX_DESCRIPTOR, StorageKind, looks_like_descriptor, parse_descriptor,
+};
 use crate::formats::parallels::header::{HEADER_LEN, ParallelsHeader};
 use crate::report::Severity;
+use crate::source::is_plain_name;
+use serde_json::json;
 
 pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     let h = &cx.head;
     let Some(header) = ParallelsHeader::parse(h) else {
+        if cx.len <= MAX_DESCRIPTOR && looks_like_descriptor(h) {
+            scan.add(0, bundle_descriptor(h));
+        }
         return;
     };
     let mut d = Detection::new(Format::Parallels);
@@ -53,4 +62,55 @@ pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
         d.set("dirty", true);
     }
     scan.add(0, d);
+}
+
+/// A Parallels bundle's `DiskDescriptor.xml`: the disk is the `.hds` storages it names.
+fn bundle_descriptor(text: &[u8]) -> Detection {
+    let mut d = Detection::new(Format::Parallels);
+    d.set("descriptor-file", true);
+    let desc = match parse_descriptor(text) {
+        Ok(desc) => desc,
+        Err(e) => {
+            d.finding(
+                FindingCode::Corrupt,
+                Severity::Critical,
+                format!("the Parallels disk descriptor is unusable: {e}"),
+            );
+            return d;
+        }
+    };
+    d.virtual_size = desc.disk_sectors.checked_mul(512);
+    d.set("storage-count", desc.storages.len());
+    let listed: Vec<_> = desc
+        .storages
+        .iter()
+        .take(64)
+        .map(|s| {
+            let kind = match &s.kind {
+                StorageKind::Plain => "Plain",
+                StorageKind::Compressed => "Compressed",
+                StorageKind::Other(t) => t.as_str(),
+            };
+            json!({"start": s.start, "end": s.end, "type": kind, "file": s.file})
+        })
+        .collect();
+    d.set("storages", listed);
+    for s in &desc.storages {
+        // prl-xml.txt allows paths, relative or absolute: only the base name is ever matched.
+        if !is_plain_name(&s.file) {
+            d.finding(
+                FindingCode::ExternalExtent,
+                Severity::Critical,
+                format!(
+                    "the Parallels storage {:?} is a path: a hypervisor would read that host file",
+                    s.file
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(200)
+                        .collect::<String>()
+                ),
+            );
+        }
+    }
+    d
 }

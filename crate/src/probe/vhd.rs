@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::finding_code::FindingCode;
 use crate::formats::vhd::dynamic::{DynHeaderProblem, VhdDynamicHeader};
 use crate::formats::vhd::footer::{DiskType, FooterProblem, VhdFooter};
+use crate::formats::vhd::guest_size;
 use crate::formats::vhdx::header::{HEADER_LEN, HEADERS, VhdxFileIdentifier, VhdxHeader};
 use crate::formats::vhdx::metadata::{
     GUID_FILE_PARAMETERS, GUID_LOGICAL_SECTOR, GUID_PAGE83, GUID_PARENT_LOCATOR,
@@ -79,7 +80,10 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
         );
     }
     let current = footer.current_size.get();
-    d.virtual_size = Some(current);
+    let chs = footer.chs_sectors() * 512;
+    let creator = &footer.creator_app;
+    let size = guest_size(creator, current, footer.chs_sectors());
+    d.virtual_size = Some(size);
     let disk_type = footer.disk_type();
     d.set("disk-type", disk_type.map_or("unknown", DiskType::name));
     // The creator as far as a cut footer holds it.
@@ -91,15 +95,27 @@ pub async fn detect_vhd(cx: &Ctx<'_>, scan: &mut Scan) -> Result<()> {
         "geometry",
         json!({"cylinders": cyl, "heads": heads, "sectors": spt}),
     );
-    // qemu sizes images made by Virtual PC and by itself from the CHS geometry (block/vpc.c).
-    let chs = footer.chs_sectors() * 512;
-    let creator = &footer.creator_app;
+    // Virtual PC and qemu (creator `qemu`) size a disk by its geometry, Hyper-V by the footer
+    // (qemu block/vpc.c): the size not used is kept here.
     if chs != current && (creator == b"vpc " || creator == b"qemu") && chs != 0 {
         d.set("chs-size", chs);
+        let (used, other, by) = if size == chs {
+            (
+                chs,
+                current,
+                "its CHS geometry, as Virtual PC and qemu read it; Hyper-V would use the footer's",
+            )
+        } else {
+            (
+                current,
+                chs,
+                "the footer's current size (the geometry is the maximum one, or larger than the disk); Virtual PC would use the geometry's",
+            )
+        };
         d.finding(
             FindingCode::SizeAmbiguous,
             Severity::Info,
-            format!("the footer says {current} bytes but its CHS geometry gives {chs}: Virtual PC and qemu use the geometry, Hyper-V the footer"),
+            format!("the disk is {used} bytes by {by} {other}"),
         );
     }
     d.set("uuid", uuid(footer.uuid));

@@ -16,10 +16,11 @@
 //!   `MacX` file URLs in UTF-8; the old `Mac ` alias records are opaque and skipped).
 //!
 //! Decisions (documented where qemu differs):
-//! - The virtual size is the footer's current size. qemu uses the CHS geometry instead for
-//!   images whose creator application it does not know to use the current size (everything but
-//!   `win `, `qem2`, `d2v `, `CTXS`, `tap\0`) unless the geometry is the maximum one; the size
-//!   qemu would use is reported as `qemu-virtual-size` when it differs.
+//! - The virtual size is what the guest of the writing hypervisor sees ([`guest_size`]): the CHS
+//!   geometry's size for Virtual PC and old qemu images, the footer's current size otherwise.
+//!   qemu also uses the geometry for creators it does not know (everything but `win `, `qem2`,
+//!   `d2v `, `CTXS`, `tap\0`) unless the geometry is the maximum one; the size qemu would use is
+//!   reported as `qemu-virtual-size` when it differs.
 //! - qemu's probe only looks at offset 0, so it calls a fixed VHD raw and counts the footer as
 //!   disk data; vmdisk finds the footer at the end and reads the disk without it.
 //! - A footer whose checksum is wrong: the copy at offset 0 is used when it is valid (Warning
@@ -57,8 +58,25 @@ const SECTOR: u64 = 512;
 /// qemu's limit (VHD_MAX_SECTORS): about 2040 GiB, what the spec's geometry can describe.
 const MAX_SIZE: u64 = 0xff00_0000 * SECTOR;
 
+/// The disk size the guest sees, from the footer's creator application. Virtual PC (`vpc `)
+/// and qemu before 2.6 (`qemu`) size a disk by its CHS geometry, Hyper-V and the other writers
+/// by the footer's current size (qemu `block/vpc.c`, the creator table in `vpc_open`). Two
+/// cases keep the current size: the maximum geometry, which cannot describe a larger disk, and
+/// a geometry larger than the current size, whose excess the file does not hold.
+pub(crate) fn guest_size(creator: &[u8; 4], current: u64, chs_sectors: u64) -> u64 {
+    let by_geometry = matches!(creator, b"vpc " | b"qemu");
+    let chs = chs_sectors * SECTOR;
+    if by_geometry && chs_sectors != footer::MAX_CHS_SECTORS && chs != 0 && chs <= current {
+        chs
+    } else {
+        current
+    }
+}
+
 pub struct Vhd {
     file: FileId,
+    /// The guest disk size ([`guest_size`]).
+    size: u64,
     src: Rc<dyn Source>,
     footer: Footer,
     dynamic: Option<Dynamic>,
@@ -79,18 +97,24 @@ impl Vhd {
         if let Some(w) = found.warning {
             findings.push(Finding::new(FindingCode::Corrupt, Severity::Warning, w));
         }
-        let size = footer.current_size;
+        let size = guest_size(
+            &footer.creator_app,
+            footer.current_size,
+            footer.chs_sectors(),
+        );
         if size > MAX_SIZE {
             return Err(Error::unsupported(format!(
                 "VHD current size {size} exceeds the format's limit of {MAX_SIZE} bytes"
             )));
         }
-        if !size.is_multiple_of(1 << 20) {
+        // Azure checks the footer's size, whichever size the guest sees.
+        let current = footer.current_size;
+        if !current.is_multiple_of(1 << 20) {
             findings.push(Finding::new(
                 FindingCode::UnalignedSize,
                 Severity::Warning,
                 format!(
-                    "the VHD virtual size {size} is not a whole number of MiB (Azure requires it)"
+                    "the VHD virtual size {current} is not a whole number of MiB (Azure requires it)"
                 ),
             ));
         }
@@ -128,6 +152,7 @@ impl Vhd {
         let mut me = Vhd {
             file,
             src,
+            size,
             footer,
             dynamic,
             parent,
@@ -161,7 +186,7 @@ impl Vhd {
     }
 
     fn size(&self) -> u64 {
-        self.footer.current_size
+        self.size
     }
 
     /// Map `[start, end)`, which lies inside block `index` of a dynamic or differencing disk.
@@ -258,7 +283,7 @@ impl Image for Vhd {
             json!({"cylinders": f.cylinders, "heads": f.heads, "sectors": f.sectors}),
         );
         put("chs-size", (f.chs_sectors() * SECTOR).into());
-        if f.qemu_size() != f.current_size {
+        if f.qemu_size() != self.size {
             put("qemu-virtual-size", f.qemu_size().into());
         }
         put("saved-state", f.saved_state.into());
