@@ -315,11 +315,12 @@ fn convert_from_raw_odd_sizes() {
 #[test]
 fn delta_disk_and_parent() {
     let d = &scratch();
-    create(d, "base.vmdk", "", "2M", &[]);
-    qemu_io(
-        "base.vmdk",
-        &["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"],
+    written_image(
         d,
+        "vmdk",
+        "base.vmdk",
+        "2M",
+        &["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"],
     );
     create_overlay(d, "vmdk", "", "delta.vmdk", "2M", ("base.vmdk", "vmdk"));
     qemu_io("delta.vmdk", &["write -P 0xd0 512k 64k"], d);
@@ -356,8 +357,7 @@ fn delta_disk_and_parent() {
 #[test]
 fn parent_path_and_self_parent() {
     let d = &scratch();
-    create(d, "base.vmdk", "", "1M", &[]);
-    qemu_io("base.vmdk", &["write -P 0xb0 0 64k"], d);
+    written_image(d, "vmdk", "base.vmdk", "1M", &["write -P 0xb0 0 64k"]);
     create_overlay(d, "vmdk", "", "delta.vmdk", "1M", ("base.vmdk", "vmdk"));
     std::fs::copy(path(d, "delta.vmdk"), path(d, "abs.vmdk")).unwrap();
     edit_descriptor(d, "abs.vmdk", |t| {

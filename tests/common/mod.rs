@@ -251,3 +251,7 @@ pub fn assert_only_files(dir: &Path, expected: &[&str]) {
     want.sort();
     assert_eq!(names, want, "unexpected files in {}", dir.display());
 }
+
+mod written;
+#[allow(unused_imports)]
+pub use written::*;

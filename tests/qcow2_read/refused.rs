@@ -52,8 +52,7 @@ fn encrypted_image_is_refused() {
 #[test]
 fn unknown_feature_and_corrupt_bit() {
     let dir = &scratch();
-    create(dir, "u.qcow2", "", "1M", &[]);
-    qemu_io("u.qcow2", &["write -P 0x71 0 64k"], dir);
+    written_image(dir, "qcow2", "u.qcow2", "1M", &["write -P 0x71 0 64k"]);
     std::fs::copy(path(dir, "u.qcow2"), path(dir, "c.qcow2")).unwrap();
     std::fs::copy(path(dir, "u.qcow2"), path(dir, "clean.qcow2")).unwrap();
     let u = path(dir, "u.qcow2");

@@ -385,11 +385,12 @@ fn mixed_extents_descriptor() {
     let mut flat = text(4096, 1);
     flat.extend(noise(256 * 1024, 2));
     std::fs::write(path(d, "m-a.bin"), &flat).unwrap();
-    create(d, "m-b.vmdk", "", "512k", &[]);
-    qemu_io(
-        "m-b.vmdk",
-        &["write -P 0x66 64k 64k", "write -P 0x67 523776 512"],
+    written_image(
         d,
+        "vmdk",
+        "m-b.vmdk",
+        "512k",
+        &["write -P 0x66 64k 64k", "write -P 0x67 523776 512"],
     );
     std::fs::write(
         path(d, "m-c.vmdk"),
