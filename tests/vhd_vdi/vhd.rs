@@ -128,26 +128,18 @@ fn vhd_child(parent_uuid: [u8; 16], parent_data: &[u8]) -> (Vec<u8>, Vec<u8>) {
 
 /// A qemu-made dynamic 4 MiB parent with data in three places; returns its content.
 fn vhd_parent(dir: &Path) -> Vec<u8> {
-    create(
+    let writes = [
+        "write -P 0x11 0 1M",
+        "write -P 0x22 1M 64k",
+        "write -P 0x33 3M 1M",
+    ];
+    qemu_parent(
         dir,
         "vpc",
         "subformat=dynamic,force_size=on",
         "parent.vhd",
-        "4M",
-    );
-    io(
-        dir,
-        "vpc",
-        "parent.vhd",
-        &[
-            "write -P 0x11 0 1M",
-            "write -P 0x22 1M 64k",
-            "write -P 0x33 3M 1M",
-        ],
-    );
-    let data = qemu_raw(dir, "vpc", "parent.vhd", "parent-content.raw");
-    std::fs::remove_file(path(dir, "parent-content.raw")).unwrap();
-    data
+        &writes,
+    )
 }
 
 fn parent_uuid(dir: &Path) -> [u8; 16] {
@@ -170,20 +162,7 @@ fn vhd_dynamic_matches_qemu() {
         ("c.vhd", "subformat=dynamic,force_size=on", "6M"),
         ("e.vhd", "subformat=dynamic,force_size=on", "4194816"),
     ] {
-        create(d, "vpc", opts, name, size);
-        let info = json(&qemu_img(&["info", "--output=json", name], d));
-        let vsize = info["virtual-size"].as_u64().unwrap();
-        let last = vsize - 512;
-        io(
-            d,
-            "vpc",
-            name,
-            &[
-                "write -P 0xab 0 64k",
-                "write -P 0xcd 2M 4k",
-                &format!("write -P 0xef {last} 512"),
-            ],
-        );
+        let vsize = create_written(d, "vpc", opts, name, size, "0");
         let ours = verify(d, name, "vpc", "vhd");
         let fs = &ours["format-specific"];
         assert_eq!(fs["disk-type"], "dynamic", "{ours}");
@@ -212,16 +191,11 @@ fn vhd_converted_by_qemu() {
     let mut data = text(3 << 20, 1);
     data.extend(vec![0u8; 1 << 20]);
     data.extend(noise(1 << 20, 2));
-    std::fs::write(path(d, "src.raw"), &data).unwrap();
-    for sub in ["dynamic", "fixed"] {
-        let name = format!("{sub}.vhd");
-        qemu_img_line(
-            &format!("convert -f raw -O vpc -o subformat={sub},force_size=on src.raw {name}"),
-            d,
-        );
-        verify(d, &name, "vpc", "vhd");
-        assert!(vmdisk_raw(d, &[&name]) == data, "{name} holds the source");
-    }
+    let variants = [
+        "subformat=dynamic,force_size=on",
+        "subformat=fixed,force_size=on",
+    ];
+    assert_reads_qemu_conversions(d, "vpc", "vhd", &variants, &data);
 }
 
 #[test]
