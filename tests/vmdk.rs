@@ -378,6 +378,5 @@ fn parent_path_and_self_parent() {
     edit_descriptor(d, "self.vmdk", |t| {
         t.replace("\"base.vmdk\"", "\"self.vmdk\"")
     });
-    let err = vmdisk_fails(&["info", "self.vmdk"], d);
-    assert!(err.contains("own files"), "{err}");
+    info_fails_naming(d, &["self.vmdk"], "own files");
 }

@@ -212,7 +212,7 @@ fn vdi_malformed() {
         let n = format!("bs{i}.vdi");
         fresh(&n);
         patch(d, &n, VDI_BLOCK as u64, &bs.to_le_bytes());
-        assert!(vmdisk_fails(&["info", &n], d).contains("block size"));
+        info_fails_naming(d, &[&n], "block size");
     }
     // Too few blocks for the disk size; a block map past the end / over the data.
     fresh("few.vdi");
@@ -224,11 +224,11 @@ fn vdi_malformed() {
     // Header version 0 / 2.
     fresh("v2.vdi");
     patch(d, "v2.vdi", 0x44, &0x0002_0000u32.to_le_bytes());
-    assert!(vmdisk_fails(&["info", "v2.vdi"], d).contains("version"));
+    info_fails_naming(d, &["v2.vdi"], "version");
     // Two guest blocks stored in the same data block.
     fresh("dup.vdi");
     patch(d, "dup.vdi", 512 + 4, &0u32.to_le_bytes());
-    assert!(vmdisk_fails(&["info", "dup.vdi"], d).contains("same data block"));
+    info_fails_naming(d, &["dup.vdi"], "same data block");
     // A block past the end of the file (truncated): a finding, and convert refuses.
     fresh("cut.vdi");
     let f = std::fs::OpenOptions::new()

@@ -149,6 +149,14 @@ fn parent_uuid(dir: &Path) -> [u8; 16] {
         .unwrap()
 }
 
+/// `vhd_parent` as parent.vhd and its `vhd_child` as child.vhd; returns the child's content.
+fn parent_and_child(dir: &Path) -> Vec<u8> {
+    let parent = vhd_parent(dir);
+    let (child, expected) = vhd_child(parent_uuid(dir), &parent);
+    write(dir, "child.vhd", &child);
+    expected
+}
+
 // ---------------------------------------------------------------------------------------------
 // VHD: what qemu-img creates
 
@@ -267,9 +275,7 @@ fn vhd_chs_size_differs_from_qemu() {
 #[test]
 fn vhd_differencing_flattens() {
     let d = &scratch();
-    let parent = vhd_parent(d);
-    let (child, expected) = vhd_child(parent_uuid(d), &parent);
-    std::fs::write(path(d, "child.vhd"), &child).unwrap();
+    let expected = parent_and_child(d);
 
     // Either order: the child is the main image.
     for files in [["child.vhd", "parent.vhd"], ["parent.vhd", "child.vhd"]] {
@@ -321,9 +327,7 @@ fn vhd_differencing_flattens() {
 #[test]
 fn vhd_differencing_missing_or_wrong_parent() {
     let d = &scratch();
-    let parent = vhd_parent(d);
-    let (child, _) = vhd_child(parent_uuid(d), &parent);
-    std::fs::write(path(d, "child.vhd"), &child).unwrap();
+    parent_and_child(d);
     std::fs::rename(path(d, "parent.vhd"), path(d, "elsewhere.vhd")).unwrap();
 
     // Missing: info works, convert fails naming the parent and leaves nothing behind.
@@ -373,8 +377,7 @@ fn vhd_backup_footer_used() {
 
     // Both copies damaged: a clean error.
     patch(d, "v.vhd", 48, &[0xff; 4]);
-    let err = vmdisk_fails(&["info", "v.vhd"], d);
-    assert!(err.contains("checksum"), "{err}");
+    info_fails_naming(d, &["v.vhd"], "checksum");
 }
 
 #[test]
@@ -406,7 +409,7 @@ fn vhd_malformed() {
     // Dynamic header checksum wrong.
     fresh("sum.vhd");
     patch(d, "sum.vhd", 512 + 36, &[0, 0, 0, 1]);
-    assert!(vmdisk_fails(&["info", "sum.vhd"], d).contains("checksum"));
+    info_fails_naming(d, &["sum.vhd"], "checksum");
 
     // Block size zero, not a power of two, huge.
     for (i, bs) in [0u32, 3 << 20, 0x8000_0000].iter().enumerate() {
@@ -423,12 +426,12 @@ fn vhd_malformed() {
     // A block table too small for the disk.
     fresh("small.vhd");
     dyn_patch("small.vhd", 28, &1u32.to_be_bytes());
-    assert!(vmdisk_fails(&["info", "small.vhd"], d).contains("entries"));
+    info_fails_naming(d, &["small.vhd"], "entries");
 
     // Block table past the end of the file.
     fresh("batpast.vhd");
     dyn_patch("batpast.vhd", 16, &(1u64 << 40).to_be_bytes());
-    assert!(vmdisk_fails(&["info", "batpast.vhd"], d).contains("past the end"));
+    info_fails_naming(d, &["batpast.vhd"], "past the end");
 
     // A BAT entry pointing past the end: info says so, convert refuses and writes nothing.
     fresh("past.vhd");
@@ -447,7 +450,7 @@ fn vhd_malformed() {
     fresh("overlap.vhd");
     let first = &base[bat_at as usize..bat_at as usize + 4];
     patch(d, "overlap.vhd", bat_at + 4, first);
-    assert!(vmdisk_fails(&["info", "overlap.vhd"], d).contains("overlap"));
+    info_fails_naming(d, &["overlap.vhd"], "overlap");
     fresh("onmeta.vhd");
     patch(
         d,
@@ -455,7 +458,7 @@ fn vhd_malformed() {
         bat_at,
         &((bat_at / 512) as u32).to_be_bytes(),
     );
-    assert!(vmdisk_fails(&["info", "onmeta.vhd"], d).contains("overlap"));
+    info_fails_naming(d, &["onmeta.vhd"], "overlap");
 
     // Truncated in the middle: the end footer is gone, the copy at offset 0 is used, and the
     // blocks past the new end make it unreadable.
