@@ -195,13 +195,8 @@ fn qcow_compressed_clusters() {
 #[test]
 fn qcow_backing_files() {
     let dir = &scratch();
-    written_image(
-        dir,
-        "qcow",
-        "base.qcow",
-        "4M",
-        &["write -P 0x22 0 2M", "write -P 0x33 3M 1M"],
-    );
+    let writes = ["write -P 0x22 0 2M", "write -P 0x33 3M 1M"];
+    written_image(dir, "qcow", "base.qcow", "4M", &writes);
     qemu_img_line("create -q -f qcow -b base.qcow -F qcow top.qcow 4M", dir);
     qemu_io(
         "top.qcow",

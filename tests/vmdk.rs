@@ -315,13 +315,8 @@ fn convert_from_raw_odd_sizes() {
 #[test]
 fn delta_disk_and_parent() {
     let d = &scratch();
-    written_image(
-        d,
-        "vmdk",
-        "base.vmdk",
-        "2M",
-        &["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"],
-    );
+    let writes = ["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"];
+    written_image(d, "vmdk", "base.vmdk", "2M", &writes);
     create_overlay(d, "vmdk", "", "delta.vmdk", "2M", ("base.vmdk", "vmdk"));
     qemu_io("delta.vmdk", &["write -P 0xd0 512k 64k"], d);
     let info = verify(d, "delta.vmdk", &["base.vmdk", "delta.vmdk"], true);

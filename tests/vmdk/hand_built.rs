@@ -371,13 +371,8 @@ fn mixed_extents_descriptor() {
     let mut flat = text(4096, 1);
     flat.extend(noise(256 * 1024, 2));
     std::fs::write(path(d, "m-a.bin"), &flat).unwrap();
-    written_image(
-        d,
-        "vmdk",
-        "m-b.vmdk",
-        "512k",
-        &["write -P 0x66 64k 64k", "write -P 0x67 523776 512"],
-    );
+    let writes = ["write -P 0x66 64k 64k", "write -P 0x67 523776 512"];
+    written_image(d, "vmdk", "m-b.vmdk", "512k", &writes);
     std::fs::write(
         path(d, "m-c.vmdk"),
         build_cowd(64, 1, &[(0, noise(512, 5)), (63, text(512, 6))]),
