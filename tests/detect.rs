@@ -120,17 +120,28 @@ fn bzimage() -> Vec<u8> {
     k
 }
 
-fn qemu_create(dir: &Path, fmt: &str, opts: &[&str], file: &str, size: &str) {
+fn qemu_create(dir: &Path, fmt: &str, opts: &str, file: &str, size: &str) {
     if fmt == "luks" {
         // qemu spends seconds timing PBKDF2 for each LUKS image: make one, share its bytes.
         write(dir, file, luks_image());
         return;
     }
-    let mut args = vec!["create", "-q", "-f", fmt];
-    args.extend(opts);
-    args.extend([file, size]);
-    qemu_img(&args, dir);
+    create_image(dir, fmt, opts, &[], file, size);
 }
+
+/// One small image of each format qemu-img writes, by its default options: (qemu format, file,
+/// the format vmdisk names).
+const QEMU_MADE: [(&str, &str, Format); 9] = [
+    ("qcow2", "a.qcow2", Format::Qcow2),
+    ("qcow", "a.qcow", Format::Qcow),
+    ("qed", "a.qed", Format::Qed),
+    ("vmdk", "a.vmdk", Format::Vmdk),
+    ("vpc", "a.vhd", Format::Vhd),
+    ("vhdx", "a.vhdx", Format::Vhdx),
+    ("parallels", "a.hdd", Format::Parallels),
+    ("luks", "a.luks", Format::Luks),
+    ("vdi", "a.vdi", Format::Vdi),
+];
 
 /// A 4 MiB LUKS1 image made once by qemu-img.
 fn luks_image() -> &'static [u8] {
@@ -157,41 +168,21 @@ fn luks_image() -> &'static [u8] {
 fn every_qemu_format_is_named_with_qemus_virtual_size() {
     let dir = &scratch();
     // (qemu format, create options, file, our name)
-    let cases: Vec<(&str, Vec<&str>, &str, &str)> = vec![
-        ("qcow2", vec![], "a.qcow2", "qcow2"),
-        ("qcow2", vec!["-o", "compat=0.10"], "v2.qcow2", "qcow2"),
-        ("qcow", vec![], "a.qcow", "qcow"),
-        ("qed", vec![], "a.qed", "qed"),
-        ("vdi", vec![], "dyn.vdi", "vdi"),
-        ("vdi", vec!["-o", "static=on"], "static.vdi", "vdi"),
-        ("vpc", vec!["-o", "subformat=dynamic"], "dyn.vhd", "vhd"),
-        ("vhdx", vec![], "a.vhdx", "vhdx"),
-        ("parallels", vec![], "a.hdd", "parallels"),
-        ("luks", vec![], "a.luks", "luks"),
-        (
-            "vmdk",
-            vec!["-o", "subformat=monolithicSparse"],
-            "ms.vmdk",
-            "vmdk",
-        ),
-        (
-            "vmdk",
-            vec!["-o", "subformat=streamOptimized"],
-            "so.vmdk",
-            "vmdk",
-        ),
-        (
-            "vmdk",
-            vec!["-o", "subformat=monolithicFlat"],
-            "mf.vmdk",
-            "vmdk",
-        ),
-        (
-            "vmdk",
-            vec!["-o", "subformat=twoGbMaxExtentSparse"],
-            "tg.vmdk",
-            "vmdk",
-        ),
+    let cases = [
+        ("qcow2", "", "a.qcow2", "qcow2"),
+        ("qcow2", "compat=0.10", "v2.qcow2", "qcow2"),
+        ("qcow", "", "a.qcow", "qcow"),
+        ("qed", "", "a.qed", "qed"),
+        ("vdi", "", "dyn.vdi", "vdi"),
+        ("vdi", "static=on", "static.vdi", "vdi"),
+        ("vpc", "subformat=dynamic", "dyn.vhd", "vhd"),
+        ("vhdx", "", "a.vhdx", "vhdx"),
+        ("parallels", "", "a.hdd", "parallels"),
+        ("luks", "", "a.luks", "luks"),
+        ("vmdk", "subformat=monolithicSparse", "ms.vmdk", "vmdk"),
+        ("vmdk", "subformat=streamOptimized", "so.vmdk", "vmdk"),
+        ("vmdk", "subformat=monolithicFlat", "mf.vmdk", "vmdk"),
+        ("vmdk", "subformat=twoGbMaxExtentSparse", "tg.vmdk", "vmdk"),
     ];
     for (fmt, opts, file, ours) in &cases {
         // Sizes that are not a multiple of a MiB, to catch rounding.
@@ -229,7 +220,7 @@ fn every_qemu_format_is_named_with_qemus_virtual_size() {
 #[test]
 fn fixed_vhd_is_found_from_its_footer() {
     let dir = &scratch();
-    qemu_create(dir, "vpc", &["-o", "subformat=fixed"], "f.vhd", "17M");
+    qemu_create(dir, "vpc", "subformat=fixed", "f.vhd", "17M");
     // qemu-img only looks for "conectix" at offset 0, so it calls a fixed VHD raw (and counts
     // the footer as guest data).
     let q = qemu_info("f.vhd", dir);
@@ -255,7 +246,7 @@ fn vhd_footer_variants() {
 
     // A dynamic VHD whose end was cut off: the copy at offset 0 still names it.
     let dir = &scratch();
-    qemu_create(dir, "vpc", &["-o", "subformat=dynamic"], "d.vhd", "8M");
+    qemu_create(dir, "vpc", "subformat=dynamic", "d.vhd", "8M");
     let mut b = read(dir, "d.vhd");
     b.truncate(b.len() - 512);
     let p = probed(b);
@@ -272,20 +263,14 @@ fn vhd_footer_variants() {
 #[test]
 fn vmdk_flat_extent_alone_is_raw_and_split_extent_is_vmdk() {
     let dir = &scratch();
-    qemu_create(
-        dir,
-        "vmdk",
-        &["-o", "subformat=monolithicFlat"],
-        "mf.vmdk",
-        "4M",
-    );
+    qemu_create(dir, "vmdk", "subformat=monolithicFlat", "mf.vmdk", "4M");
     let info = info_json(&["mf-flat.vmdk"], dir);
     assert_eq!(info["format"], "raw");
     assert_eq!(info["virtual-size"], 4 * MIB);
     qemu_create(
         dir,
         "vmdk",
-        &["-o", "subformat=twoGbMaxExtentSparse"],
+        "subformat=twoGbMaxExtentSparse",
         "tg.vmdk",
         "4M",
     );

@@ -195,12 +195,8 @@ fn qcow_compressed_clusters() {
 #[test]
 fn qcow_backing_files() {
     let dir = &scratch();
-    qemu_img(&["create", "-q", "-f", "qcow", "base.qcow", "4M"], dir);
-    qemu_io(
-        "base.qcow",
-        &["write -P 0x22 0 2M", "write -P 0x33 3M 1M"],
-        dir,
-    );
+    let writes = ["write -P 0x22 0 2M", "write -P 0x33 3M 1M"];
+    written_image(dir, "qcow", "base.qcow", "4M", &writes);
     qemu_img_line("create -q -f qcow -b base.qcow -F qcow top.qcow 4M", dir);
     qemu_io(
         "top.qcow",
@@ -231,8 +227,7 @@ fn qcow_backing_files() {
 #[test]
 fn qcow_backing_path_resolves_by_base_name_only() {
     let dir = &scratch();
-    qemu_img(&["create", "-q", "-f", "qcow", "base.qcow", "1M"], dir);
-    qemu_io("base.qcow", &["write -P 0x77 0 512k"], dir);
+    written_image(dir, "qcow", "base.qcow", "1M", &["write -P 0x77 0 512k"]);
     let abs = path(dir, "base.qcow").to_string_lossy().into_owned();
     qemu_img(
         &[
@@ -259,8 +254,7 @@ fn qcow_backing_path_resolves_by_base_name_only() {
 #[test]
 fn qcow_encrypted_is_reported_and_not_read() {
     let dir = &scratch();
-    qemu_img(&["create", "-q", "-f", "qcow", "e.qcow", "1M"], dir);
-    qemu_io("e.qcow", &["write -P 0x12 0 4k"], dir);
+    written_image(dir, "qcow", "e.qcow", "1M", &["write -P 0x12 0 4k"]);
     let mut b = read(dir, "e.qcow");
     put(&mut b, 36, &1u32.to_be_bytes());
     write(dir, "e.qcow", &b);

@@ -59,6 +59,12 @@ fn stream_vmdk(dir: &Path, raw: &str, out: &str) {
     );
 }
 
+/// `disk` NAME.raw and its streamOptimized copy `vmdk`.
+fn streamed_disk(dir: &Path, name: &str, size_mib: u64, seed: u8, vmdk: &str) {
+    disk(dir, name, size_mib, seed);
+    stream_vmdk(dir, &format!("{name}.raw"), vmdk);
+}
+
 /// VM `name`: a 16 MiB disk `NAME.raw`, the same as the streamOptimized `NAME.vmdk`, and the
 /// ovftool descriptor `NAME.ovf` holding it.
 fn one_disk_vm(dir: &Path, name: &str, seed: u8) {
@@ -158,8 +164,7 @@ fn manifest(dir: &Path, alg: &str, files: &[&str]) -> String {
 #[test]
 fn ova_from_ovftool_converts_with_its_manifest_checked() {
     let dir = &scratch();
-    disk(dir, "web", 48, 0x31);
-    stream_vmdk(dir, "web.raw", "web-disk1.vmdk");
+    streamed_disk(dir, "web", 48, 0x31, "web-disk1.vmdk");
     let ovf = ovftool_ovf("web", &[streamed("web-disk1.vmdk", 48)], "");
     std::fs::write(path(dir, "web.ovf"), ovf).unwrap();
     let mf = manifest(dir, "sha256", &["web.ovf", "web-disk1.vmdk"]);
@@ -273,9 +278,8 @@ fn virtualbox_ovf(disks: &[(&str, u64)]) -> String {
 #[test]
 fn virtualbox_ova_with_two_disks_one_of_them_qcow2_labelled_vmdk() {
     let dir = &scratch();
-    disk(dir, "a", 32, 0x41);
+    streamed_disk(dir, "a", 32, 0x41, "db-disk001.vmdk");
     disk(dir, "b", 16, 0x51);
-    stream_vmdk(dir, "a.raw", "db-disk001.vmdk");
     // oVirt-style: a qcow2 labelled as streamOptimized VMDK, with a capacity that is its
     // file size (as Oracle VM writes it).
     qemu_img_line("convert -q -f raw -O qcow2 b.raw db-disk002.vmdk", dir);

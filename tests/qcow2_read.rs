@@ -303,8 +303,7 @@ fn extended_l2_subclusters() {
         assert_eq!(info["format-specific"]["extended-l2"], true);
     }
     // Unallocated subclusters of an overlay read from its backing file.
-    create(dir, "ebase.qcow2", "", "1M", &[]);
-    qemu_io("ebase.qcow2", &["write -P 0x77 0 1M"], dir);
+    written_image(dir, "qcow2", "ebase.qcow2", "1M", &["write -P 0x77 0 1M"]);
     create_overlay(
         dir,
         "qcow2",

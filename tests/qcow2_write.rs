@@ -96,12 +96,8 @@ fn every_cluster_size_with_an_unaligned_end() {
 fn a_partial_last_sector_is_rounded_up() {
     let dir = &scratch();
     let size = 3 * M + 1000;
-    raw(
-        dir,
-        "in.raw",
-        size,
-        &[(0, text(5000, 1)), (size - 700, noise(700, 2))],
-    );
+    let parts = [(0, text(5000, 1)), (size - 700, noise(700, 2))];
+    raw(dir, "in.raw", size, &parts);
     for extra in [&[][..], &["-c"]] {
         let info = convert_ok(dir, "in.raw", "out.qcow2", extra);
         assert_eq!(info["virtual-size"], 3 * M + 1024);

@@ -19,6 +19,31 @@ fn create(dir: &Path, fmt: &str, opts: &str, name: &str, size: &str) {
     create_image(dir, fmt, opts, &[], name, size);
 }
 
+/// `create` an image, then qemu-io writes 64k of 0xab at `first_at`, 4k of 0xcd at 2M and 0xef
+/// over its last sector; returns its virtual size as qemu reports it.
+fn create_written(
+    dir: &Path,
+    fmt: &str,
+    opts: &str,
+    name: &str,
+    size: &str,
+    first_at: &str,
+) -> u64 {
+    create(dir, fmt, opts, name, size);
+    let vsize = qemu_info(name, dir)["virtual-size"].as_u64().unwrap();
+    io(
+        dir,
+        fmt,
+        name,
+        &[
+            &format!("write -P 0xab {first_at} 64k"),
+            "write -P 0xcd 2M 4k",
+            &format!("write -P 0xef {} 512", vsize - 512),
+        ],
+    );
+    vsize
+}
+
 /// `qemu-io -f FMT -c ...` (explicit format: qemu probes a fixed VHD as raw).
 fn io(dir: &Path, fmt: &str, image: &str, cmds: &[&str]) {
     let mut args = vec!["-f", fmt];
@@ -27,6 +52,16 @@ fn io(dir: &Path, fmt: &str, image: &str, cmds: &[&str]) {
     }
     args.push(image);
     ok("qemu-io", &args, dir);
+}
+
+/// A 4 MiB parent `name` made by qemu-img and written by qemu-io `writes`; returns its content
+/// as qemu reads it.
+fn qemu_parent(dir: &Path, fmt: &str, opts: &str, name: &str, writes: &[&str]) -> Vec<u8> {
+    create(dir, fmt, opts, name, "4M");
+    io(dir, fmt, name, writes);
+    let data = qemu_raw(dir, fmt, name, "parent-content.raw");
+    std::fs::remove_file(path(dir, "parent-content.raw")).unwrap();
+    data
 }
 
 /// What qemu reads from `img` as format `fmt`, as a raw file.
@@ -88,6 +123,31 @@ fn verify(dir: &Path, img: &str, qfmt: &str, ours: &str) -> Value {
     let mine = normalise(&json(&vmdisk(&["map", "--json", img], dir)));
     assert_eq!(mine, theirs, "map of {img}");
     info
+}
+
+/// qemu-img converts `data` to `fmt` with each `-o` value of `variants`: vmdisk agrees with
+/// qemu on each output (naming it `ours`) and reads `data` back from it.
+fn assert_reads_qemu_conversions(
+    dir: &Path,
+    fmt: &str,
+    ours: &str,
+    variants: &[&str],
+    data: &[u8],
+) {
+    std::fs::write(path(dir, "src.raw"), data).unwrap();
+    let name = format!("c.{ours}");
+    for opts in variants {
+        qemu_img_line(
+            &format!("convert -f raw -O {fmt} -o {opts} src.raw {name}"),
+            dir,
+        );
+        verify(dir, &name, fmt, ours);
+        assert!(
+            vmdisk_raw(dir, &[&name]) == data,
+            "{name} ({opts}) holds the source"
+        );
+        std::fs::remove_file(path(dir, &name)).unwrap();
+    }
 }
 
 fn messages(info: &Value) -> String {

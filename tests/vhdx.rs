@@ -254,29 +254,24 @@ fn qemu_convert_to_vhdx_odd_sizes() {
 #[test]
 fn map_follows_the_bat_states() {
     let d = &scratch();
-    create(d, "z.vhdx", "block_size=1M,block_state_zero=on", "4M");
-    create(d, "n.vhdx", "block_size=1M,block_state_zero=off", "4M");
-    for img in ["z.vhdx", "n.vhdx"] {
-        qemu_io(img, &["write -P 1 0 4k", "write -P 2 3M 512"], d);
-    }
     // block_state_zero=on: untouched blocks are PAYLOAD_BLOCK_ZERO, which reads as zeros.
-    assert_eq!(
-        map_rows(d, &["z.vhdx"]),
-        vec![
-            (0, MIB, "data".into()),
-            (MIB, 2 * MIB, "zero".into()),
-            (3 * MIB, MIB, "data".into())
-        ]
-    );
     // block_state_zero=off: they are NOT_PRESENT (no parent: zeros, reported unallocated).
-    assert_eq!(
-        map_rows(d, &["n.vhdx"]),
-        vec![
+    for (img, zero_state, untouched) in [("z.vhdx", "on", "zero"), ("n.vhdx", "off", "unallocated")]
+    {
+        create(
+            d,
+            img,
+            &format!("block_size=1M,block_state_zero={zero_state}"),
+            "4M",
+        );
+        qemu_io(img, &["write -P 1 0 4k", "write -P 2 3M 512"], d);
+        let want: Vec<(u64, u64, String)> = vec![
             (0, MIB, "data".into()),
-            (MIB, 2 * MIB, "unallocated".into()),
-            (3 * MIB, MIB, "data".into())
-        ]
-    );
+            (MIB, 2 * MIB, untouched.into()),
+            (3 * MIB, MIB, "data".into()),
+        ];
+        assert_eq!(map_rows(d, &[img]), want, "{img}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

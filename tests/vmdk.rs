@@ -315,12 +315,8 @@ fn convert_from_raw_odd_sizes() {
 #[test]
 fn delta_disk_and_parent() {
     let d = &scratch();
-    create(d, "base.vmdk", "", "2M", &[]);
-    qemu_io(
-        "base.vmdk",
-        &["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"],
-        d,
-    );
+    let writes = ["write -P 0xb0 0 1M", "write -P 0xb1 2096640 512"];
+    written_image(d, "vmdk", "base.vmdk", "2M", &writes);
     create_overlay(d, "vmdk", "", "delta.vmdk", "2M", ("base.vmdk", "vmdk"));
     qemu_io("delta.vmdk", &["write -P 0xd0 512k 64k"], d);
     let info = verify(d, "delta.vmdk", &["base.vmdk", "delta.vmdk"], true);
@@ -356,8 +352,7 @@ fn delta_disk_and_parent() {
 #[test]
 fn parent_path_and_self_parent() {
     let d = &scratch();
-    create(d, "base.vmdk", "", "1M", &[]);
-    qemu_io("base.vmdk", &["write -P 0xb0 0 64k"], d);
+    written_image(d, "vmdk", "base.vmdk", "1M", &["write -P 0xb0 0 64k"]);
     create_overlay(d, "vmdk", "", "delta.vmdk", "1M", ("base.vmdk", "vmdk"));
     std::fs::copy(path(d, "delta.vmdk"), path(d, "abs.vmdk")).unwrap();
     edit_descriptor(d, "abs.vmdk", |t| {
@@ -378,6 +373,5 @@ fn parent_path_and_self_parent() {
     edit_descriptor(d, "self.vmdk", |t| {
         t.replace("\"base.vmdk\"", "\"self.vmdk\"")
     });
-    let err = vmdisk_fails(&["info", "self.vmdk"], d);
-    assert!(err.contains("own files"), "{err}");
+    info_fails_naming(d, &["self.vmdk"], "own files");
 }

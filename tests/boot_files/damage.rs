@@ -40,38 +40,46 @@ fn damaged_initramfs() {
     assert_eq!(info["format"], "raw", "{info}");
 }
 
+/// `vmdisk info --json FILE` gives a JSON report or a one-line error, never a panic (`case`
+/// names the input in a failure).
+fn assert_report_or_one_line_error(dir: &Path, file: &str, case: &str) {
+    let out = run(vmdisk_bin(), &["info", "--json", file], dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{case}: {err}");
+    if out.status.success() {
+        json(&String::from_utf8_lossy(&out.stdout));
+    } else {
+        assert_eq!(err.trim_end().lines().count(), 1, "{case}: {err}");
+    }
+}
+
 #[test]
 fn damaged_kernel_headers() {
     let dir = &scratch();
     // Every kernel cut short of its header: a report (maybe raw), never a panic.
-    let kernels = [
-        arm64_image(8192, 0x80_0000, 0b1010, true),
-        zboot(8192, "gzip", 0xaa64, &[0x1f, 0x8b, 8, 0], 4096),
-        arm_zimage(8192, 0, 8192, false, true),
-        riscv_image(8192, true),
-        bzimage(8192),
+    let arm64 = arm64_image(8192, 0x80_0000, 0b1010, true);
+    let gzip_zboot = zboot(8192, "gzip", 0xaa64, &[0x1f, 0x8b, 8, 0], 4096);
+    let kernels: [&[u8]; 5] = [
+        &arm64,
+        &gzip_zboot,
+        &arm_zimage(8192, 0, 8192, false, true),
+        &riscv_image(8192, true),
+        &bzimage(8192),
     ];
-    for k in &kernels {
+    for (i, k) in kernels.iter().enumerate() {
         for cut in [
             1, 2, 0x27, 0x28, 0x2c, 0x30, 0x3c, 0x40, 0x44, 0x46, 0x200, 0x210, 0x250,
         ] {
             write(dir, "k", &k[..cut]);
-            let out = run(vmdisk_bin(), &["info", "--json", "k"], dir);
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!err.contains("panicked"), "{err}");
-            if out.status.success() {
-                json(&String::from_utf8_lossy(&out.stdout));
-            } else {
-                assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-            }
+            assert_report_or_one_line_error(dir, "k", &format!("kernel {i} cut at {cut:#x}"));
         }
     }
     // A zboot header cut before its PE header.
-    let info = info_of(dir, "z", &kernels[1][..0x30]);
+    let info = info_of(dir, "z", &gzip_zboot[..0x30]);
     assert_eq!(info["format"], "aki", "{info}");
     assert!(codes(&info).contains(&"truncated".into()), "{info}");
     // Garbage after the magic: offsets pointing anywhere.
-    let mut z = kernels[1].clone();
+    let mut z = gzip_zboot.clone();
     put(&mut z, 8, &u32::MAX.to_le_bytes());
     put(&mut z, 12, &u32::MAX.to_le_bytes());
     put(&mut z, 24, &[0xff; 32]);
@@ -80,7 +88,7 @@ fn damaged_kernel_headers() {
     assert_eq!(info["format"], "aki");
     assert_eq!(info["format-specific"]["efi-stub"], false);
     assert!(codes(&info).contains(&"truncated".into()), "{info}");
-    let mut a = kernels[0].clone();
+    let mut a = arm64.clone();
     put(&mut a, 0x3c, &0xffff_fff0u32.to_le_bytes());
     put(&mut a, 16, &u64::MAX.to_le_bytes());
     put(&mut a, 24, &u64::MAX.to_le_bytes());
@@ -149,14 +157,7 @@ fn mutations_never_panic() {
             }
             let name = format!("m{i}-{round}");
             write(dir, &name, &b);
-            let out = run(vmdisk_bin(), &["info", "--json", &name], dir);
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!err.contains("panicked"), "{name}: {err}");
-            if out.status.success() {
-                json(&String::from_utf8_lossy(&out.stdout));
-            } else {
-                assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
-            }
+            assert_report_or_one_line_error(dir, &name, &name);
         }
     }
 }

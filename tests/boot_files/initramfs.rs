@@ -163,6 +163,16 @@ fn crc_archives_are_checked() {
     );
 }
 
+/// The real `cpio -o -H format` of directory `from` into `to`, its members sorted so that their
+/// order is known.
+fn cpio_of(dir: &Path, from: &str, format: &str, to: &str) {
+    let sorted_members = format!("cd {from} && find . | LC_ALL=C sort");
+    sh(
+        dir,
+        &format!("{sorted_members} | cpio --quiet -o -H {format} > ../{to}"),
+    );
+}
+
 /// Initramfs made by the real `cpio` (newc, crc and odc), as initramfs-tools does it
 /// (`find . | cpio -o -H newc`), with the compressors installed.
 #[test]
@@ -183,15 +193,8 @@ fn initramfs_made_with_cpio() {
     std::fs::create_dir_all(dir.join("main/etc")).unwrap();
     std::fs::write(dir.join("main/init"), b"#!/bin/sh\n").unwrap();
     std::fs::write(dir.join("main/etc/fstab"), text(10_000, 2)).unwrap();
-    // Sorted, so the member order is known.
-    sh(
-        dir,
-        "cd early && find . | LC_ALL=C sort | cpio --quiet -o -H newc > ../early.cpio",
-    );
-    sh(
-        dir,
-        "cd main && find . | LC_ALL=C sort | cpio --quiet -o -H newc > ../main.cpio",
-    );
+    cpio_of(dir, "early", "newc", "early.cpio");
+    cpio_of(dir, "main", "newc", "main.cpio");
     let early_len = std::fs::metadata(dir.join("early.cpio")).unwrap().len();
     let members = [
         ".",
@@ -215,19 +218,17 @@ fn initramfs_made_with_cpio() {
         assert!(codes(&info).is_empty(), "{name}: {info}");
     }
     // cpio's crc format: the checksums it writes are the ones the kernel checks.
+    cpio_of(dir, "early", "crc", "crc.cpio");
     sh(
         dir,
-        "cd early && find . | LC_ALL=C sort | cpio --quiet -o -H crc > ../crc.cpio && cd .. && gzip -c main.cpio > main.gz && cat crc.cpio main.gz > crc.img",
+        "gzip -c main.cpio > main.gz && cat crc.cpio main.gz > crc.img",
     );
     let info = info_json(&["crc.img"], dir);
     assert_eq!(info["format-specific"]["archive"], "cpio (newc, crc)");
     assert_eq!(info["format-specific"]["layout"], "early cpio + gzip");
     assert!(codes(&info).is_empty(), "{info}");
     // odc: listed, with the warning that the kernel does not read it.
-    sh(
-        dir,
-        "cd main && find . | LC_ALL=C sort | cpio --quiet -o -H odc > ../odc.cpio",
-    );
+    cpio_of(dir, "main", "odc", "odc.cpio");
     let info = info_json(&["odc.cpio"], dir);
     assert_eq!(info["format"], "ari", "{info}");
     assert_eq!(info["format-specific"]["archive"], "cpio (odc)");

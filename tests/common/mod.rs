@@ -251,3 +251,16 @@ pub fn assert_only_files(dir: &Path, expected: &[&str]) {
     want.sort();
     assert_eq!(names, want, "unexpected files in {}", dir.display());
 }
+
+mod written;
+#[allow(unused_imports)]
+pub use written::*;
+
+/// `vmdisk info FILES...` fails with a one-line message naming `needle`; returns it.
+pub fn info_fails_naming(dir: &Path, files: &[&str], needle: &str) -> String {
+    let mut args = vec!["info"];
+    args.extend(files);
+    let err = vmdisk_fails(&args, dir);
+    assert!(err.contains(needle), "{err}");
+    err
+}

@@ -86,19 +86,8 @@ fn empty_file_is_a_one_line_error() {
 #[test]
 fn damaged_headers_never_panic() {
     let dir = &scratch();
-    let made: Vec<(&str, Vec<&str>, &str)> = vec![
-        ("qcow2", vec![], "a.qcow2"),
-        ("qcow", vec![], "a.qcow"),
-        ("qed", vec![], "a.qed"),
-        ("vmdk", vec![], "a.vmdk"),
-        ("vpc", vec![], "a.vhd"),
-        ("vhdx", vec![], "a.vhdx"),
-        ("parallels", vec![], "a.hdd"),
-        ("luks", vec![], "a.luks"),
-        ("vdi", vec![], "a.vdi"),
-    ];
-    for (i, (fmt, opts, file)) in made.into_iter().enumerate() {
-        qemu_create(dir, fmt, &opts, file, "4M");
+    for (i, (fmt, file, _)) in QEMU_MADE.into_iter().enumerate() {
+        qemu_create(dir, fmt, "", file, "4M");
         let full = read(dir, file);
         let r = noise(50 * 64, i as u64 + 100);
         for round in 0..50 {

@@ -77,11 +77,8 @@ fn xfs_and_btrfs_superblocks() {
     put(&mut x, 100, &0xb4a5u16.to_be_bytes());
     put(&mut x, 108, b"root");
     let p = probed(x);
-    let d = p.primary();
-    assert_eq!(d.format, Format::Ami);
-    assert_eq!(d.details["filesystem"], "xfs");
-    assert_eq!(d.details["label"], "root");
-    assert_eq!(d.details["fs-size"], 64 * MIB);
+    assert_filesystem(&p, Format::Ami, "xfs", "root");
+    assert_eq!(p.primary().details["fs-size"], 64 * MIB);
     // The superblock says 64 MiB but the file holds 1 MiB.
     assert!(probe_codes(&p).contains(&"truncated"));
 
@@ -95,13 +92,19 @@ fn xfs_and_btrfs_superblocks() {
     put(&mut b, sb + 0x94, &16384u32.to_le_bytes());
     put(&mut b, sb + 0x12b, b"fedora");
     let p = probed(b);
-    let d = p.primary();
-    assert_eq!(d.format, Format::Ami);
-    assert_eq!(d.details["filesystem"], "btrfs");
-    assert_eq!(d.details["label"], "fedora");
-    assert_eq!(d.details["uuid"], "cdcdcdcd-cdcd-cdcd-cdcd-cdcdcdcdcdcd");
+    assert_filesystem(&p, Format::Ami, "btrfs", "fedora");
+    let uuid = &p.primary().details["uuid"];
+    assert_eq!(uuid, "cdcdcdcd-cdcd-cdcd-cdcd-cdcdcdcdcdcd");
     assert!(!probe_codes(&p).contains(&"truncated"));
     assert!(probe_codes(&p).contains(&"bare-filesystem"));
+}
+
+/// The probe names `format` with a bare `filesystem` labelled `label`.
+fn assert_filesystem(p: &Probe, format: Format, filesystem: &str, label: &str) {
+    let d = p.primary();
+    assert_eq!(d.format, format, "{filesystem}");
+    assert_eq!(d.details["filesystem"], filesystem);
+    assert_eq!(d.details["label"], label, "{filesystem}");
 }
 
 /// Write a GPT (protective MBR, primary and backup headers and entries) on a file of `size`
@@ -290,10 +293,8 @@ fn fat_and_ntfs_superfloppies_are_raw() {
     let mut v = vec![0u8; 70000 * 512];
     put(&mut v, 0, &fat32_boot_sector(70000));
     let p = probed(v);
+    assert_filesystem(&p, Format::Raw, "fat32", "BOOT");
     let d = p.primary();
-    assert_eq!(d.format, Format::Raw);
-    assert_eq!(d.details["filesystem"], "fat32");
-    assert_eq!(d.details["label"], "BOOT");
     assert_eq!(d.details["uuid"], "1234-ABCD");
     assert!(d.details.get("partition-table").is_none());
 

@@ -6,7 +6,7 @@ use super::*;
 #[test]
 fn iso_with_a_qcow2_header_is_a_polyglot() {
     let dir = &scratch();
-    qemu_create(dir, "qcow2", &[], "poly.qcow2", "16M");
+    qemu_create(dir, "qcow2", "", "poly.qcow2", "16M");
     // The qcow2 header cluster (64 KiB) is empty past the header: plant an ISO 9660 PVD there.
     let iso = iso(64);
     write_at(&path(dir, "poly.qcow2"), 0x8000, &iso[0x8000..0x9000]);
@@ -21,7 +21,7 @@ fn iso_with_a_qcow2_header_is_a_polyglot() {
 #[test]
 fn vhd_footer_after_a_qcow2_is_a_polyglot() {
     let dir = &scratch();
-    qemu_create(dir, "qcow2", &[], "a.qcow2", "16M");
+    qemu_create(dir, "qcow2", "", "a.qcow2", "16M");
     let mut b = read(dir, "a.qcow2");
     let len = b.len() as u64;
     b.extend_from_slice(&vhd_footer(len, 2, u64::MAX));

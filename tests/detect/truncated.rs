@@ -5,19 +5,8 @@ use super::*;
 #[test]
 fn truncated_headers_still_name_the_format() {
     let dir = &scratch();
-    let made: Vec<(&str, Vec<&str>, &str, Format)> = vec![
-        ("qcow2", vec![], "a.qcow2", Format::Qcow2),
-        ("qcow", vec![], "a.qcow", Format::Qcow),
-        ("qed", vec![], "a.qed", Format::Qed),
-        ("vmdk", vec![], "a.vmdk", Format::Vmdk),
-        ("vpc", vec![], "a.vhd", Format::Vhd),
-        ("vhdx", vec![], "a.vhdx", Format::Vhdx),
-        ("parallels", vec![], "a.hdd", Format::Parallels),
-        ("luks", vec![], "a.luks", Format::Luks),
-        ("vdi", vec![], "a.vdi", Format::Vdi),
-    ];
-    for (fmt, opts, file, format) in made {
-        qemu_create(dir, fmt, &opts, file, "4M");
+    for (fmt, file, format) in QEMU_MADE {
+        qemu_create(dir, fmt, "", file, "4M");
         let full = read(dir, file);
         // Cut inside the first header: the magic is there, the rest is not.
         let first_cut = match format {

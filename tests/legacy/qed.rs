@@ -98,8 +98,7 @@ fn qed_zero_clusters_hide_the_backing_file() {
     assert_eq!(info["format-specific"]["backing-file-format"], "raw");
 
     // A qcow2 backing file, probed.
-    qemu_img(&["create", "-q", "-f", "qcow2", "base.qcow2", "3M"], dir);
-    qemu_io("base.qcow2", &["write -P 0x31 0 3M"], dir);
+    written_image(dir, "qcow2", "base.qcow2", "3M", &["write -P 0x31 0 3M"]);
     qemu_img_line("create -q -f qed -b base.qcow2 -F qcow2 t2.qed 3M", dir);
     qemu_io("t2.qed", &["write -P 0x32 1M 4k"], dir);
     verify(dir, "t2.qed", &["base.qcow2", "t2.qed"], "qed");
@@ -113,8 +112,7 @@ fn qed_zero_clusters_hide_the_backing_file() {
 #[test]
 fn qed_need_check_is_reported() {
     let dir = &scratch();
-    qemu_img(&["create", "-q", "-f", "qed", "a.qed", "1M"], dir);
-    qemu_io("a.qed", &["write -P 0x12 0 64k"], dir);
+    written_image(dir, "qed", "a.qed", "1M", &["write -P 0x12 0 64k"]);
     let mut b = read(dir, "a.qed");
     b[16] |= 2;
     write(dir, "a.qed", &b);

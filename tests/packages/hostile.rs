@@ -5,8 +5,7 @@ use super::*;
 #[test]
 fn hostile_names_links_and_missing_members() {
     let dir = &scratch();
-    disk(dir, "h", 16, 0x14);
-    stream_vmdk(dir, "h.raw", "h.vmdk");
+    streamed_disk(dir, "h", 16, 0x14, "h.vmdk");
     let file_refs = r#"<File ovf:href="h.vmdk" ovf:id="f1"/><File ovf:href="../../etc/passwd" ovf:id="f2"/><File ovf:href="http://example.com/x.vmdk" ovf:id="f3"/><File ovf:href="/abs/y.vmdk" ovf:id="f4"/><File ovf:href="gone.vmdk" ovf:id="f5"/>"#;
     let disks: String = (1..=5)
         .map(|n| format!(r#"<Disk ovf:capacity="16" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="d{n}" ovf:fileRef="f{n}"/>"#))

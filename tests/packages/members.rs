@@ -6,8 +6,7 @@ use super::*;
 #[test]
 fn chunked_and_gzip_members() {
     let dir = &scratch();
-    disk(dir, "c", 24, 0x61);
-    stream_vmdk(dir, "c.raw", "c.vmdk");
+    streamed_disk(dir, "c", 24, 0x61, "c.vmdk");
     // ovftool --chunkSize: the file split into href.000000000, href.000000001, ...
     sh(dir, "split -b 300000 -d -a 9 c.vmdk c.vmdk.");
     let ovf = ovftool_ovf("c", &[streamed("c.vmdk", 24)], r#" ovf:chunkSize="300000""#);
@@ -156,10 +155,8 @@ fn signed_package_and_a_tampered_manifest() {
 #[test]
 fn a_collection_of_two_vms() {
     let dir = &scratch();
-    disk(dir, "x", 16, 0x21);
-    disk(dir, "y", 16, 0x22);
-    stream_vmdk(dir, "x.raw", "x.vmdk");
-    stream_vmdk(dir, "y.raw", "y.vmdk");
+    streamed_disk(dir, "x", 16, 0x21, "x.vmdk");
+    streamed_disk(dir, "y", 16, 0x22, "y.vmdk");
     let vs = |id: &str, disk: &str| {
         format!(
             r#"<VirtualSystem ovf:id="{id}"><Info>vm</Info><Name>{id}</Name><VirtualHardwareSection><Info>hw</Info>
@@ -195,12 +192,11 @@ fn a_collection_of_two_vms() {
 #[test]
 fn gnu_long_names_and_a_pax_member_over_8_gib() {
     let dir = &scratch();
-    disk(dir, "l", 16, 0x13);
     let long = format!(
         "{}-disk1.vmdk",
         "appliance-with-a-very-long-name-".repeat(4)
     );
-    stream_vmdk(dir, "l.raw", &long);
+    streamed_disk(dir, "l", 16, 0x13, &long);
     let ovf = ovftool_ovf("l", &[streamed(&long, 16)], "");
     std::fs::write(path(dir, "l.ovf"), ovf).unwrap();
     ok(

@@ -9,8 +9,7 @@ use super::*;
 #[test]
 fn internal_snapshot_reads_active_layer() {
     let dir = &scratch();
-    create(dir, "s.qcow2", "", "2M", &[]);
-    qemu_io("s.qcow2", &["write -P 0x01 0 1M"], dir);
+    written_image(dir, "qcow2", "s.qcow2", "2M", &["write -P 0x01 0 1M"]);
     qemu_img(&["snapshot", "-c", "snap1", "s.qcow2"], dir);
     qemu_io(
         "s.qcow2",
@@ -108,8 +107,7 @@ fn raw_base_and_overlay_larger_than_backing() {
 #[test]
 fn declared_backing_format_is_honoured() {
     let dir = &scratch();
-    create(dir, "inner.qcow2", "", "1M", &[]);
-    qemu_io("inner.qcow2", &["write -P 0x31 0 64k"], dir);
+    written_image(dir, "qcow2", "inner.qcow2", "1M", &["write -P 0x31 0 64k"]);
     // The overlay says its backing file is raw: qemu reads the qcow2 file's bytes as the disk.
     create_overlay(dir, "qcow2", "", "over.qcow2", "1M", ("inner.qcow2", "raw"));
     // (No map comparison: qemu maps the holes of the sparse file inner.qcow2 as zeros, which a
@@ -152,8 +150,7 @@ fn missing_backing_file() {
 #[test]
 fn absolute_backing_path_resolves_by_base_name() {
     let dir = &scratch();
-    create(dir, "base.qcow2", "", "1M", &[]);
-    qemu_io("base.qcow2", &["write -P 0x51 0 1M"], dir);
+    written_image(dir, "qcow2", "base.qcow2", "1M", &["write -P 0x51 0 1M"]);
     let abs = path(dir, "base.qcow2").to_string_lossy().into_owned();
     create(dir, "top.qcow2", "", "1M", &["-b", &abs, "-F", "qcow2"]);
     qemu_io("top.qcow2", &["write -P 0x52 4k 4k"], dir);
@@ -183,8 +180,7 @@ fn backing_loops_fail_cleanly() {
         qemu_info("self.qcow2", dir)["backing-filename"],
         "self.qcow2"
     );
-    let err = vmdisk_fails(&["info", "self.qcow2"], dir);
-    assert!(err.contains("itself"), "{err}");
+    info_fails_naming(dir, &["self.qcow2"], "itself");
     convert_fails(dir, &["self.qcow2"]);
 
     create(
@@ -201,7 +197,6 @@ fn backing_loops_fail_cleanly() {
         "1M",
         &["-u", "-b", "a.qcow2", "-F", "qcow2"],
     );
-    let err = vmdisk_fails(&["info", "a.qcow2", "b.qcow2"], dir);
-    assert!(err.contains("deeper than"), "{err}");
+    info_fails_naming(dir, &["a.qcow2", "b.qcow2"], "deeper than");
     convert_fails(dir, &["b.qcow2", "a.qcow2"]);
 }

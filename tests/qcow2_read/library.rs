@@ -117,8 +117,7 @@ fn unaligned_map_ranges_match_qemu_content() {
 #[test]
 fn data_cluster_cut_by_end_of_file_reads_zeros_like_qemu() {
     let dir = &scratch();
-    create(dir, "base.qcow2", "", "1M", &[]);
-    qemu_io("base.qcow2", &["write -P 0x77 0 1M"], dir);
+    written_image(dir, "qcow2", "base.qcow2", "1M", &["write -P 0x77 0 1M"]);
     create_overlay(dir, "qcow2", "", "top.qcow2", "1M", ("base.qcow2", "qcow2"));
     qemu_io("top.qcow2", &["write -P 0x78 512k 64k"], dir);
     // The data cluster is the last one in the file: cut it in half. qemu reads zeros past the

@@ -52,8 +52,7 @@ fn encrypted_image_is_refused() {
 #[test]
 fn unknown_feature_and_corrupt_bit() {
     let dir = &scratch();
-    create(dir, "u.qcow2", "", "1M", &[]);
-    qemu_io("u.qcow2", &["write -P 0x71 0 64k"], dir);
+    written_image(dir, "qcow2", "u.qcow2", "1M", &["write -P 0x71 0 64k"]);
     std::fs::copy(path(dir, "u.qcow2"), path(dir, "c.qcow2")).unwrap();
     std::fs::copy(path(dir, "u.qcow2"), path(dir, "clean.qcow2")).unwrap();
     let u = path(dir, "u.qcow2");
@@ -95,6 +94,16 @@ fn victim(dir: &Path, name: &str) -> (u64, u64) {
 /// A change made to a copy of the victim image.
 type Patch = Box<dyn FnOnce(&Path)>;
 
+/// A patch writing `bytes` at `offset`.
+fn put_at(offset: u64, bytes: Vec<u8>) -> Patch {
+    Box::new(move |f| write_at(f, offset, &bytes))
+}
+
+/// A patch cutting the file to `len` bytes.
+fn cut_to(len: u64) -> Patch {
+    Box::new(move |f| truncate(f, len))
+}
+
 fn damaged(dir: &Path, name: &str, change: impl FnOnce(&Path)) {
     std::fs::copy(path(dir, "victim.qcow2"), path(dir, name)).unwrap();
     change(&path(dir, name));
@@ -105,54 +114,26 @@ fn malformed_headers_fail_to_open() {
     let dir = &scratch();
     let (l1, _) = victim(dir, "victim.qcow2");
     let cases: Vec<(&str, Patch, &str)> = vec![
-        (
-            "half-header.qcow2",
-            Box::new(|f| truncate(f, 52)),
-            "truncated",
-        ),
-        (
-            "mid-l1.qcow2",
-            Box::new(move |f| truncate(f, l1 + 4)),
-            "L1 table",
-        ),
-        (
-            "l1-past-eof.qcow2",
-            Box::new(|f| write_at(f, 40, &be64(1 << 40))),
-            "L1 table",
-        ),
-        (
-            "l1-unaligned.qcow2",
-            Box::new(move |f| write_at(f, 40, &be64(l1 + 8))),
-            "aligned",
-        ),
-        (
-            "bits0.qcow2",
-            Box::new(|f| write_at(f, 20, &be32(0))),
-            "cluster_bits 0",
-        ),
-        (
-            "bits40.qcow2",
-            Box::new(|f| write_at(f, 20, &be32(40))),
-            "cluster_bits 40",
-        ),
+        ("half-header.qcow2", cut_to(52), "truncated"),
+        ("mid-l1.qcow2", cut_to(l1 + 4), "L1 table"),
+        ("l1-past-eof.qcow2", put_at(40, be64(1 << 40)), "L1 table"),
+        ("l1-unaligned.qcow2", put_at(40, be64(l1 + 8)), "aligned"),
+        ("bits0.qcow2", put_at(20, be32(0)), "cluster_bits 0"),
+        ("bits40.qcow2", put_at(20, be32(40)), "cluster_bits 40"),
         (
             "size-small-l1.qcow2",
-            Box::new(|f| write_at(f, 24, &be64(1 << 45))),
+            put_at(24, be64(1 << 45)),
             "L1 table has 1 entries",
         ),
         (
             "size-absurd.qcow2",
-            Box::new(|f| write_at(f, 24, &be64(u64::MAX - 511))),
+            put_at(24, be64(u64::MAX - 511)),
             "L1 entries",
         ),
-        (
-            "l1-size-huge.qcow2",
-            Box::new(|f| write_at(f, 36, &be32(u32::MAX))),
-            "L1 table",
-        ),
+        ("l1-size-huge.qcow2", put_at(36, be32(u32::MAX)), "L1 table"),
         (
             "snapshots-huge.qcow2",
-            Box::new(|f| write_at(f, 60, &be32(u32::MAX))),
+            put_at(60, be32(u32::MAX)),
             "snapshots",
         ),
         (
@@ -181,19 +162,15 @@ fn malformed_headers_fail_to_open() {
         ),
         (
             "reftable-past-eof.qcow2",
-            Box::new(|f| write_at(f, 48, &be64(1 << 40))),
+            put_at(48, be64(1 << 40)),
             "refcount table",
         ),
         (
             "refcount-order.qcow2",
-            Box::new(|f| write_at(f, 96, &be32(7))),
+            put_at(96, be32(7)),
             "refcount_order",
         ),
-        (
-            "version9.qcow2",
-            Box::new(|f| write_at(f, 4, &be32(9))),
-            "version 9",
-        ),
+        ("version9.qcow2", put_at(4, be32(9)), "version 9"),
     ];
     for (name, change, expect) in cases {
         damaged(dir, name, change);
@@ -213,37 +190,37 @@ fn malformed_tables_fail_to_convert() {
     let cases: Vec<(&str, Patch, Option<&str>, &str)> = vec![
         (
             "mid-l2.qcow2",
-            Box::new(move |f| truncate(f, l2 + 100)),
+            cut_to(l2 + 100),
             Some("truncated"),
             "past the end",
         ),
         (
             "l2-past-eof.qcow2",
-            Box::new(move |f| write_at(f, l1, &be64(1 << 63 | 1 << 36))),
+            put_at(l1, be64(1 << 63 | 1 << 36)),
             Some("truncated"),
             "past the end",
         ),
         (
             "l2-at-header.qcow2",
-            Box::new(move |f| write_at(f, l1, &be64(1 << 63))),
+            put_at(l1, be64(1 << 63)),
             Some("corrupt"),
             "the header",
         ),
         (
             "data-at-header.qcow2",
-            Box::new(move |f| write_at(f, l2, &be64(1 << 63))),
+            put_at(l2, be64(1 << 63)),
             Some("corrupt"),
             "the header",
         ),
         (
             "data-unaligned.qcow2",
-            Box::new(move |f| write_at(f, l2, &be64(1 << 63 | (l2 + 512)))),
+            put_at(l2, be64(1 << 63 | (l2 + 512))),
             Some("corrupt"),
             "unaligned",
         ),
         (
             "data-past-eof.qcow2",
-            Box::new(move |f| write_at(f, l2 + 8, &be64(1 << 63 | 1 << 40))),
+            put_at(l2 + 8, be64(1 << 63 | 1 << 40)),
             Some("truncated"),
             "past the end",
         ),
@@ -251,7 +228,7 @@ fn malformed_tables_fail_to_convert() {
             "subcluster-bits-on-v2-layout.qcow2",
             // Both allocated and... not applicable without extended L2: an L2 entry with the
             // zero flag and no offset is simply a zero cluster, so this one must succeed.
-            Box::new(move |f| write_at(f, l2 + 16, &be64(1))),
+            put_at(l2 + 16, be64(1)),
             None,
             "",
         ),

@@ -38,21 +38,13 @@ fn vdi_header(
 
 /// A 4 MiB qemu-made VDI parent with data in each block; returns its content.
 fn vdi_parent(dir: &Path) -> Vec<u8> {
-    create(dir, "vdi", "", "parent.vdi", "4M");
-    io(
-        dir,
-        "vdi",
-        "parent.vdi",
-        &[
-            "write -P 0x11 0 1M",
-            "write -P 0x22 1M 1M",
-            "write -P 0x33 2M 1M",
-            "write -P 0x44 3M 1M",
-        ],
-    );
-    let data = qemu_raw(dir, "vdi", "parent.vdi", "parent-content.raw");
-    std::fs::remove_file(path(dir, "parent-content.raw")).unwrap();
-    data
+    let writes = [
+        "write -P 0x11 0 1M",
+        "write -P 0x22 1M 1M",
+        "write -P 0x33 2M 1M",
+        "write -P 0x44 3M 1M",
+    ];
+    qemu_parent(dir, "vdi", "", "parent.vdi", &writes)
 }
 
 /// A differencing VDI over `parent`: block 0 stored, block 1 absent (from the parent), block
@@ -95,20 +87,7 @@ fn vdi_matches_qemu() {
         ("static.vdi", "static=on", "3M"),
         ("static-odd.vdi", "static=on", "5000000"),
     ] {
-        create(d, "vdi", opts, name, size);
-        let vsize = json(&qemu_img(&["info", "--output=json", name], d))["virtual-size"]
-            .as_u64()
-            .unwrap();
-        io(
-            d,
-            "vdi",
-            name,
-            &[
-                "write -P 0xab 4k 64k",
-                "write -P 0xcd 2M 4k",
-                &format!("write -P 0xef {} 512", vsize - 512),
-            ],
-        );
+        create_written(d, "vdi", opts, name, size, "4k");
         let info = verify(d, name, "vdi", "vdi");
         let fs = &info["format-specific"];
         let kind = if opts == "static=on" {
@@ -130,13 +109,7 @@ fn vdi_converted_by_qemu() {
     let mut data = noise(1 << 20, 5);
     data.extend(vec![0u8; 2 << 20]);
     data.extend(text((1 << 20) + 4096, 6));
-    std::fs::write(path(d, "src.raw"), &data).unwrap();
-    for opts in ["static=off", "static=on"] {
-        qemu_img_line(&format!("convert -f raw -O vdi -o {opts} src.raw c.vdi"), d);
-        verify(d, "c.vdi", "vdi", "vdi");
-        assert!(vmdisk_raw(d, &["c.vdi"]) == data);
-        std::fs::remove_file(path(d, "c.vdi")).unwrap();
-    }
+    assert_reads_qemu_conversions(d, "vdi", "vdi", &["static=off", "static=on"], &data);
 }
 
 #[test]
@@ -239,7 +212,7 @@ fn vdi_malformed() {
         let n = format!("bs{i}.vdi");
         fresh(&n);
         patch(d, &n, VDI_BLOCK as u64, &bs.to_le_bytes());
-        assert!(vmdisk_fails(&["info", &n], d).contains("block size"));
+        info_fails_naming(d, &[&n], "block size");
     }
     // Too few blocks for the disk size; a block map past the end / over the data.
     fresh("few.vdi");
@@ -251,7 +224,7 @@ fn vdi_malformed() {
     // Header version 0 / 2.
     fresh("v2.vdi");
     patch(d, "v2.vdi", 0x44, &0x0002_0000u32.to_le_bytes());
-    assert!(vmdisk_fails(&["info", "v2.vdi"], d).contains("version"));
+    info_fails_naming(d, &["v2.vdi"], "version");
     // Two guest blocks stored in the same data block: a critical finding, and convert refuses.
     fresh("dup.vdi");
     patch(d, "dup.vdi", 512 + 4, &0u32.to_le_bytes());

@@ -128,26 +128,18 @@ fn vhd_child(parent_uuid: [u8; 16], parent_data: &[u8]) -> (Vec<u8>, Vec<u8>) {
 
 /// A qemu-made dynamic 4 MiB parent with data in three places; returns its content.
 fn vhd_parent(dir: &Path) -> Vec<u8> {
-    create(
+    let writes = [
+        "write -P 0x11 0 1M",
+        "write -P 0x22 1M 64k",
+        "write -P 0x33 3M 1M",
+    ];
+    qemu_parent(
         dir,
         "vpc",
         "subformat=dynamic,force_size=on",
         "parent.vhd",
-        "4M",
-    );
-    io(
-        dir,
-        "vpc",
-        "parent.vhd",
-        &[
-            "write -P 0x11 0 1M",
-            "write -P 0x22 1M 64k",
-            "write -P 0x33 3M 1M",
-        ],
-    );
-    let data = qemu_raw(dir, "vpc", "parent.vhd", "parent-content.raw");
-    std::fs::remove_file(path(dir, "parent-content.raw")).unwrap();
-    data
+        &writes,
+    )
 }
 
 fn parent_uuid(dir: &Path) -> [u8; 16] {
@@ -155,6 +147,14 @@ fn parent_uuid(dir: &Path) -> [u8; 16] {
     p[p.len() - 512 + 68..p.len() - 512 + 84]
         .try_into()
         .unwrap()
+}
+
+/// `vhd_parent` as parent.vhd and its `vhd_child` as child.vhd; returns the child's content.
+fn parent_and_child(dir: &Path) -> Vec<u8> {
+    let parent = vhd_parent(dir);
+    let (child, expected) = vhd_child(parent_uuid(dir), &parent);
+    write(dir, "child.vhd", &child);
+    expected
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,20 +170,7 @@ fn vhd_dynamic_matches_qemu() {
         ("c.vhd", "subformat=dynamic,force_size=on", "6M"),
         ("e.vhd", "subformat=dynamic,force_size=on", "4194816"),
     ] {
-        create(d, "vpc", opts, name, size);
-        let info = json(&qemu_img(&["info", "--output=json", name], d));
-        let vsize = info["virtual-size"].as_u64().unwrap();
-        let last = vsize - 512;
-        io(
-            d,
-            "vpc",
-            name,
-            &[
-                "write -P 0xab 0 64k",
-                "write -P 0xcd 2M 4k",
-                &format!("write -P 0xef {last} 512"),
-            ],
-        );
+        let vsize = create_written(d, "vpc", opts, name, size, "0");
         let ours = verify(d, name, "vpc", "vhd");
         let fs = &ours["format-specific"];
         assert_eq!(fs["disk-type"], "dynamic", "{ours}");
@@ -212,16 +199,11 @@ fn vhd_converted_by_qemu() {
     let mut data = text(3 << 20, 1);
     data.extend(vec![0u8; 1 << 20]);
     data.extend(noise(1 << 20, 2));
-    std::fs::write(path(d, "src.raw"), &data).unwrap();
-    for sub in ["dynamic", "fixed"] {
-        let name = format!("{sub}.vhd");
-        qemu_img_line(
-            &format!("convert -f raw -O vpc -o subformat={sub},force_size=on src.raw {name}"),
-            d,
-        );
-        verify(d, &name, "vpc", "vhd");
-        assert!(vmdisk_raw(d, &[&name]) == data, "{name} holds the source");
-    }
+    let variants = [
+        "subformat=dynamic,force_size=on",
+        "subformat=fixed,force_size=on",
+    ];
+    assert_reads_qemu_conversions(d, "vpc", "vhd", &variants, &data);
 }
 
 #[test]
@@ -296,9 +278,7 @@ fn vhd_chs_size_follows_virtual_pc() {
 #[test]
 fn vhd_differencing_flattens() {
     let d = &scratch();
-    let parent = vhd_parent(d);
-    let (child, expected) = vhd_child(parent_uuid(d), &parent);
-    std::fs::write(path(d, "child.vhd"), &child).unwrap();
+    let expected = parent_and_child(d);
 
     // Either order: the child is the main image.
     for files in [["child.vhd", "parent.vhd"], ["parent.vhd", "child.vhd"]] {
@@ -350,9 +330,7 @@ fn vhd_differencing_flattens() {
 #[test]
 fn vhd_differencing_missing_or_wrong_parent() {
     let d = &scratch();
-    let parent = vhd_parent(d);
-    let (child, _) = vhd_child(parent_uuid(d), &parent);
-    std::fs::write(path(d, "child.vhd"), &child).unwrap();
+    parent_and_child(d);
     std::fs::rename(path(d, "parent.vhd"), path(d, "elsewhere.vhd")).unwrap();
 
     // Missing: info works, convert fails naming the parent and leaves nothing behind.
@@ -402,8 +380,7 @@ fn vhd_backup_footer_used() {
 
     // Both copies damaged: a clean error.
     patch(d, "v.vhd", 48, &[0xff; 4]);
-    let err = vmdisk_fails(&["info", "v.vhd"], d);
-    assert!(err.contains("checksum"), "{err}");
+    info_fails_naming(d, &["v.vhd"], "checksum");
 }
 
 #[test]
@@ -435,7 +412,7 @@ fn vhd_malformed() {
     // Dynamic header checksum wrong.
     fresh("sum.vhd");
     patch(d, "sum.vhd", 512 + 36, &[0, 0, 0, 1]);
-    assert!(vmdisk_fails(&["info", "sum.vhd"], d).contains("checksum"));
+    info_fails_naming(d, &["sum.vhd"], "checksum");
 
     // Block size zero, not a power of two, huge.
     for (i, bs) in [0u32, 3 << 20, 0x8000_0000].iter().enumerate() {
@@ -452,12 +429,12 @@ fn vhd_malformed() {
     // A block table too small for the disk.
     fresh("small.vhd");
     dyn_patch("small.vhd", 28, &1u32.to_be_bytes());
-    assert!(vmdisk_fails(&["info", "small.vhd"], d).contains("entries"));
+    info_fails_naming(d, &["small.vhd"], "entries");
 
     // Block table past the end of the file.
     fresh("batpast.vhd");
     dyn_patch("batpast.vhd", 16, &(1u64 << 40).to_be_bytes());
-    assert!(vmdisk_fails(&["info", "batpast.vhd"], d).contains("past the end"));
+    info_fails_naming(d, &["batpast.vhd"], "past the end");
 
     // A BAT entry pointing past the end: info says so, convert refuses and writes nothing.
     fresh("past.vhd");
@@ -476,7 +453,7 @@ fn vhd_malformed() {
     fresh("overlap.vhd");
     let first = &base[bat_at as usize..bat_at as usize + 4];
     patch(d, "overlap.vhd", bat_at + 4, first);
-    assert!(vmdisk_fails(&["info", "overlap.vhd"], d).contains("overlap"));
+    info_fails_naming(d, &["overlap.vhd"], "overlap");
     fresh("onmeta.vhd");
     patch(
         d,
@@ -484,7 +461,7 @@ fn vhd_malformed() {
         bat_at,
         &((bat_at / 512) as u32).to_be_bytes(),
     );
-    assert!(vmdisk_fails(&["info", "onmeta.vhd"], d).contains("overlap"));
+    info_fails_naming(d, &["onmeta.vhd"], "overlap");
 
     // Truncated in the middle: the end footer is gone, the copy at offset 0 is used, and the
     // blocks past the new end make it unreadable.

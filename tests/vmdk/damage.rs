@@ -15,8 +15,8 @@ fn damaged(d: &Path, src: &str, name: &str, change: impl FnOnce(&mut Vec<u8>)) {
 #[test]
 fn malformed_sparse_files() {
     let d = &scratch();
-    create(d, "g.vmdk", "", "4M", &[]);
-    qemu_io("g.vmdk", &["write -P 0x80 0 1M", "write -P 0x81 3M 64k"], d);
+    let writes = ["write -P 0x80 0 1M", "write -P 0x81 3M 64k"];
+    written_image(d, "vmdk", "g.vmdk", "4M", &writes);
     let len = std::fs::metadata(path(d, "g.vmdk")).unwrap().len();
     let gd = u64::from_le_bytes(
         std::fs::read(path(d, "g.vmdk")).unwrap()[56..64]

@@ -6,15 +6,14 @@ use super::*;
 // ---------------------------------------------------------------------------------------------
 // Hand-built fixtures (qemu reads them but cannot create them)
 
-/// A hosted sparse extent built per the spec. `grains`: (grain index, 64 KiB of data) with
-/// `None` data for a zeroed grain (GTE 1).
-struct SparseSpec<'a> {
-    capacity: u64,
-    grains: &'a [(u64, Option<Vec<u8>>)],
-    compressed: bool,
-    /// streamOptimized written in one pass: the grain directory is found through the footer.
-    footer: bool,
-    descriptor: Option<&'a str>,
+/// How `build_sparse` lays out an extent.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// monolithicSparse: plain grains, the grain directory named in the header.
+    Hosted,
+    /// streamOptimized written in one pass: compressed grains behind markers, the grain
+    /// directory found through the footer.
+    OnePassStream,
 }
 
 const GRAIN: u64 = 65536;
@@ -49,26 +48,32 @@ fn kdmv_header(
     h
 }
 
-fn build_sparse(s: &SparseSpec) -> Vec<u8> {
-    let cap_sectors = s.capacity / 512;
-    let gts = s.capacity.div_ceil(GRAIN * 512);
+/// A hosted sparse extent of `capacity` bytes built per the spec, with `descriptor` embedded.
+/// `grains`: (grain index, 64 KiB of data) with `None` data for a zeroed grain (GTE 1).
+fn build_sparse(
+    capacity: u64,
+    grains: &[(u64, Option<Vec<u8>>)],
+    layout: Layout,
+    descriptor: &str,
+) -> Vec<u8> {
+    let stream = layout == Layout::OnePassStream;
+    let cap_sectors = capacity / 512;
+    let gts = capacity.div_ceil(GRAIN * 512);
     let mut flags = 1 | 4; // newline detection, zeroed grains
-    if s.compressed {
+    if stream {
         flags |= (1 << 16) | (1 << 17);
     }
     let desc_at = (1u64, 20u64);
     let mut f = vec![0u8; 128 * 512];
-    if let Some(t) = s.descriptor {
-        put(&mut f, 512, t.as_bytes());
-    }
+    put(&mut f, 512, descriptor.as_bytes());
     let mut gt = vec![0u32; (gts * 512) as usize];
-    for (idx, data) in s.grains {
+    for (idx, data) in grains {
         match data {
             None => gt[*idx as usize] = 1,
             Some(bytes) => {
                 sector_pad(&mut f);
                 gt[*idx as usize] = (f.len() / 512) as u32;
-                if s.compressed {
+                if stream {
                     let z = compress(Codec::Zlib, bytes, usize::MAX).unwrap().unwrap();
                     f.extend_from_slice(&le64(idx * GRAIN / 512));
                     f.extend_from_slice(&le32(z.len() as u32));
@@ -83,7 +88,7 @@ fn build_sparse(s: &SparseSpec) -> Vec<u8> {
     // Grain tables (each behind a metadata marker in a stream), then the directory.
     let mut gd = vec![];
     for t in 0..gts as usize {
-        if s.compressed {
+        if stream {
             let mut m = vec![0u8; 512];
             put(&mut m, 0, &le64(4));
             put(&mut m, 12, &le32(1));
@@ -94,7 +99,7 @@ fn build_sparse(s: &SparseSpec) -> Vec<u8> {
             f.extend_from_slice(&le32(*e));
         }
     }
-    if s.compressed {
+    if stream {
         let mut m = vec![0u8; 512];
         put(&mut m, 0, &le64(gd.len().div_ceil(128) as u64));
         put(&mut m, 12, &le32(2));
@@ -105,8 +110,8 @@ fn build_sparse(s: &SparseSpec) -> Vec<u8> {
         f.extend_from_slice(&le32(*e));
     }
     sector_pad(&mut f);
-    let compress_alg = u16::from(s.compressed);
-    if s.footer {
+    let compress_alg = u16::from(stream);
+    if stream {
         let mut m = vec![0u8; 512];
         put(&mut m, 0, &le64(1));
         put(&mut m, 12, &le32(3));
@@ -151,13 +156,7 @@ fn stream_with_footer() {
         // The last grain is only partly inside the disk but stored whole, as VMware does.
         (8, Some(grain_data(3))),
     ];
-    let img = build_sparse(&SparseSpec {
-        capacity: 8 * GRAIN + 1024,
-        grains: &grains,
-        compressed: true,
-        footer: true,
-        descriptor: Some(desc),
-    });
+    let img = build_sparse(8 * GRAIN + 1024, &grains, Layout::OnePassStream, desc);
     std::fs::write(path(d, "s.vmdk"), &img).unwrap();
     let info = verify(d, "s.vmdk", &["s.vmdk"], true);
     let fs = &info["format-specific"];
@@ -171,8 +170,7 @@ fn stream_with_footer() {
     let n = bad.len();
     bad[n - 1024] = b'X';
     std::fs::write(path(d, "bad.vmdk"), &bad).unwrap();
-    let err = vmdisk_fails(&["info", "bad.vmdk"], d);
-    assert!(err.contains("footer"), "{err}");
+    info_fails_naming(d, &["bad.vmdk"], "footer");
 }
 
 /// Uncompressed hand-built sparse extent with zeroed grains (GTE 1) and an odd capacity.
@@ -184,15 +182,8 @@ fn hand_built_sparse_with_zeroed_grains() {
         (1, None),
         (3, Some(grain_data(5))),
     ];
-    let img = build_sparse(&SparseSpec {
-        capacity: 3 * GRAIN + 4096,
-        grains: &grains,
-        compressed: false,
-        footer: false,
-        descriptor: Some(
-            "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n",
-        ),
-    });
+    let desc = "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n";
+    let img = build_sparse(3 * GRAIN + 4096, &grains, Layout::Hosted, desc);
     std::fs::write(path(d, "h.vmdk"), &img).unwrap();
     verify(d, "h.vmdk", &["h.vmdk"], true);
 }
@@ -234,6 +225,17 @@ fn build_cowd(capacity_sectors: u32, grain_sectors: u32, grains: &[(u64, Vec<u8>
     f
 }
 
+/// Writes `descriptor` (name, text) over a sparse extent already written: vmdisk reads `files`
+/// like qemu and names the extent's sparse `kind`.
+fn verify_sparse_kind(d: &Path, descriptor: (&str, &str), files: &[&str], kind: &str) {
+    write(d, descriptor.0, descriptor.1.as_bytes());
+    let info = verify(d, descriptor.0, files, true);
+    assert_eq!(
+        info["format-specific"]["extents"][0]["sparse"]["kind"],
+        kind
+    );
+}
+
 #[test]
 fn vmfs_sparse_cowd() {
     let d = &scratch();
@@ -244,17 +246,9 @@ fn vmfs_sparse_cowd() {
         (4096, noise(g, 3)),
         (5000, text(g, 4)),
     ];
-    std::fs::write(path(d, "c-delta.vmdk"), build_cowd(40960 + 3, 8, &grains)).unwrap();
-    std::fs::write(
-        path(d, "c.vmdk"),
-        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"vmfsSparse\"\n# Extent description\nRW 40963 VMFSSPARSE \"c-delta.vmdk\"\n",
-    )
-    .unwrap();
-    let info = verify(d, "c.vmdk", &["c-delta.vmdk", "c.vmdk"], true);
-    assert_eq!(
-        info["format-specific"]["extents"][0]["sparse"]["kind"],
-        "cowd"
-    );
+    write(d, "c-delta.vmdk", &build_cowd(40960 + 3, 8, &grains));
+    let desc = "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"vmfsSparse\"\n# Extent description\nRW 40963 VMFSSPARSE \"c-delta.vmdk\"\n";
+    verify_sparse_kind(d, ("c.vmdk", desc), &["c-delta.vmdk", "c.vmdk"], "cowd");
     // The COWD file alone is an image too (qemu refuses it: it looks for a CID at sector 1).
     let alone = info_json(&["c-delta.vmdk"], d);
     assert_eq!(alone["format-specific"]["create-type"], "vmfsSparse");
@@ -336,27 +330,19 @@ fn sesparse_fixture() {
         (4097, Some(noise(g, 3))),
         (8199, Some(text(g, 4))),
     ];
-    std::fs::write(
-        path(d, "se-sesparse.vmdk"),
-        build_sesparse(65536 + 64, &grains),
-    )
-    .unwrap();
-    std::fs::write(
-        path(d, "se.vmdk"),
-        "# Disk DescriptorFile\r\nversion=1\r\nCID=1\r\nparentCID=ffffffff\r\ncreateType=\"seSparse\"\r\nRW 65600 SESPARSE \"se-sesparse.vmdk\"\r\n",
-    )
-    .unwrap();
-    let info = verify(d, "se.vmdk", &["se.vmdk", "se-sesparse.vmdk"], true);
-    assert_eq!(
-        info["format-specific"]["extents"][0]["sparse"]["kind"],
-        "sesparse"
+    write(d, "se-sesparse.vmdk", &build_sesparse(65536 + 64, &grains));
+    let desc = "# Disk DescriptorFile\r\nversion=1\r\nCID=1\r\nparentCID=ffffffff\r\ncreateType=\"seSparse\"\r\nRW 65600 SESPARSE \"se-sesparse.vmdk\"\r\n";
+    verify_sparse_kind(
+        d,
+        ("se.vmdk", desc),
+        &["se.vmdk", "se-sesparse.vmdk"],
+        "sesparse",
     );
     // A journal to replay is refused, like qemu.
     let mut dirty = build_sesparse(65536 + 64, &grains);
     put(&mut dirty, 512 + 24, &le64(1));
     std::fs::write(path(d, "se-sesparse.vmdk"), &dirty).unwrap();
-    let err = vmdisk_fails(&["info", "se.vmdk", "se-sesparse.vmdk"], d);
-    assert!(err.contains("journal"), "{err}");
+    info_fails_naming(d, &["se.vmdk", "se-sesparse.vmdk"], "journal");
 }
 
 /// createType="vmfs": a descriptor with one VMFS (flat) extent.
@@ -385,12 +371,8 @@ fn mixed_extents_descriptor() {
     let mut flat = text(4096, 1);
     flat.extend(noise(256 * 1024, 2));
     std::fs::write(path(d, "m-a.bin"), &flat).unwrap();
-    create(d, "m-b.vmdk", "", "512k", &[]);
-    qemu_io(
-        "m-b.vmdk",
-        &["write -P 0x66 64k 64k", "write -P 0x67 523776 512"],
-        d,
-    );
+    let writes = ["write -P 0x66 64k 64k", "write -P 0x67 523776 512"];
+    written_image(d, "vmdk", "m-b.vmdk", "512k", &writes);
     std::fs::write(
         path(d, "m-c.vmdk"),
         build_cowd(64, 1, &[(0, noise(512, 5)), (63, text(512, 6))]),
