@@ -3,6 +3,8 @@
 //! Drivers read fields from buffers that may be shorter than the structure (a truncated or
 //! damaged file): every accessor returns zeros for bytes past the end instead of panicking.
 
+use super::layout::OnDisk;
+
 /// `N` bytes at `offset`, or zeros when the buffer does not hold them all.
 pub(crate) fn arr<const N: usize>(buf: &[u8], offset: usize) -> [u8; N] {
     offset
@@ -47,22 +49,16 @@ pub(crate) fn has(buf: &[u8], offset: usize, magic: &[u8]) -> bool {
 }
 
 /// A typed on-disk structure from the start of `b`, where a field that `b` holds only in part
-/// reads as zero like one past its end, as the accessors above read them (`ends`: where each
-/// field ends, ascending). A cut header thus reads the same through either.
-pub(crate) fn whole_fields<T>(b: &[u8], ends: &[usize]) -> T
-where
-    T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::KnownLayout,
-{
+/// reads as zero like one past its end, as the accessors above read them (the fields as
+/// [`on_disk!`](super::layout::on_disk) declared them). A cut header thus reads the same
+/// through either.
+pub(crate) fn whole_fields<T: OnDisk>(b: &[u8]) -> T {
     let mut t = T::new_zeroed();
     let dst = t.as_mut_bytes();
     let n = if b.len() >= dst.len() {
         dst.len()
     } else {
-        ends.iter()
-            .copied()
-            .take_while(|&e| e <= b.len())
-            .last()
-            .unwrap_or(0)
+        T::FIELDS.iter().map(|f| f.kept(b.len())).max().unwrap_or(0)
     };
     dst[..n].copy_from_slice(&b[..n]);
     t
