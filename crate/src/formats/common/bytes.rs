@@ -14,23 +14,22 @@ pub(crate) fn arr<const N: usize>(buf: &[u8], offset: usize) -> [u8; N] {
         .unwrap_or([0; N])
 }
 
-pub(crate) fn le16(buf: &[u8], offset: usize) -> u16 {
-    u16::from_le_bytes(arr(buf, offset))
+/// The integer readers: one zero-filling read, for each width and byte order.
+macro_rules! int_readers {
+    ($($name:ident: $int:ty = $from:ident;)*) => {$(
+        pub(crate) fn $name(buf: &[u8], offset: usize) -> $int {
+            <$int>::$from(arr(buf, offset))
+        }
+    )*};
 }
-pub(crate) fn le32(buf: &[u8], offset: usize) -> u32 {
-    u32::from_le_bytes(arr(buf, offset))
-}
-pub(crate) fn le64(buf: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(arr(buf, offset))
-}
-pub(crate) fn be16(buf: &[u8], offset: usize) -> u16 {
-    u16::from_be_bytes(arr(buf, offset))
-}
-pub(crate) fn be32(buf: &[u8], offset: usize) -> u32 {
-    u32::from_be_bytes(arr(buf, offset))
-}
-pub(crate) fn be64(buf: &[u8], offset: usize) -> u64 {
-    u64::from_be_bytes(arr(buf, offset))
+
+int_readers! {
+    le16: u16 = from_le_bytes;
+    le32: u32 = from_le_bytes;
+    le64: u64 = from_le_bytes;
+    be16: u16 = from_be_bytes;
+    be32: u32 = from_be_bytes;
+    be64: u64 = from_be_bytes;
 }
 
 /// The bytes `[offset, offset + len)` clipped to the buffer (possibly empty).
