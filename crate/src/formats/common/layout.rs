@@ -55,16 +55,17 @@ pub(crate) trait OnDisk:
 /// the stated offset and one that the whole has the stated size, so a mistyped field fails the
 /// build rather than misreads a file; and its [`OnDisk`] field table, computed from the same
 /// fields. `as each T` makes a cut buffer keep whole `T`s of an array instead of the array.
+/// One invocation may declare several structures (a file's layout section).
 macro_rules! on_disk {
     (@unit $ty:ty) => { ::core::mem::size_of::<$ty>() };
     (@unit $ty:ty, $unit:ty) => { ::core::mem::size_of::<$unit>() };
-    (
+    ($(
         $(#[$attr:meta])*
         $vis:vis struct $name:ident : $len:tt {
             $( $(#[$field_attr:meta])* $offset:literal $field:ident : $ty:ty $(as each $unit:ty)? ),*
             $(,)?
         }
-    ) => {
+    )+) => {$(
         $(#[$attr])*
         #[derive(
             ::zerocopy::FromBytes,
@@ -90,7 +91,7 @@ macro_rules! on_disk {
                 ),
             )*];
         }
-    };
+    )+};
 }
 
 pub(crate) use on_disk;

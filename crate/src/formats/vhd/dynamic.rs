@@ -39,9 +39,7 @@ on_disk! {
         576 parent_locators: [VhdParentLocator; 8],
         768 reserved2: [u8; 256],
     }
-}
 
-on_disk! {
     /// A parent locator entry of the dynamic header.
     #[derive(Clone, Copy)]
     pub(crate) struct VhdParentLocator: 24 {

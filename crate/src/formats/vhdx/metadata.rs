@@ -35,9 +35,7 @@ on_disk! {
         10 entry_count: U16,
         12 reserved2: [u8; 20],
     }
-}
 
-on_disk! {
     /// A metadata table entry as stored (little-endian).
     #[derive(Clone, Copy)]
     pub(crate) struct MetadataEntry: 32 {
@@ -49,9 +47,7 @@ on_disk! {
         24 flags: U32,
         28 reserved: U32,
     }
-}
 
-on_disk! {
     /// The parent locator header ([MS-VHDX] 2.6.2.6) as stored (little-endian).
     #[derive(Clone, Copy)]
     pub(crate) struct LocatorHeader: 20 {
@@ -59,9 +55,7 @@ on_disk! {
         16 reserved: U16,
         18 key_value_count: U16,
     }
-}
 
-on_disk! {
     /// A parent locator key/value entry: offsets and lengths of UTF-16 strings in the locator.
     #[derive(Clone, Copy)]
     pub(crate) struct LocatorEntry: 12 {

@@ -31,9 +31,7 @@ on_disk! {
         8 entry_count: U32,
         12 reserved: U32,
     }
-}
 
-on_disk! {
     /// A region table entry as stored (little-endian).
     #[derive(Clone, Copy)]
     pub(crate) struct RegionEntry: 32 {

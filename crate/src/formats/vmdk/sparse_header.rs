@@ -35,9 +35,7 @@ on_disk! {
         77 compress_algorithm: U16,
         79 pad: [u8; 433],
     }
-}
 
-on_disk! {
     #[derive(Clone, Copy)]
     pub(crate) struct CowdHeader: 32 {
         0 magic: [u8; 4],
