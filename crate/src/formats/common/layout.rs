@@ -37,13 +37,14 @@ pub(crate) trait OnDisk:
 
 /// Declares an on-disk structure from a table that gives each field's offset in the spec:
 ///
-/// ```ignore
+/// ```text
 /// on_disk! {
-///     /// The footer as stored (big-endian).
+///     /// The pre-header and a version 1.1 header as stored.
 ///     #[derive(Clone, Copy)]
-///     pub(crate) struct VhdFooter: FOOTER_LEN {
-///         0x00 cookie: [u8; 8],
-///         0x08 features: U32,
+///     pub(crate) struct VdiHeader: 0x1d8 {
+///         0x000 text: [u8; 64],
+///         0x040 signature: U32,
+///         ...
 ///         0x15c geometry: [U32; 4] as each U32,
 ///         ...
 ///     }
