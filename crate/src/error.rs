@@ -3,69 +3,66 @@
 
 use std::fmt;
 
-/// What went wrong, as the page and the JS API see it (`kind` on a thrown JS error).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
+/// One table for the error kinds: the enum, its stable names, the printed prefixes and the
+/// constructors of [`Error`] (so that a new kind cannot miss one of them).
+macro_rules! error_kinds {
+    ($( $(#[$doc:meta])* $kind:ident = $name:literal, $prefix:literal $(, fn $new:ident)?; )*) => {
+        /// What went wrong, as the page and the JS API see it (`kind` on a thrown JS error).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorKind {
+            $( $(#[$doc])* $kind, )*
+        }
+
+        impl ErrorKind {
+            pub const ALL: [ErrorKind; [$(ErrorKind::$kind),*].len()] = [$(ErrorKind::$kind),*];
+
+            /// The stable name hosts match on.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( ErrorKind::$kind => $name, )*
+                }
+            }
+
+            /// How a message of this kind starts when printed.
+            fn prefix(self) -> &'static str {
+                match self {
+                    $( ErrorKind::$kind => $prefix, )*
+                }
+            }
+        }
+
+        impl Error {
+            $($(
+                pub fn $new(message: impl Into<String>) -> Error {
+                    Error::new(ErrorKind::$kind, message)
+                }
+            )?)*
+        }
+    };
+}
+
+error_kinds! {
     /// The host could not read or write (permissions, disk full, a dropped Blob).
-    Io,
+    Io = "io", "I/O error", fn io;
     /// A structure the image declares lies (partly) past the end of its file.
-    Truncated,
+    Truncated = "truncated", "truncated image", fn truncated;
     /// The metadata contradicts itself or the spec.
-    Corrupt,
+    Corrupt = "corrupt", "corrupt image", fn corrupt;
     /// A valid image using something vmdisk does not handle (yet).
-    Unsupported,
+    Unsupported = "unsupported", "not supported", fn unsupported;
     /// The file is not a disk image at all (empty, compressed archive, ...).
-    NotAnImage,
+    NotAnImage = "not-an-image", "not a disk image", fn not_an_image;
     /// A companion file (backing file, extent) that the user did not supply.
-    Missing,
+    Missing = "missing", "missing file", fn missing;
     /// The caller's request makes no sense (bad option, output equals input).
-    Invalid,
+    Invalid = "invalid", "invalid request", fn invalid;
     /// The host asked the copy to stop.
-    Cancelled,
+    Cancelled = "cancelled", "cancelled";
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
-        ErrorKind::Io,
-        ErrorKind::Truncated,
-        ErrorKind::Corrupt,
-        ErrorKind::Unsupported,
-        ErrorKind::NotAnImage,
-        ErrorKind::Missing,
-        ErrorKind::Invalid,
-        ErrorKind::Cancelled,
-    ];
-
-    /// The stable name hosts match on.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::Io => "io",
-            ErrorKind::Truncated => "truncated",
-            ErrorKind::Corrupt => "corrupt",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::NotAnImage => "not-an-image",
-            ErrorKind::Missing => "missing",
-            ErrorKind::Invalid => "invalid",
-            ErrorKind::Cancelled => "cancelled",
-        }
-    }
-
     pub fn from_name(name: &str) -> Option<ErrorKind> {
         ErrorKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// How a message of this kind starts when printed.
-    fn prefix(self) -> &'static str {
-        match self {
-            ErrorKind::Io => "I/O error",
-            ErrorKind::Truncated => "truncated image",
-            ErrorKind::Corrupt => "corrupt image",
-            ErrorKind::Unsupported => "not supported",
-            ErrorKind::NotAnImage => "not a disk image",
-            ErrorKind::Missing => "missing file",
-            ErrorKind::Invalid => "invalid request",
-            ErrorKind::Cancelled => "cancelled",
-        }
     }
 }
 
@@ -82,27 +79,6 @@ impl Error {
             kind,
             message: message.into(),
         }
-    }
-    pub fn io(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Io, message)
-    }
-    pub fn truncated(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Truncated, message)
-    }
-    pub fn corrupt(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Corrupt, message)
-    }
-    pub fn unsupported(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Unsupported, message)
-    }
-    pub fn not_an_image(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::NotAnImage, message)
-    }
-    pub fn missing(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Missing, message)
-    }
-    pub fn invalid(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Invalid, message)
     }
     pub fn cancelled() -> Error {
         Error::new(ErrorKind::Cancelled, String::new())

@@ -29,30 +29,23 @@ pub type Opening<'a> = Pin<Box<dyn Future<Output = Result<Box<dyn Image>>> + 'a>
 /// A driver's entry point: file `id` of the set, `depth` backing levels down.
 pub type Open = for<'a> fn(&'a ImageSet, FileId, usize) -> Opening<'a>;
 
+/// The [`Open`] of a driver whose `open(set, id, depth)` follows backing files.
+macro_rules! opens {
+    ($driver:path) => {
+        |s, id, depth| boxed(<$driver>::open(s, id, depth))
+    };
+}
+
 /// Every container format vmdisk reads, with its driver. Raw content (raw, ISO, AMI, AKI, ARI)
 /// is read by [`raw::RawImage`]; packages by [`crate::package`].
 pub const DRIVERS: &[(Format, Open)] = &[
-    (Format::Qcow2, |s, id, depth| {
-        boxed(qcow2::Qcow2::open(s, id, depth))
-    }),
-    (Format::Qcow, |s, id, depth| {
-        boxed(qcow::Qcow::open(s, id, depth))
-    }),
-    (Format::Qed, |s, id, depth| {
-        boxed(qed::Qed::open(s, id, depth))
-    }),
-    (Format::Vmdk, |s, id, depth| {
-        boxed(vmdk::Vmdk::open(s, id, depth))
-    }),
-    (Format::Vdi, |s, id, depth| {
-        boxed(vdi::Vdi::open(s, id, depth))
-    }),
-    (Format::Vhd, |s, id, depth| {
-        boxed(vhd::Vhd::open(s, id, depth))
-    }),
-    (Format::Vhdx, |s, id, depth| {
-        boxed(vhdx::Vhdx::open(s, id, depth))
-    }),
+    (Format::Qcow2, opens!(qcow2::Qcow2)),
+    (Format::Qcow, opens!(qcow::Qcow)),
+    (Format::Qed, opens!(qed::Qed)),
+    (Format::Vmdk, opens!(vmdk::Vmdk)),
+    (Format::Vdi, opens!(vdi::Vdi)),
+    (Format::Vhd, opens!(vhd::Vhd)),
+    (Format::Vhdx, opens!(vhdx::Vhdx)),
     // Parallels images have no backing file.
     (Format::Parallels, |s, id, _| parallels::open(s, id)),
     (Format::Bochs, |s, id, _| boxed(bochs::Bochs::open(s, id))),

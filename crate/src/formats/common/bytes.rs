@@ -3,6 +3,8 @@
 //! Drivers read fields from buffers that may be shorter than the structure (a truncated or
 //! damaged file): every accessor returns zeros for bytes past the end instead of panicking.
 
+use super::layout::OnDisk;
+
 /// `N` bytes at `offset`, or zeros when the buffer does not hold them all.
 pub(crate) fn arr<const N: usize>(buf: &[u8], offset: usize) -> [u8; N] {
     offset
@@ -12,23 +14,22 @@ pub(crate) fn arr<const N: usize>(buf: &[u8], offset: usize) -> [u8; N] {
         .unwrap_or([0; N])
 }
 
-pub(crate) fn le16(buf: &[u8], offset: usize) -> u16 {
-    u16::from_le_bytes(arr(buf, offset))
+/// The integer readers: one zero-filling read, for each width and byte order.
+macro_rules! int_readers {
+    ($($name:ident: $int:ty = $from:ident;)*) => {$(
+        pub(crate) fn $name(buf: &[u8], offset: usize) -> $int {
+            <$int>::$from(arr(buf, offset))
+        }
+    )*};
 }
-pub(crate) fn le32(buf: &[u8], offset: usize) -> u32 {
-    u32::from_le_bytes(arr(buf, offset))
-}
-pub(crate) fn le64(buf: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(arr(buf, offset))
-}
-pub(crate) fn be16(buf: &[u8], offset: usize) -> u16 {
-    u16::from_be_bytes(arr(buf, offset))
-}
-pub(crate) fn be32(buf: &[u8], offset: usize) -> u32 {
-    u32::from_be_bytes(arr(buf, offset))
-}
-pub(crate) fn be64(buf: &[u8], offset: usize) -> u64 {
-    u64::from_be_bytes(arr(buf, offset))
+
+int_readers! {
+    le16: u16 = from_le_bytes;
+    le32: u32 = from_le_bytes;
+    le64: u64 = from_le_bytes;
+    be16: u16 = from_be_bytes;
+    be32: u32 = from_be_bytes;
+    be64: u64 = from_be_bytes;
 }
 
 /// The bytes `[offset, offset + len)` clipped to the buffer (possibly empty).
@@ -47,22 +48,16 @@ pub(crate) fn has(buf: &[u8], offset: usize, magic: &[u8]) -> bool {
 }
 
 /// A typed on-disk structure from the start of `b`, where a field that `b` holds only in part
-/// reads as zero like one past its end, as the accessors above read them (`ends`: where each
-/// field ends, ascending). A cut header thus reads the same through either.
-pub(crate) fn whole_fields<T>(b: &[u8], ends: &[usize]) -> T
-where
-    T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::KnownLayout,
-{
+/// reads as zero like one past its end, as the accessors above read them (the fields as
+/// [`on_disk!`](super::layout::on_disk) declared them). A cut header thus reads the same
+/// through either.
+pub(crate) fn whole_fields<T: OnDisk>(b: &[u8]) -> T {
     let mut t = T::new_zeroed();
     let dst = t.as_mut_bytes();
     let n = if b.len() >= dst.len() {
         dst.len()
     } else {
-        ends.iter()
-            .copied()
-            .take_while(|&e| e <= b.len())
-            .last()
-            .unwrap_or(0)
+        T::FIELDS.iter().map(|f| f.kept(b.len())).max().unwrap_or(0)
     };
     dst[..n].copy_from_slice(&b[..n]);
     t

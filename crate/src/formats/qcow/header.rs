@@ -2,9 +2,8 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::formats::common::bytes::whole_fields;
-use core::mem::{offset_of, size_of};
+use crate::formats::common::layout::on_disk;
 use zerocopy::byteorder::big_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const MAGIC: &[u8; 4] = b"QFI\xfb";
 pub const HEADER_LEN: u64 = 48;
@@ -13,45 +12,29 @@ pub const MAX_BACKING_NAME: u64 = 1023;
 /// The L1 table is kept in memory: refuse one larger than this (covers petabytes of disk).
 pub const MAX_L1_BYTES: u64 = 32 << 20;
 
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct QcowHeader {
-    pub magic: [u8; 4],
-    pub version: U32,
-    pub backing_file_offset: U64,
-    pub backing_file_size: U32,
-    pub mtime: U32,
-    /// The virtual size in bytes.
-    pub size: U64,
-    pub cluster_bits: u8,
-    pub l2_bits: u8,
-    pub padding: U16,
-    /// 0 none, 1 AES-CBC.
-    pub crypt_method: U32,
-    pub l1_table_offset: U64,
+on_disk! {
+    #[derive(Clone, Copy, Debug)]
+    pub struct QcowHeader: HEADER_LEN {
+        0 magic: [u8; 4],
+        4 version: U32,
+        8 backing_file_offset: U64,
+        16 backing_file_size: U32,
+        20 mtime: U32,
+        /// The virtual size in bytes.
+        24 size: U64,
+        32 cluster_bits: u8,
+        33 l2_bits: u8,
+        34 padding: U16,
+        /// 0 none, 1 AES-CBC.
+        36 crypt_method: U32,
+        40 l1_table_offset: U64,
+    }
 }
-
-const _: () = assert!(offset_of!(QcowHeader, magic) == 0);
-const _: () = assert!(offset_of!(QcowHeader, version) == 4);
-const _: () = assert!(offset_of!(QcowHeader, backing_file_offset) == 8);
-const _: () = assert!(offset_of!(QcowHeader, backing_file_size) == 16);
-const _: () = assert!(offset_of!(QcowHeader, mtime) == 20);
-const _: () = assert!(offset_of!(QcowHeader, size) == 24);
-const _: () = assert!(offset_of!(QcowHeader, cluster_bits) == 32);
-const _: () = assert!(offset_of!(QcowHeader, l2_bits) == 33);
-const _: () = assert!(offset_of!(QcowHeader, padding) == 34);
-const _: () = assert!(offset_of!(QcowHeader, crypt_method) == 36);
-const _: () = assert!(offset_of!(QcowHeader, l1_table_offset) == 40);
-const _: () = assert!(size_of::<QcowHeader>() == HEADER_LEN as usize);
-
-/// The offsets asserted above, and the end: a buffer that ends inside a field is cut back to
-/// the field's start, so that field reads as zero like the rest of what the file lacks.
-const FIELD_BOUNDS: [usize; 12] = [0, 4, 8, 16, 20, 24, 32, 33, 34, 36, 40, 48];
 
 impl QcowHeader {
     /// The header from the first bytes of a file, as far as they hold it (zeros past the end).
     pub fn read(b: &[u8]) -> QcowHeader {
-        whole_fields(b, &FIELD_BOUNDS)
+        whole_fields(b)
     }
 
     /// qemu only keeps whole 512-byte sectors of the size.
@@ -185,6 +168,7 @@ pub fn parse(b: &[u8]) -> (QcowHeader, Vec<Problem>) {
 mod tests {
     use super::*;
     use zerocopy::FromZeros;
+    use zerocopy::IntoBytes;
 
     fn header() -> QcowHeader {
         let mut h = QcowHeader::new_zeroed();

@@ -5,9 +5,9 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::common::bytes::{be32, be64, whole_fields};
-use core::mem::{offset_of, size_of};
+use crate::formats::common::layout::on_disk;
+use core::mem::size_of;
 use zerocopy::byteorder::big_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub use super::layout::MAGIC;
 
@@ -38,65 +38,42 @@ const EXT_DATA_FILE: u32 = 0x4441_5441;
 /// strings of the header cluster (they only name things).
 pub const MAX_NAME: usize = 1023;
 
-/// The fixed header as it lies on disk (qcow2.txt "Header"): version 2 has the first 72 bytes,
-/// version 3 at least 104; `compression_type` is the first of the "Additional fields", present
-/// when header_length covers it, padded to 112 bytes as qemu writes it.
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct Qcow2Header {
-    pub magic: [u8; 4],
-    pub version: U32,
-    pub backing_file_offset: U64,
-    pub backing_file_size: U32,
-    pub cluster_bits: U32,
-    pub size: U64,
-    pub crypt_method: U32,
-    pub l1_size: U32,
-    pub l1_table_offset: U64,
-    pub refcount_table_offset: U64,
-    pub refcount_table_clusters: U32,
-    pub nb_snapshots: U32,
-    pub snapshots_offset: U64,
-    pub incompatible_features: U64,
-    pub compatible_features: U64,
-    pub autoclear_features: U64,
-    pub refcount_order: U32,
-    pub header_length: U32,
-    pub compression_type: u8,
-    pub padding: [u8; 7],
+on_disk! {
+    /// The fixed header as it lies on disk (qcow2.txt "Header"): version 2 has the first 72
+    /// bytes, version 3 at least 104; `compression_type` is the first of the "Additional
+    /// fields", present when header_length covers it, padded to 112 bytes as qemu writes it.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Qcow2Header: 112 {
+        0 magic: [u8; 4],
+        4 version: U32,
+        8 backing_file_offset: U64,
+        16 backing_file_size: U32,
+        20 cluster_bits: U32,
+        24 size: U64,
+        32 crypt_method: U32,
+        36 l1_size: U32,
+        40 l1_table_offset: U64,
+        48 refcount_table_offset: U64,
+        56 refcount_table_clusters: U32,
+        60 nb_snapshots: U32,
+        64 snapshots_offset: U64,
+        72 incompatible_features: U64,
+        80 compatible_features: U64,
+        88 autoclear_features: U64,
+        96 refcount_order: U32,
+        100 header_length: U32,
+        104 compression_type: u8,
+        105 padding: [u8; 7],
+    }
 }
 
-const _: () = assert!(offset_of!(Qcow2Header, magic) == 0);
-const _: () = assert!(offset_of!(Qcow2Header, version) == 4);
-const _: () = assert!(offset_of!(Qcow2Header, backing_file_offset) == 8);
-const _: () = assert!(offset_of!(Qcow2Header, backing_file_size) == 16);
-const _: () = assert!(offset_of!(Qcow2Header, cluster_bits) == 20);
-const _: () = assert!(offset_of!(Qcow2Header, size) == 24);
-const _: () = assert!(offset_of!(Qcow2Header, crypt_method) == 32);
-const _: () = assert!(offset_of!(Qcow2Header, l1_size) == 36);
-const _: () = assert!(offset_of!(Qcow2Header, l1_table_offset) == 40);
-const _: () = assert!(offset_of!(Qcow2Header, refcount_table_offset) == 48);
-const _: () = assert!(offset_of!(Qcow2Header, refcount_table_clusters) == 56);
-const _: () = assert!(offset_of!(Qcow2Header, nb_snapshots) == 60);
-const _: () = assert!(offset_of!(Qcow2Header, snapshots_offset) == 64);
-const _: () = assert!(offset_of!(Qcow2Header, incompatible_features) == 72);
-const _: () = assert!(offset_of!(Qcow2Header, compatible_features) == 80);
-const _: () = assert!(offset_of!(Qcow2Header, autoclear_features) == 88);
-const _: () = assert!(offset_of!(Qcow2Header, refcount_order) == 96);
-const _: () = assert!(offset_of!(Qcow2Header, header_length) == 100);
-const _: () = assert!(offset_of!(Qcow2Header, compression_type) == 104);
-const _: () = assert!(size_of::<Qcow2Header>() == 112 && Header::PREFIX == 112);
-
-/// The offsets asserted above, and the end: a buffer that ends inside a field is cut back to
-/// the field's start, so that field reads as zero like the rest of what the file lacks.
-const FIELD_BOUNDS: [usize; 21] = [
-    0, 4, 8, 16, 20, 24, 32, 36, 40, 48, 56, 60, 64, 72, 80, 88, 96, 100, 104, 105, 112,
-];
+const _: () = assert!(Header::PREFIX == size_of::<Qcow2Header>());
 
 impl Qcow2Header {
-    /// The header from the first bytes of a file, as far as they hold it (zeros past the end).
+    /// The header from the first bytes of a file, as far as they hold it (zeros past the end;
+    /// a buffer that ends inside a field is cut back to the field's start).
     pub fn read(b: &[u8]) -> Qcow2Header {
-        whole_fields(b, &FIELD_BOUNDS)
+        whole_fields(b)
     }
 }
 

@@ -2,9 +2,8 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::formats::common::bytes::whole_fields;
-use core::mem::{offset_of, size_of};
+use crate::formats::common::layout::on_disk;
 use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const MAGIC: &[u8; 4] = b"QED\0";
 pub const HEADER_LEN: u64 = 64;
@@ -14,46 +13,30 @@ pub const F_BACKING_NO_PROBE: u64 = 4;
 pub const F_KNOWN: u64 = 7;
 pub const MAX_BACKING_NAME: u64 = 1023;
 
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub struct QedHeader {
-    pub magic: [u8; 4],
-    /// In bytes: a power of two in 4 KiB..64 MiB.
-    pub cluster_size: U32,
-    /// In clusters: a power of two in 1..16.
-    pub table_size: U32,
-    /// In clusters.
-    pub header_size: U32,
-    pub features: U64,
-    pub compat_features: U64,
-    pub autoclear_features: U64,
-    pub l1_table_offset: U64,
-    pub image_size: U64,
-    pub backing_filename_offset: U32,
-    pub backing_filename_size: U32,
+on_disk! {
+    #[derive(Clone, Copy, Debug)]
+    pub struct QedHeader: HEADER_LEN {
+        0 magic: [u8; 4],
+        /// In bytes: a power of two in 4 KiB..64 MiB.
+        4 cluster_size: U32,
+        /// In clusters: a power of two in 1..16.
+        8 table_size: U32,
+        /// In clusters.
+        12 header_size: U32,
+        16 features: U64,
+        24 compat_features: U64,
+        32 autoclear_features: U64,
+        40 l1_table_offset: U64,
+        48 image_size: U64,
+        56 backing_filename_offset: U32,
+        60 backing_filename_size: U32,
+    }
 }
-
-const _: () = assert!(offset_of!(QedHeader, magic) == 0);
-const _: () = assert!(offset_of!(QedHeader, cluster_size) == 4);
-const _: () = assert!(offset_of!(QedHeader, table_size) == 8);
-const _: () = assert!(offset_of!(QedHeader, header_size) == 12);
-const _: () = assert!(offset_of!(QedHeader, features) == 16);
-const _: () = assert!(offset_of!(QedHeader, compat_features) == 24);
-const _: () = assert!(offset_of!(QedHeader, autoclear_features) == 32);
-const _: () = assert!(offset_of!(QedHeader, l1_table_offset) == 40);
-const _: () = assert!(offset_of!(QedHeader, image_size) == 48);
-const _: () = assert!(offset_of!(QedHeader, backing_filename_offset) == 56);
-const _: () = assert!(offset_of!(QedHeader, backing_filename_size) == 60);
-const _: () = assert!(size_of::<QedHeader>() == HEADER_LEN as usize);
-
-/// The offsets asserted above, and the end: a buffer that ends inside a field is cut back to
-/// the field's start, so that field reads as zero like the rest of what the file lacks.
-const FIELD_BOUNDS: [usize; 12] = [0, 4, 8, 12, 16, 24, 32, 40, 48, 56, 60, 64];
 
 impl QedHeader {
     /// The header from the first bytes of a file, as far as they hold it (zeros past the end).
     pub fn read(b: &[u8]) -> QedHeader {
-        whole_fields(b, &FIELD_BOUNDS)
+        whole_fields(b)
     }
 
     /// The header area in bytes (header_size clusters).
@@ -199,6 +182,7 @@ pub fn parse(b: &[u8]) -> (QedHeader, Vec<Problem>) {
 mod tests {
     use super::*;
     use zerocopy::FromZeros;
+    use zerocopy::IntoBytes;
 
     fn header() -> QedHeader {
         let mut h = QedHeader::new_zeroed();

@@ -5,84 +5,56 @@
 
 use crate::error::{Error, Result};
 use crate::formats::common::bytes::{c_string, whole_fields};
+use crate::formats::common::layout::on_disk;
 use crate::source::{Source, read_vec};
-use core::mem::{offset_of, size_of};
+use core::mem::offset_of;
 use zerocopy::byteorder::little_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(crate) const SIGNATURE: u32 = 0xbeda_107f;
 /// Bytes read for the header.
 pub(super) const HEADER_LEN: usize = 0x200;
 /// The end of the pre-header, where header sizes count from.
-pub(crate) const PRE_HEADER_LEN: usize = 0x48;
+pub(crate) const PRE_HEADER_LEN: usize = offset_of!(VdiHeader, header_size);
 /// The end of the version 1 header (without the 1.1 logical geometry).
-pub(crate) const HEADER1_END: u64 = 0x1c8;
+pub(crate) const HEADER1_END: u64 = offset_of!(VdiHeader, lchs) as u64;
 
-/// The pre-header and a version 1.1 ("plus") header as stored.
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct VdiHeader {
-    /// Free text ("<<< Oracle VM VirtualBox Disk Image >>>").
-    pub(crate) text: [u8; 64],
-    pub(crate) signature: U32,
-    /// major << 16 | minor.
-    pub(crate) version: U32,
-    pub(crate) header_size: U32,
-    pub(crate) image_type: U32,
-    pub(crate) flags: U32,
-    pub(crate) comment: [u8; 256],
-    pub(crate) offset_blocks: U32,
-    pub(crate) offset_data: U32,
-    /// Legacy CHS geometry: cylinders, heads, sectors, sector size.
-    pub(crate) geometry: [U32; 4],
-    pub(crate) dummy: U32,
-    pub(crate) disk_size: U64,
-    pub(crate) block_size: U32,
-    pub(crate) block_extra: U32,
-    pub(crate) blocks: U32,
-    pub(crate) blocks_allocated: U32,
-    pub(crate) uuid_create: [u8; 16],
-    pub(crate) uuid_modify: [u8; 16],
-    pub(crate) uuid_parent: [u8; 16],
-    pub(crate) uuid_parent_modify: [u8; 16],
-    /// Logical CHS geometry of 1.1 headers.
-    pub(crate) lchs: [U32; 4],
+on_disk! {
+    /// The pre-header and a version 1.1 ("plus") header as stored.
+    #[derive(Clone, Copy)]
+    pub(crate) struct VdiHeader: 0x1d8 {
+        /// Free text ("<<< Oracle VM VirtualBox Disk Image >>>").
+        0x000 text: [u8; 64],
+        0x40 signature: U32,
+        /// major << 16 | minor.
+        0x44 version: U32,
+        0x48 header_size: U32,
+        0x4c image_type: U32,
+        0x50 flags: U32,
+        0x54 comment: [u8; 256],
+        0x154 offset_blocks: U32,
+        0x158 offset_data: U32,
+        /// Legacy CHS geometry: cylinders, heads, sectors, sector size.
+        0x15c geometry: [U32; 4] as each U32,
+        0x16c dummy: U32,
+        0x170 disk_size: U64,
+        0x178 block_size: U32,
+        0x17c block_extra: U32,
+        0x180 blocks: U32,
+        0x184 blocks_allocated: U32,
+        0x188 uuid_create: [u8; 16],
+        0x198 uuid_modify: [u8; 16],
+        0x1a8 uuid_parent: [u8; 16],
+        0x1b8 uuid_parent_modify: [u8; 16],
+        /// Logical CHS geometry of 1.1 headers.
+        0x1c8 lchs: [U32; 4] as each U32,
+    }
 }
-
-const _: () = assert!(offset_of!(VdiHeader, text) == 0);
-const _: () = assert!(offset_of!(VdiHeader, signature) == 0x40);
-const _: () = assert!(offset_of!(VdiHeader, version) == 0x44);
-const _: () = assert!(offset_of!(VdiHeader, header_size) == PRE_HEADER_LEN);
-const _: () = assert!(offset_of!(VdiHeader, image_type) == 0x4c);
-const _: () = assert!(offset_of!(VdiHeader, flags) == 0x50);
-const _: () = assert!(offset_of!(VdiHeader, comment) == 0x54);
-const _: () = assert!(offset_of!(VdiHeader, offset_blocks) == 0x154);
-const _: () = assert!(offset_of!(VdiHeader, offset_data) == 0x158);
-const _: () = assert!(offset_of!(VdiHeader, geometry) == 0x15c);
-const _: () = assert!(offset_of!(VdiHeader, dummy) == 0x16c);
-const _: () = assert!(offset_of!(VdiHeader, disk_size) == 0x170);
-const _: () = assert!(offset_of!(VdiHeader, block_size) == 0x178);
-const _: () = assert!(offset_of!(VdiHeader, block_extra) == 0x17c);
-const _: () = assert!(offset_of!(VdiHeader, blocks) == 0x180);
-const _: () = assert!(offset_of!(VdiHeader, blocks_allocated) == 0x184);
-const _: () = assert!(offset_of!(VdiHeader, uuid_create) == 0x188);
-const _: () = assert!(offset_of!(VdiHeader, uuid_modify) == 0x198);
-const _: () = assert!(offset_of!(VdiHeader, uuid_parent) == 0x1a8);
-const _: () = assert!(offset_of!(VdiHeader, uuid_parent_modify) == 0x1b8);
-const _: () = assert!(offset_of!(VdiHeader, lchs) == HEADER1_END as usize);
-const _: () = assert!(size_of::<VdiHeader>() == 0x1d8);
-
-/// Where each field of [`VdiHeader`] ends (each geometry word a field of its own).
-const VDI_FIELD_ENDS: [usize; 27] = [
-    0x40, 0x44, 0x48, 0x4c, 0x50, 0x54, 0x154, 0x158, 0x15c, 0x160, 0x164, 0x168, 0x16c, 0x170,
-    0x178, 0x17c, 0x180, 0x184, 0x188, 0x198, 0x1a8, 0x1b8, 0x1c8, 0x1cc, 0x1d0, 0x1d4, 0x1d8,
-];
 
 impl VdiHeader {
     /// The header at the start of `b` (a cut header's missing fields read as zeros); None
     /// without the signature.
     pub(crate) fn parse(b: &[u8]) -> Option<VdiHeader> {
-        let h: VdiHeader = whole_fields(b, &VDI_FIELD_ENDS);
+        let h: VdiHeader = whole_fields(b);
         (h.signature.get() == SIGNATURE).then_some(h)
     }
 

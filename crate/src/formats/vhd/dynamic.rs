@@ -5,12 +5,13 @@ use super::SECTOR;
 use super::footer::{FOOTER_LEN, checksum};
 use crate::error::{Error, Result};
 use crate::formats::common::bytes::{be32, utf16};
+use crate::formats::common::layout::on_disk;
 use crate::formats::common::scan::note_cut;
 use crate::report::Finding;
 use crate::source::{Source, check_range, read_vec};
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::big_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromZeros, IntoBytes};
 
 pub(super) const DYN_HEADER_LEN: u64 = 1024;
 pub(super) const UNALLOCATED: u32 = 0xffff_ffff;
@@ -19,57 +20,36 @@ pub(super) const MAX_BLOCK: u32 = 1 << 30;
 /// The BAT entries vmdisk keeps in memory at most (16 MiB of table).
 pub(super) const MAX_BAT_ENTRIES: u64 = 4 << 20;
 
-/// The dynamic disk header as stored (big-endian).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct VhdDynamicHeader {
-    pub(crate) cookie: [u8; 8],
-    pub(crate) data_offset: U64,
-    pub(crate) table_offset: U64,
-    pub(crate) header_version: U32,
-    pub(crate) max_table_entries: U32,
-    pub(crate) block_size: U32,
-    pub(crate) checksum: U32,
-    pub(crate) parent_uuid: [u8; 16],
-    pub(crate) parent_timestamp: U32,
-    pub(crate) reserved: U32,
-    /// UTF-16 big-endian.
-    pub(crate) parent_name: [u8; 512],
-    pub(crate) parent_locators: [VhdParentLocator; 8],
-    pub(crate) reserved2: [u8; 256],
-}
+on_disk! {
+    /// The dynamic disk header as stored (big-endian).
+    #[derive(Clone, Copy)]
+    pub(crate) struct VhdDynamicHeader: DYN_HEADER_LEN {
+        0 cookie: [u8; 8],
+        8 data_offset: U64,
+        16 table_offset: U64,
+        24 header_version: U32,
+        28 max_table_entries: U32,
+        32 block_size: U32,
+        36 checksum: U32,
+        40 parent_uuid: [u8; 16],
+        56 parent_timestamp: U32,
+        60 reserved: U32,
+        /// UTF-16 big-endian.
+        64 parent_name: [u8; 512],
+        576 parent_locators: [VhdParentLocator; 8],
+        768 reserved2: [u8; 256],
+    }
 
-/// A parent locator entry of the dynamic header.
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct VhdParentLocator {
-    pub(crate) platform_code: [u8; 4],
-    pub(crate) data_space: U32,
-    pub(crate) data_length: U32,
-    pub(crate) reserved: U32,
-    pub(crate) data_offset: U64,
+    /// A parent locator entry of the dynamic header.
+    #[derive(Clone, Copy)]
+    pub(crate) struct VhdParentLocator: 24 {
+        0 platform_code: [u8; 4],
+        4 data_space: U32,
+        8 data_length: U32,
+        12 reserved: U32,
+        16 data_offset: U64,
+    }
 }
-
-const _: () = assert!(offset_of!(VhdDynamicHeader, cookie) == 0);
-const _: () = assert!(offset_of!(VhdDynamicHeader, data_offset) == 8);
-const _: () = assert!(offset_of!(VhdDynamicHeader, table_offset) == 16);
-const _: () = assert!(offset_of!(VhdDynamicHeader, header_version) == 24);
-const _: () = assert!(offset_of!(VhdDynamicHeader, max_table_entries) == 28);
-const _: () = assert!(offset_of!(VhdDynamicHeader, block_size) == 32);
-const _: () = assert!(offset_of!(VhdDynamicHeader, checksum) == 36);
-const _: () = assert!(offset_of!(VhdDynamicHeader, parent_uuid) == 40);
-const _: () = assert!(offset_of!(VhdDynamicHeader, parent_timestamp) == 56);
-const _: () = assert!(offset_of!(VhdDynamicHeader, reserved) == 60);
-const _: () = assert!(offset_of!(VhdDynamicHeader, parent_name) == 64);
-const _: () = assert!(offset_of!(VhdDynamicHeader, parent_locators) == 576);
-const _: () = assert!(offset_of!(VhdDynamicHeader, reserved2) == 768);
-const _: () = assert!(size_of::<VhdDynamicHeader>() == DYN_HEADER_LEN as usize);
-const _: () = assert!(offset_of!(VhdParentLocator, platform_code) == 0);
-const _: () = assert!(offset_of!(VhdParentLocator, data_space) == 4);
-const _: () = assert!(offset_of!(VhdParentLocator, data_length) == 8);
-const _: () = assert!(offset_of!(VhdParentLocator, reserved) == 12);
-const _: () = assert!(offset_of!(VhdParentLocator, data_offset) == 16);
-const _: () = assert!(size_of::<VhdParentLocator>() == 24);
 
 /// What is wrong with a dynamic header, in the order the driver checks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,63 +6,39 @@
 use super::SECTOR;
 use crate::error::{Error, Result};
 use crate::formats::common::bytes::whole_fields;
+use crate::formats::common::layout::on_disk;
 use crate::source::{Source, read_vec};
-use core::mem::{offset_of, size_of};
+use core::mem::offset_of;
 use zerocopy::byteorder::big_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(super) const FOOTER_LEN: u64 = 512;
 /// The geometry qemu treats as "size does not fit CHS": use the current size.
 pub(super) const MAX_CHS_SECTORS: u64 = 65535 * 16 * 255;
 
-/// The footer as stored (big-endian).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct VhdFooter {
-    pub(crate) cookie: [u8; 8],
-    pub(crate) features: U32,
-    pub(crate) format_version: U32,
-    pub(crate) data_offset: U64,
-    pub(crate) timestamp: U32,
-    pub(crate) creator_app: [u8; 4],
-    pub(crate) creator_version: U32,
-    pub(crate) creator_os: [u8; 4],
-    pub(crate) original_size: U64,
-    pub(crate) current_size: U64,
-    pub(crate) cylinders: U16,
-    pub(crate) heads: u8,
-    pub(crate) sectors: u8,
-    pub(crate) disk_type: U32,
-    pub(crate) checksum: U32,
-    pub(crate) uuid: [u8; 16],
-    pub(crate) saved_state: u8,
-    pub(crate) reserved: [u8; 427],
+on_disk! {
+    /// The footer as stored (big-endian).
+    #[derive(Clone, Copy)]
+    pub(crate) struct VhdFooter: FOOTER_LEN {
+        0 cookie: [u8; 8],
+        8 features: U32,
+        12 format_version: U32,
+        16 data_offset: U64,
+        24 timestamp: U32,
+        28 creator_app: [u8; 4],
+        32 creator_version: U32,
+        36 creator_os: [u8; 4],
+        40 original_size: U64,
+        48 current_size: U64,
+        56 cylinders: U16,
+        58 heads: u8,
+        59 sectors: u8,
+        60 disk_type: U32,
+        64 checksum: U32,
+        68 uuid: [u8; 16],
+        84 saved_state: u8,
+        85 reserved: [u8; 427],
+    }
 }
-
-const _: () = assert!(offset_of!(VhdFooter, cookie) == 0);
-const _: () = assert!(offset_of!(VhdFooter, features) == 8);
-const _: () = assert!(offset_of!(VhdFooter, format_version) == 12);
-const _: () = assert!(offset_of!(VhdFooter, data_offset) == 16);
-const _: () = assert!(offset_of!(VhdFooter, timestamp) == 24);
-const _: () = assert!(offset_of!(VhdFooter, creator_app) == 28);
-const _: () = assert!(offset_of!(VhdFooter, creator_version) == 32);
-const _: () = assert!(offset_of!(VhdFooter, creator_os) == 36);
-const _: () = assert!(offset_of!(VhdFooter, original_size) == 40);
-const _: () = assert!(offset_of!(VhdFooter, current_size) == 48);
-const _: () = assert!(offset_of!(VhdFooter, cylinders) == 56);
-const _: () = assert!(offset_of!(VhdFooter, heads) == 58);
-const _: () = assert!(offset_of!(VhdFooter, sectors) == 59);
-const _: () = assert!(offset_of!(VhdFooter, disk_type) == 60);
-const _: () = assert!(offset_of!(VhdFooter, checksum) == 64);
-const _: () = assert!(offset_of!(VhdFooter, uuid) == 68);
-const _: () = assert!(offset_of!(VhdFooter, saved_state) == 84);
-const _: () = assert!(offset_of!(VhdFooter, reserved) == 85);
-const _: () = assert!(size_of::<VhdFooter>() == FOOTER_LEN as usize);
-
-/// Where each field of [`VhdFooter`] ends.
-const FOOTER_FIELD_ENDS: [usize; 17] = [
-    8, 12, 16, 24, 28, 32, 36, 40, 48, 56, 58, 59, 60, 64, 68, 84, 85,
-];
 
 /// What is wrong with a footer, in the order the driver checks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +75,7 @@ impl VhdFooter {
     /// The footer in `b`: 512 bytes, 511 from an old Virtual PC, or fewer from a truncated
     /// file (whose missing fields read as zeros). The checksum covers the bytes of `b`.
     pub(crate) fn parse(b: &[u8]) -> (VhdFooter, Vec<FooterProblem>) {
-        let f: VhdFooter = whole_fields(b, &FOOTER_FIELD_ENDS);
+        let f: VhdFooter = whole_fields(b);
         let mut problems = vec![];
         if &f.cookie != b"conectix" {
             problems.push(FooterProblem::NoCookie);

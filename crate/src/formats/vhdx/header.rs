@@ -4,33 +4,30 @@
 use super::checksum::crc_ok;
 use crate::error::{Error, Result};
 use crate::formats::common::bytes::{slice, utf16, whole_fields};
+use crate::formats::common::layout::on_disk;
 use crate::source::{Source, read_exact};
-use core::mem::{offset_of, size_of};
+use zerocopy::FromBytes;
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Where the two headers lie ([MS-VHDX] 2.2).
 pub(crate) const HEADERS: [u64; 2] = [64 << 10, 128 << 10];
 /// Bytes a header's CRC covers.
 pub(crate) const HEADER_LEN: usize = 4096;
 
-/// The file identifier at offset 0 (its first 520 bytes; the rest of the 64 KiB is reserved).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct VhdxFileIdentifier {
-    pub(crate) signature: [u8; 8],
-    /// UTF-16 little-endian: the application that created the file.
-    pub(crate) creator: [u8; 512],
+on_disk! {
+    /// The file identifier at offset 0 (its first 520 bytes; the rest of the 64 KiB is reserved).
+    #[derive(Clone, Copy)]
+    pub(crate) struct VhdxFileIdentifier: 520 {
+        0 signature: [u8; 8],
+        /// UTF-16 little-endian: the application that created the file.
+        8 creator: [u8; 512],
+    }
 }
-
-const _: () = assert!(offset_of!(VhdxFileIdentifier, signature) == 0);
-const _: () = assert!(offset_of!(VhdxFileIdentifier, creator) == 8);
-const _: () = assert!(size_of::<VhdxFileIdentifier>() == 520);
 
 impl VhdxFileIdentifier {
     /// The identifier at the start of `b`; None without the `vhdxfile` signature.
     pub(crate) fn parse(b: &[u8]) -> Option<VhdxFileIdentifier> {
-        let id: VhdxFileIdentifier = whole_fields(b, &[8]);
+        let id: VhdxFileIdentifier = whole_fields(b);
         (&id.signature == b"vhdxfile").then_some(id)
     }
 
@@ -40,35 +37,23 @@ impl VhdxFileIdentifier {
     }
 }
 
-/// A VHDX header as stored ([MS-VHDX] 2.2.2, little-endian).
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct VhdxHeader {
-    pub(crate) signature: [u8; 4],
-    pub(crate) checksum: U32,
-    pub(crate) sequence_number: U64,
-    pub(crate) file_write_guid: [u8; 16],
-    pub(crate) data_write_guid: [u8; 16],
-    pub(crate) log_guid: [u8; 16],
-    pub(crate) log_version: U16,
-    pub(crate) version: U16,
-    pub(crate) log_length: U32,
-    pub(crate) log_offset: U64,
-    pub(crate) reserved: [u8; 4016],
+on_disk! {
+    /// A VHDX header as stored ([MS-VHDX] 2.2.2, little-endian).
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct VhdxHeader: HEADER_LEN {
+        0 signature: [u8; 4],
+        4 checksum: U32,
+        8 sequence_number: U64,
+        16 file_write_guid: [u8; 16],
+        32 data_write_guid: [u8; 16],
+        48 log_guid: [u8; 16],
+        64 log_version: U16,
+        66 version: U16,
+        68 log_length: U32,
+        72 log_offset: U64,
+        80 reserved: [u8; 4016],
+    }
 }
-
-const _: () = assert!(offset_of!(VhdxHeader, signature) == 0);
-const _: () = assert!(offset_of!(VhdxHeader, checksum) == 4);
-const _: () = assert!(offset_of!(VhdxHeader, sequence_number) == 8);
-const _: () = assert!(offset_of!(VhdxHeader, file_write_guid) == 16);
-const _: () = assert!(offset_of!(VhdxHeader, data_write_guid) == 32);
-const _: () = assert!(offset_of!(VhdxHeader, log_guid) == 48);
-const _: () = assert!(offset_of!(VhdxHeader, log_version) == 64);
-const _: () = assert!(offset_of!(VhdxHeader, version) == 66);
-const _: () = assert!(offset_of!(VhdxHeader, log_length) == 68);
-const _: () = assert!(offset_of!(VhdxHeader, log_offset) == 72);
-const _: () = assert!(offset_of!(VhdxHeader, reserved) == 80);
-const _: () = assert!(size_of::<VhdxHeader>() == HEADER_LEN);
 
 impl VhdxHeader {
     /// The header in `b` (4 KiB) when its signature and CRC-32C are valid; a slot that fails

@@ -6,9 +6,9 @@ use super::region::Region;
 use super::{MIB, Vhdx};
 use crate::error::{Error, Result};
 use crate::formats::common::bytes::{arr, guid, le32, le64, utf16, whole_fields};
-use core::mem::{offset_of, size_of};
+use crate::formats::common::layout::on_disk;
+use core::mem::size_of;
 use zerocopy::byteorder::little_endian::{U16, U32};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(crate) const METADATA_TABLE_LEN: usize = 64 << 10;
 /// The most entries a 64 KiB table holds.
@@ -26,80 +26,57 @@ pub(crate) const GUID_PHYSICAL_SECTOR: &str = "CDA348C7-445D-4471-9CC9-E9885251C
 pub(crate) const GUID_PARENT_LOCATOR: &str = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
 const GUID_VHDX_LOCATOR_TYPE: &str = "B04AEFB7-D19E-4A81-B789-25B8E9445913";
 
-/// The metadata table header as stored (little-endian).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct MetadataTableHeader {
-    pub(crate) signature: [u8; 8],
-    pub(crate) reserved: U16,
-    pub(crate) entry_count: U16,
-    pub(crate) reserved2: [u8; 20],
-}
+on_disk! {
+    /// The metadata table header as stored (little-endian).
+    #[derive(Clone, Copy)]
+    pub(crate) struct MetadataTableHeader: 32 {
+        0 signature: [u8; 8],
+        8 reserved: U16,
+        10 entry_count: U16,
+        12 reserved2: [u8; 20],
+    }
 
-/// A metadata table entry as stored (little-endian).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct MetadataEntry {
-    pub(crate) item_id: [u8; 16],
-    /// From the start of the metadata region.
-    pub(crate) offset: U32,
-    pub(crate) length: U32,
-    /// Bit 0 IsUser, bit 1 IsVirtualDisk, bit 2 IsRequired.
-    pub(crate) flags: U32,
-    pub(crate) reserved: U32,
-}
+    /// A metadata table entry as stored (little-endian).
+    #[derive(Clone, Copy)]
+    pub(crate) struct MetadataEntry: 32 {
+        0 item_id: [u8; 16],
+        /// From the start of the metadata region.
+        16 offset: U32,
+        20 length: U32,
+        /// Bit 0 IsUser, bit 1 IsVirtualDisk, bit 2 IsRequired.
+        24 flags: U32,
+        28 reserved: U32,
+    }
 
-/// The parent locator header ([MS-VHDX] 2.6.2.6) as stored (little-endian).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct LocatorHeader {
-    pub(crate) locator_type: [u8; 16],
-    pub(crate) reserved: U16,
-    pub(crate) key_value_count: U16,
-}
+    /// The parent locator header ([MS-VHDX] 2.6.2.6) as stored (little-endian).
+    #[derive(Clone, Copy)]
+    pub(crate) struct LocatorHeader: 20 {
+        0 locator_type: [u8; 16],
+        16 reserved: U16,
+        18 key_value_count: U16,
+    }
 
-/// A parent locator key/value entry: offsets and lengths of UTF-16 strings in the locator.
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct LocatorEntry {
-    pub(crate) key_offset: U32,
-    pub(crate) value_offset: U32,
-    pub(crate) key_length: U16,
-    pub(crate) value_length: U16,
+    /// A parent locator key/value entry: offsets and lengths of UTF-16 strings in the locator.
+    #[derive(Clone, Copy)]
+    pub(crate) struct LocatorEntry: 12 {
+        0 key_offset: U32,
+        4 value_offset: U32,
+        8 key_length: U16,
+        10 value_length: U16,
+    }
 }
-
-const _: () = assert!(offset_of!(MetadataTableHeader, signature) == 0);
-const _: () = assert!(offset_of!(MetadataTableHeader, reserved) == 8);
-const _: () = assert!(offset_of!(MetadataTableHeader, entry_count) == 10);
-const _: () = assert!(offset_of!(MetadataTableHeader, reserved2) == 12);
-const _: () = assert!(size_of::<MetadataTableHeader>() == 32);
-const _: () = assert!(offset_of!(MetadataEntry, item_id) == 0);
-const _: () = assert!(offset_of!(MetadataEntry, offset) == 16);
-const _: () = assert!(offset_of!(MetadataEntry, length) == 20);
-const _: () = assert!(offset_of!(MetadataEntry, flags) == 24);
-const _: () = assert!(offset_of!(MetadataEntry, reserved) == 28);
-const _: () = assert!(size_of::<MetadataEntry>() == 32);
-const _: () = assert!(offset_of!(LocatorHeader, locator_type) == 0);
-const _: () = assert!(offset_of!(LocatorHeader, reserved) == 16);
-const _: () = assert!(offset_of!(LocatorHeader, key_value_count) == 18);
-const _: () = assert!(size_of::<LocatorHeader>() == 20);
-const _: () = assert!(offset_of!(LocatorEntry, key_offset) == 0);
-const _: () = assert!(offset_of!(LocatorEntry, value_offset) == 4);
-const _: () = assert!(offset_of!(LocatorEntry, key_length) == 8);
-const _: () = assert!(offset_of!(LocatorEntry, value_length) == 10);
-const _: () = assert!(size_of::<LocatorEntry>() == 12);
 
 impl MetadataTableHeader {
     /// The table header at the start of `t`; None without the `metadata` signature.
     pub(crate) fn parse(t: &[u8]) -> Option<MetadataTableHeader> {
-        let h: MetadataTableHeader = whole_fields(t, &[8, 10, 12, 32]);
+        let h: MetadataTableHeader = whole_fields(t);
         (&h.signature == b"metadata").then_some(h)
     }
 
     /// Entry `i` of the table `t` (fields past its end read as zeros).
     pub(crate) fn entry(t: &[u8], i: usize) -> MetadataEntry {
         let at = size_of::<MetadataTableHeader>() + i * size_of::<MetadataEntry>();
-        whole_fields(t.get(at..).unwrap_or_default(), &[16, 20, 24, 28, 32])
+        whole_fields(t.get(at..).unwrap_or_default())
     }
 }
 
@@ -134,13 +111,13 @@ impl LocatorEntry {
 impl LocatorHeader {
     /// The header at the start of `b` (fields past its end read as zeros).
     pub(crate) fn parse(b: &[u8]) -> LocatorHeader {
-        whole_fields(b, &[16, 18, 20])
+        whole_fields(b)
     }
 
     /// Key/value entry `i` of the locator `b` (fields past its end read as zeros).
     pub(crate) fn entry(b: &[u8], i: usize) -> LocatorEntry {
         let at = size_of::<LocatorHeader>() + i * size_of::<LocatorEntry>();
-        whole_fields(b.get(at..).unwrap_or_default(), &[4, 8, 10, 12])
+        whole_fields(b.get(at..).unwrap_or_default())
     }
 }
 

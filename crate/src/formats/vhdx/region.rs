@@ -7,11 +7,11 @@ use super::log::Overlay;
 use crate::error::{Error, Result};
 use crate::finding_code::FindingCode;
 use crate::formats::common::bytes::guid;
+use crate::formats::common::layout::on_disk;
 use crate::report::{Finding, Severity};
 use crate::source::Source;
-use core::mem::{offset_of, size_of};
+use zerocopy::FromBytes;
 use zerocopy::byteorder::little_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Where the two region tables lie, and their size.
 pub(crate) const REGION_TABLES: [u64; 2] = [192 << 10, 256 << 10];
@@ -22,37 +22,26 @@ pub(crate) const MAX_REGIONS: usize = 2047;
 pub(crate) const GUID_BAT: &str = "2DC27766-F623-4200-9D64-115E9BFD4A08";
 pub(crate) const GUID_METADATA: &str = "8B7CA206-4790-4B9A-B8FE-575F050F886E";
 
-/// The region table header as stored (little-endian).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct RegionTableHeader {
-    pub(crate) signature: [u8; 4],
-    pub(crate) checksum: U32,
-    pub(crate) entry_count: U32,
-    pub(crate) reserved: U32,
-}
+on_disk! {
+    /// The region table header as stored (little-endian).
+    #[derive(Clone, Copy)]
+    pub(crate) struct RegionTableHeader: 16 {
+        0 signature: [u8; 4],
+        4 checksum: U32,
+        8 entry_count: U32,
+        12 reserved: U32,
+    }
 
-/// A region table entry as stored (little-endian).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct RegionEntry {
-    pub(crate) guid: [u8; 16],
-    pub(crate) file_offset: U64,
-    pub(crate) length: U32,
-    /// Bit 0: a reader that does not know the region must refuse the file.
-    pub(crate) required: U32,
+    /// A region table entry as stored (little-endian).
+    #[derive(Clone, Copy)]
+    pub(crate) struct RegionEntry: 32 {
+        0 guid: [u8; 16],
+        16 file_offset: U64,
+        24 length: U32,
+        /// Bit 0: a reader that does not know the region must refuse the file.
+        28 required: U32,
+    }
 }
-
-const _: () = assert!(offset_of!(RegionTableHeader, signature) == 0);
-const _: () = assert!(offset_of!(RegionTableHeader, checksum) == 4);
-const _: () = assert!(offset_of!(RegionTableHeader, entry_count) == 8);
-const _: () = assert!(offset_of!(RegionTableHeader, reserved) == 12);
-const _: () = assert!(size_of::<RegionTableHeader>() == 16);
-const _: () = assert!(offset_of!(RegionEntry, guid) == 0);
-const _: () = assert!(offset_of!(RegionEntry, file_offset) == 16);
-const _: () = assert!(offset_of!(RegionEntry, length) == 24);
-const _: () = assert!(offset_of!(RegionEntry, required) == 28);
-const _: () = assert!(size_of::<RegionEntry>() == 32);
 
 impl RegionEntry {
     pub(crate) fn id(&self) -> String {

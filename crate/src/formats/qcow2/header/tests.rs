@@ -1,5 +1,6 @@
 use super::*;
 use crate::error::ErrorKind;
+use zerocopy::IntoBytes;
 
 fn v3_header() -> Vec<u8> {
     let mut b = vec![0u8; 112];
