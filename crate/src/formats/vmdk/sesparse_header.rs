@@ -5,9 +5,9 @@
 //! driver (`sparse.rs`) opens the extent.
 
 use crate::formats::common::bytes::whole_fields;
-use core::mem::{offset_of, size_of};
+use crate::formats::common::layout::on_disk;
+use core::mem::size_of;
 use zerocopy::byteorder::little_endian::U64;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// The constant header magic, the first 8 bytes (`be ba fe ca 00 00 00 00`).
 pub(crate) const SESPARSE_CONST_MAGIC: u64 = 0xcafe_babe;
@@ -17,57 +17,36 @@ pub(crate) const SESPARSE_KNOWN_VERSION: u64 = 0x0000_0002_0000_0001;
 pub(crate) const SESPARSE_GRAIN_SECTORS: u64 = 8;
 pub(crate) const SESPARSE_GT_SECTORS: u64 = 64;
 
-/// Sector 0 of a seSparse extent. Sizes and offsets are in sectors.
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct SeSparseHeader {
-    pub(crate) magic: U64,
-    pub(crate) version: U64,
-    pub(crate) capacity: U64,
-    pub(crate) grain_size: U64,
-    pub(crate) grain_table_size: U64,
-    pub(crate) flags: U64,
-    pub(crate) reserved: [U64; 4],
-    pub(crate) volatile_header_offset: U64,
-    pub(crate) volatile_header_size: U64,
-    pub(crate) journal_header_offset: U64,
-    pub(crate) journal_header_size: U64,
-    pub(crate) journal_offset: U64,
-    pub(crate) journal_size: U64,
-    pub(crate) grain_dir_offset: U64,
-    pub(crate) grain_dir_size: U64,
-    pub(crate) grain_tables_offset: U64,
-    pub(crate) grain_tables_size: U64,
-    pub(crate) free_bitmap_offset: U64,
-    pub(crate) free_bitmap_size: U64,
-    pub(crate) backmap_offset: U64,
-    pub(crate) backmap_size: U64,
-    pub(crate) grains_offset: U64,
-    pub(crate) grains_size: U64,
-    pub(crate) pad: [u8; 304],
-}
-
-const _: () = assert!(offset_of!(SeSparseHeader, version) == 8);
-const _: () = assert!(offset_of!(SeSparseHeader, capacity) == 16);
-const _: () = assert!(offset_of!(SeSparseHeader, flags) == 40);
-const _: () = assert!(offset_of!(SeSparseHeader, volatile_header_offset) == 80);
-const _: () = assert!(offset_of!(SeSparseHeader, grain_dir_offset) == 128);
-const _: () = assert!(offset_of!(SeSparseHeader, grain_tables_offset) == 144);
-const _: () = assert!(offset_of!(SeSparseHeader, grains_offset) == 192);
-const _: () = assert!(offset_of!(SeSparseHeader, pad) == 208);
-const _: () = assert!(size_of::<SeSparseHeader>() == 512);
-
-/// Where each field ends: a cut header keeps whole fields only.
-const FIELD_ENDS: [usize; 27] = {
-    let mut ends = [0; 27];
-    let mut i = 0;
-    while i < 26 {
-        ends[i] = (i + 1) * 8;
-        i += 1;
+on_disk! {
+    /// Sector 0 of a seSparse extent. Sizes and offsets are in sectors.
+    #[derive(Clone, Copy)]
+    pub(crate) struct SeSparseHeader: 512 {
+        0 magic: U64,
+        8 version: U64,
+        16 capacity: U64,
+        24 grain_size: U64,
+        32 grain_table_size: U64,
+        40 flags: U64,
+        48 reserved: [U64; 4] as each U64,
+        80 volatile_header_offset: U64,
+        88 volatile_header_size: U64,
+        96 journal_header_offset: U64,
+        104 journal_header_size: U64,
+        112 journal_offset: U64,
+        120 journal_size: U64,
+        128 grain_dir_offset: U64,
+        136 grain_dir_size: U64,
+        144 grain_tables_offset: U64,
+        152 grain_tables_size: U64,
+        160 free_bitmap_offset: U64,
+        168 free_bitmap_size: U64,
+        176 backmap_offset: U64,
+        184 backmap_size: U64,
+        192 grains_offset: U64,
+        200 grains_size: U64,
+        208 pad: [u8; 304],
     }
-    ends[26] = 512;
-    ends
-};
+}
 
 /// What keeps a seSparse header from being read (the driver refuses each).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +83,7 @@ impl SeSparseHeader {
     /// The header at the start of `b` (a cut header's missing fields read as zeros), with what
     /// keeps it from being read.
     pub(crate) fn parse(b: &[u8]) -> (SeSparseHeader, Vec<SeSparseProblem>) {
-        let h: SeSparseHeader = whole_fields(b, &FIELD_ENDS);
+        let h: SeSparseHeader = whole_fields(b);
         let mut problems = vec![];
         if b.len() < size_of::<SeSparseHeader>() {
             problems.push(SeSparseProblem::Cut);
