@@ -116,6 +116,10 @@ fn aws_rules() {
     accepted(dir, "d.vhd", "aws");
     refused(dir, "sparse.vmdk", "aws", "vmdk-subformat");
     refused(dir, "disk.qcow2", "aws", "format-not-accepted");
+    ova(dir, "so.ova", "so.vmdk");
+    accepted(dir, "so.ova", "aws");
+    ova(dir, "sparse.ova", "sparse.vmdk");
+    refused(dir, "sparse.ova", "aws", "vmdk-subformat");
     // Raw: a partition table is needed; a bare filesystem is refused.
     gpt_disk(dir, "gpt.raw", 1);
     accepted(dir, "gpt.raw", "aws");
@@ -220,6 +224,29 @@ fn all_four_targets_by_default_and_one_text_line_each() {
         .map(|v| v["target"].clone())
         .collect();
     assert_eq!(targets, ["openstack", "aws", "azure", "gce"]);
+    let two = json(&vmdisk(
+        &[
+            "info",
+            "--json",
+            "--target",
+            "gce",
+            "--target",
+            "aws",
+            "disk.qcow2",
+        ],
+        dir,
+    ));
+    let targets: Vec<_> = two["clouds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["target"].clone())
+        .collect();
+    assert_eq!(
+        targets,
+        ["aws", "gce"],
+        "--target repeats, in the report's order"
+    );
     let text = vmdisk(&["info", "disk.qcow2"], dir);
     assert!(
         text.contains(
