@@ -139,3 +139,47 @@ fn hex(bytes: &[u8]) -> String {
         s
     })
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::source::MemSource;
+
+    fn run(data: &[u8], cancel: bool) -> (Result<Hashes>, Vec<(u64, u64)>) {
+        let src = MemSource::new("f", data.to_vec());
+        let mut seen = vec![];
+        let flag = AtomicBool::new(cancel);
+        let r = crate::native::block_on(hash(&src, &mut |d, t| seen.push((d, t)), &flag));
+        (r, seen)
+    }
+
+    #[test]
+    fn digests_are_md5_and_sha512() {
+        // The FIPS 180-2 and RFC 1321 test vectors for "abc".
+        let (h, seen) = run(b"abc", false);
+        let h = h.unwrap();
+        assert_eq!(h.md5, "900150983cd24fb0d6963f7d28e17f72");
+        assert!(h.sha512.starts_with("ddaf35a193617aba") && h.sha512.ends_with("a54ca49f"));
+        assert_eq!(seen, [(3, 3)]);
+    }
+
+    #[test]
+    fn chunks_report_progress_and_cancel_stops() {
+        let data = vec![7u8; CHUNK * 2 + 5];
+        let (h, seen) = run(&data, false);
+        assert!(h.is_ok());
+        let total = data.len() as u64;
+        assert_eq!(
+            seen,
+            [
+                (CHUNK as u64, total),
+                (2 * CHUNK as u64, total),
+                (total, total)
+            ]
+        );
+        let (h, seen) = run(&data, true);
+        assert!(h.unwrap_err().is_cancelled() && seen.is_empty());
+        let (h, _) = run(b"", false);
+        assert_eq!(h.unwrap().md5, "d41d8cd98f00b204e9800998ecf8427e");
+    }
+}

@@ -48,7 +48,11 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
             format!("repack disk.raw alone: vmdisk extract --member disk.raw -o disk.raw {name}, then tar --format=oldgnu -Sczf {} disk.raw", tarball_name(name)),
         ));
     }
-    match r.disks.iter().find(|d| d.name == "disk.raw") {
+    match r
+        .disks
+        .iter()
+        .find(|d| crate::source::base_name(&d.name) == "disk.raw")
+    {
         None => out.push(Reason::new(
             "no-disk-raw",
             "the tarball holds no disk.raw",
