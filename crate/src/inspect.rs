@@ -157,7 +157,7 @@ pub fn inspect(opened: &OpenedImage) -> Report {
             }
         }
     }
-    Report {
+    let mut report = Report {
         format,
         virtual_size,
         actual_size,
@@ -167,7 +167,12 @@ pub fn inspect(opened: &OpenedImage) -> Report {
         format_specific,
         disks,
         safety: Safety::from_findings(findings),
-    }
+        clouds: vec![],
+        glance: None,
+    };
+    report.clouds = crate::cloud::assess(&report, crate::cloud::Target::ALL);
+    report.glance = crate::glance::metadata(&report);
+    report
 }
 
 fn disk_report(set: &ImageSet, disk: &package::Disk, d: &OpenedDisk) -> DiskReport {

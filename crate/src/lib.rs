@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod chain;
+pub mod cloud;
 pub mod codec;
 pub mod compose;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod extent;
 pub mod finding_code;
 pub mod format;
 pub mod formats;
+pub mod glance;
 pub mod image;
 pub mod inspect;
 pub mod package;

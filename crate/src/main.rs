@@ -51,6 +51,13 @@ mod cli {
             /// Show a progress bar on stderr while a package is verified.
             #[arg(short = 'p')]
             progress: bool,
+            /// Say only whether this cloud accepts the image (repeatable; default: all four).
+            #[arg(long = "target", value_name = "NAME", value_parser = ["openstack", "aws", "azure", "gce"])]
+            targets: Vec<String>,
+            /// Also compute the checksums glance records (MD5 and SHA-512 of the file
+            /// uploaded), reading it once.
+            #[arg(long)]
+            hash: bool,
             /// The image and its companions (backing file, extents), resolved by file name.
             #[arg(required = true)]
             files: Vec<PathBuf>,
@@ -184,10 +191,17 @@ mod cli {
                 json,
                 no_verify,
                 progress,
+                targets,
+                hash,
                 files,
             } => {
                 let opened = open(&files)?;
                 let mut report = vmdisk::inspect(&opened);
+                if !targets.is_empty() {
+                    report
+                        .clouds
+                        .retain(|v| targets.iter().any(|t| t == v.target.name()));
+                }
                 if let Some(pkg) = &opened.package
                     && !no_verify
                 {
@@ -200,6 +214,22 @@ mod cli {
                         ))
                     })?;
                     report.add_findings(found);
+                }
+                if hash && let Some(glance) = &mut report.glance {
+                    let src = opened.set.file(opened.main).clone();
+                    let hashes = with_bar(progress, src.len(), |bar| {
+                        let cancel = AtomicBool::new(false);
+                        block_on(vmdisk::glance::hash(
+                            &*src,
+                            &mut |d, t| {
+                                if !bar(d, t) {
+                                    cancel.store(true, Ordering::SeqCst);
+                                }
+                            },
+                            &cancel,
+                        ))
+                    })?;
+                    glance.set_hashes(hashes);
                 }
                 let text = if json {
                     serde_json::to_string_pretty(&report).expect("report serialises") + "\n"
@@ -624,6 +654,7 @@ mod cli {
                 f.message
             );
         }
+        s.push_str(&vmdisk::cloud::text(r));
         s
     }
 

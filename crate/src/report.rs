@@ -52,6 +52,9 @@ impl Report {
         let mut all = std::mem::take(&mut self.safety.findings);
         all.extend(more);
         self.safety = Safety::from_findings(all);
+        // The cloud verdicts read the findings: keep them in step.
+        let targets: Vec<_> = self.clouds.iter().map(|v| v.target).collect();
+        self.clouds = crate::cloud::assess(self, &targets);
     }
 }
 
@@ -80,6 +83,11 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskReport>,
     pub safety: Safety,
+    /// Whether each cloud would accept the file as it is, and why not.
+    pub clouds: Vec<crate::cloud::Verdict>,
+    /// The glance record of the file (None when glance has no disk_format for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub glance: Option<crate::glance::Glance>,
 }
 
 /// One disk of a package.

@@ -41,6 +41,9 @@ struct Part {
 pub async fn analyse(cx: &Ctx<'_>) -> Result<Content> {
     let mut c = Content::default();
     let h = &cx.head;
+    if let Some(problem) = glance_mbr_problem(h) {
+        c.details.insert("mbr-problem".into(), problem.into());
+    }
     let boot_fs = fs::identify(h, slice(h, BTRFS_SB, 4096));
     let mbr = if boot_fs.is_none() {
         mbr_entries(h)
@@ -125,6 +128,46 @@ async fn sniff(cx: &Ctx<'_>, start: u64, size: u64) -> Result<Option<fs::Fs>> {
         return Ok(None);
     };
     Ok(fs::identify(&[], &sb))
+}
+
+/// What glance's partition-table check (oslo.utils format_inspector `GPTInspector`) refuses
+/// in a first sector that bears the 0x55AA signature and is not a FAT boot sector: a boot
+/// flag other than 0x00/0x80, a protective entry (0xEE) that does not start at CHS 0/2/0 and
+/// LBA 1 or is not the only entry, or no partition at all.
+fn glance_mbr_problem(h: &[u8]) -> Option<String> {
+    if !has(h, 510, &[0x55, 0xaa]) || (h[0x10] == 2 && h[0x15] == 0xf8) {
+        return None;
+    }
+    let mut used = vec![];
+    let mut protective = false;
+    for i in 0..4 {
+        let e = slice(h, 446 + i * 16, 16);
+        if e[0] != 0 && e[0] != 0x80 {
+            return Some(format!(
+                "partition entry {} has an invalid boot flag",
+                i + 1
+            ));
+        }
+        if e[4] != 0 {
+            used.push(i);
+        }
+        if e[4] == 0xee {
+            protective = true;
+            if e[1..4] != [0, 2, 0] {
+                return Some("the protective MBR entry does not start at CHS 0/2/0".into());
+            }
+            if le32(e, 8) != 1 {
+                return Some("the protective MBR entry does not start at LBA 1".into());
+            }
+        }
+    }
+    if protective && used != [0] {
+        return Some("the protective MBR defines partitions besides the GPT's".into());
+    }
+    if used.is_empty() {
+        return Some("the MBR signature is there but no partition is defined".into());
+    }
+    None
 }
 
 /// The four primary MBR entries as (status, type, start LBA, sectors), or None when sector 0

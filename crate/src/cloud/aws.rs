@@ -1,0 +1,136 @@
+//! AWS VM Import/Export (`aws ec2 import-image` / `import-snapshot`).
+//!
+//! Sources:
+//! - https://docs.aws.amazon.com/vm-import/latest/userguide/prerequisites.html "Image
+//!   formats": OVA, stream-optimized ESX VMDK, fixed and dynamic VHD/VHDX, raw.
+//! - https://docs.aws.amazon.com/vm-import/latest/userguide/limitations-image-importing.html:
+//!   encrypted volumes are not supported; the VMware SEsparse delta format is not supported;
+//!   an import fails for VMs with more than 21 volumes; a VM may not boot if its root
+//!   partition is not on the same disk as the MBR (so a disk must carry a partition table).
+//! - https://docs.aws.amazon.com/ebs/latest/userguide/ebs-volume-types.html: an EBS volume
+//!   (what an imported disk becomes) is at most 16 TiB for gp2/gp3/st1/sc1/io1.
+
+use super::{
+    Reason, TIB, bytes, create_type, has, input_name, output_name, package_disks, vhd_type,
+};
+use crate::FindingCode;
+use crate::format::Format;
+use crate::report::Report;
+
+const MAX_VOLUME: u64 = 16 * TIB;
+const MAX_VOLUMES: usize = 21;
+
+pub fn reasons(r: &Report) -> Vec<Reason> {
+    let name = input_name(r);
+    let to_raw = format!(
+        "convert it: vmdisk convert -O raw -o {} {name}",
+        output_name(name, "raw")
+    );
+    let mut out = vec![];
+    if r.format == Format::Ova {
+        let disks: Vec<_> = r.disks.iter().filter(|d| d.role == "disk").collect();
+        if disks.len() > MAX_VOLUMES {
+            out.push(Reason::new(
+                "too-many-volumes",
+                format!(
+                    "the OVA holds {} disks; VM Import fails for a VM with more than {MAX_VOLUMES} volumes",
+                    disks.len()
+                ),
+                "import the first 21 with the OVA and the rest one by one with aws ec2 import-snapshot",
+            ));
+        }
+        for (i, d) in disks.iter().enumerate() {
+            let f = d.format.unwrap_or(Format::Raw);
+            if let Some(mut why) = format_reason(f, &d.format_specific, &to_raw) {
+                why.message = format!("disk {} ({}): {}", i + 1, d.name, why.message);
+                why.fix = format!(
+                    "convert that disk (vmdisk convert -O raw --disk {} -o {} {name}) and import it on its own",
+                    i + 1,
+                    output_name(crate::source::base_name(&d.name), "raw")
+                );
+                out.push(why);
+            }
+            size_reason(d.virtual_size.unwrap_or(0), &mut out);
+        }
+    } else if package_disks(r).is_some() {
+        out.push(Reason::new(
+            "package-not-accepted",
+            format!("VM Import does not read a {} package", r.format),
+            format!("{to_raw} (vmdisk writes the package's disk as a raw image)"),
+        ));
+    } else {
+        out.extend(format_reason(r.format, &r.format_specific, &to_raw));
+        size_reason(r.virtual_size, &mut out);
+        if r.format.is_raw_content() && r.format_specific.get("partition-table").is_none() {
+            out.push(Reason::new(
+                "no-partition-table",
+                "the disk has no partition table (MBR or GPT): VM Import needs a whole bootable disk, not a bare filesystem",
+                "install a boot loader into a partitioned disk (for example with virt-make-fs --partition, then grub-install), then import that disk",
+            ));
+        }
+    }
+    if r.format == Format::Luks || has(r, FindingCode::Encrypted) {
+        out.push(Reason::new(
+            "encrypted",
+            "the disk is encrypted; VM Import does not import encrypted volumes",
+            "decrypt it first (qemu-img convert with the key), then import the plain disk",
+        ));
+    }
+    out
+}
+
+/// Why VM Import refuses a disk of format `f` (details its format-specific object).
+fn format_reason(f: Format, details: &serde_json::Value, fix: &str) -> Option<Reason> {
+    match f {
+        Format::Raw | Format::Ami => None,
+        Format::Vmdk => match create_type(details).unwrap_or("unknown") {
+            "streamOptimized" => None,
+            "seSparse" => Some(Reason::new(
+                "vmdk-sesparse",
+                "the VMDK is in VMware's SEsparse delta format, which VM Import does not support",
+                fix,
+            )),
+            kind => Some(Reason::new(
+                "vmdk-subformat",
+                format!("the VMDK is {kind}; VM Import takes only stream-optimized VMDKs"),
+                fix,
+            )),
+        },
+        Format::Vhd | Format::Vhdx
+            if vhd_type(details) == Some("differencing")
+                || details.get("has-parent") == Some(&serde_json::Value::Bool(true)) =>
+        {
+            Some(Reason::new(
+                "differencing-disk",
+                format!(
+                    "the {f} is a differencing disk; VM Import takes only fixed and dynamic ones"
+                ),
+                format!(
+                    "flatten it with its parent: {}",
+                    fix.trim_start_matches("convert it: ")
+                ),
+            ))
+        }
+        Format::Vhd | Format::Vhdx => None,
+        other => Some(Reason::new(
+            "format-not-accepted",
+            format!(
+                "VM Import does not read {other} images (it takes OVA, stream-optimized VMDK, VHD, VHDX and raw)"
+            ),
+            fix,
+        )),
+    }
+}
+
+fn size_reason(virtual_size: u64, out: &mut Vec<Reason>) {
+    if virtual_size > MAX_VOLUME {
+        out.push(Reason::new(
+            "too-large",
+            format!(
+                "the disk is {}; an EBS volume holds at most 16 TiB",
+                bytes(virtual_size)
+            ),
+            "shrink the filesystems and the disk below 16 TiB, or split the data over several disks",
+        ));
+    }
+}

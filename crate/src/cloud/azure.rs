@@ -1,0 +1,101 @@
+//! Azure: uploading a VHD as a managed disk or image.
+//!
+//! Sources:
+//! - https://learn.microsoft.com/en-us/azure/virtual-machines/linux/create-upload-generic
+//!   "General Linux installation notes": the VHDX format is not supported in Azure, only
+//!   fixed VHD; the virtual size of every VHD on Azure must be aligned to 1 MiB; the largest
+//!   OS VHD of a generation 1 VM is 2,048 GiB (2 TiB).
+//! - https://learn.microsoft.com/en-us/azure/virtual-machines/windows/prepare-for-upload-vhd-image:
+//!   Azure takes VHD files with a fixed-size disk (convert VHDX and dynamic disks first).
+//!
+//! vmdisk does not write VHD yet, so the fixes name qemu-img's `vpc` driver (`force_size`
+//! keeps the exact size instead of rounding it to a CHS geometry).
+
+use super::{MIB, Reason, TIB, bytes, input_name, output_name, package_disks, vhd_type};
+use crate::format::Format;
+use crate::report::Report;
+
+const MAX_OS_DISK: u64 = 2 * TIB;
+
+pub fn reasons(r: &Report) -> Vec<Reason> {
+    let name = input_name(r);
+    let vhd = output_name(name, "vhd");
+    let mut out = vec![];
+    // A package is first written out as raw by vmdisk; qemu-img then makes the VHD.
+    let (qemu_input, prefix) = match (package_disks(r), qemu_name(r.format)) {
+        (None, Some(q)) => (format!("-f {q} {name}"), String::new()),
+        _ => {
+            let raw = output_name(name, "raw");
+            (
+                format!("-f raw {raw}"),
+                format!("vmdisk convert -O raw -o {raw} {name}, then "),
+            )
+        }
+    };
+    let convert = format!(
+        "vmdisk cannot write VHD yet: {prefix}qemu-img convert {qemu_input} -O vpc -o subformat=fixed,force_size {vhd}"
+    );
+    match (r.format, vhd_type(&r.format_specific)) {
+        (Format::Vhd, Some("fixed")) => {}
+        (Format::Vhd, kind) => out.push(Reason::new(
+            "vhd-not-fixed",
+            format!(
+                "the VHD is {}; Azure takes only fixed-size VHDs",
+                kind.unwrap_or("not fixed")
+            ),
+            convert.clone(),
+        )),
+        (Format::Vhdx, _) => out.push(Reason::new(
+            "vhdx-not-supported",
+            "Azure does not take VHDX; it takes fixed-size VHD",
+            convert.clone(),
+        )),
+        (other, _) => out.push(Reason::new(
+            "format-not-accepted",
+            format!("Azure takes only fixed-size VHD files, and this is {other}"),
+            convert.clone(),
+        )),
+    }
+    let size = r.virtual_size;
+    if !size.is_multiple_of(MIB) {
+        let rounded = size.div_ceil(MIB) * MIB;
+        out.push(Reason::new(
+            "size-not-whole-mib",
+            format!(
+                "the virtual size, {}, is not a whole number of MiB, as Azure requires",
+                bytes(size)
+            ),
+            format!(
+                "grow it to {rounded} bytes first: vmdisk convert -O raw -o {raw} {name}; qemu-img resize -f raw {raw} {rounded}; then qemu-img convert -f raw {raw} -O vpc -o subformat=fixed,force_size {vhd}",
+                raw = output_name(name, "raw")
+            ),
+        ));
+    }
+    if size > MAX_OS_DISK {
+        out.push(Reason::new(
+            "too-large",
+            format!(
+                "the disk is {}; a generation 1 VM's OS disk holds at most 2 TiB",
+                bytes(size)
+            ),
+            "shrink the disk below 2 TiB, or upload it as a data disk",
+        ));
+    }
+    out
+}
+
+/// qemu-img's name for a format it reads, for the suggested command.
+fn qemu_name(f: Format) -> Option<&'static str> {
+    Some(match f {
+        Format::Raw | Format::Iso | Format::Ami => "raw",
+        Format::Qcow2 => "qcow2",
+        Format::Qcow => "qcow",
+        Format::Qed => "qed",
+        Format::Vmdk => "vmdk",
+        Format::Vdi => "vdi",
+        Format::Vhd => "vpc",
+        Format::Vhdx => "vhdx",
+        Format::Parallels => "parallels",
+        _ => return None,
+    })
+}

@@ -1,0 +1,99 @@
+//! Google Compute Engine: a custom image created from a file in Cloud Storage.
+//!
+//! Source: https://cloud.google.com/compute/docs/import/import-existing-image "Import the
+//! image file manually": the image is a gzip-compressed tar archive (`.tar.gz`, GNU tar
+//! format: `tar --format=oldgnu -Sczf`) holding one file named `disk.raw`, a raw disk whose
+//! size is a whole number of GB (GiB); see also
+//! https://cloud.google.com/compute/docs/images/image-management-best-practices ("the disk's
+//! bytes must be written to a file named disk.raw", tarred and gzipped).
+
+use super::{GIB, Reason, bytes, detail, input_name};
+use crate::format::Format;
+use crate::report::Report;
+
+pub fn reasons(r: &Report) -> Vec<Reason> {
+    let name = input_name(r);
+    let pack = format!(
+        "vmdisk convert -O raw -o disk.raw {name}, then tar --format=oldgnu -Sczf {} disk.raw (vmdisk does not write the tarball itself)",
+        tarball_name(name)
+    );
+    let mut out = vec![];
+    if r.format != Format::Gce {
+        out.push(Reason::new(
+            "not-a-gce-tarball",
+            format!(
+                "Compute Engine imports a gzipped tar holding one disk.raw, and this is {}",
+                r.format
+            ),
+            pack,
+        ));
+        return out;
+    }
+    if detail(&r.format_specific, "compression") != Some("gzip") {
+        out.push(Reason::new(
+            "not-gzip",
+            "the tarball is not gzip-compressed, as Compute Engine requires",
+            format!("repack it: vmdisk extract --member disk.raw -o disk.raw {name}, then tar --format=oldgnu -Sczf {} disk.raw", tarball_name(name)),
+        ));
+    }
+    let members = r
+        .format_specific
+        .get("members")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len);
+    if members != 1 {
+        out.push(Reason::new(
+            "not-one-member",
+            format!("the tarball holds {members} members; Compute Engine wants exactly one, disk.raw"),
+            format!("repack disk.raw alone: vmdisk extract --member disk.raw -o disk.raw {name}, then tar --format=oldgnu -Sczf {} disk.raw", tarball_name(name)),
+        ));
+    }
+    match r
+        .disks
+        .iter()
+        .find(|d| crate::source::base_name(&d.name) == "disk.raw")
+    {
+        None => out.push(Reason::new(
+            "no-disk-raw",
+            "the tarball holds no disk.raw",
+            pack,
+        )),
+        Some(d) => {
+            if d.format.is_some_and(|f| !f.is_raw_content()) {
+                out.push(Reason::new(
+                    "disk-not-raw",
+                    format!(
+                        "disk.raw holds a {} image, not raw bytes",
+                        d.format.map_or("?", |f| f.name())
+                    ),
+                    pack,
+                ));
+            }
+            let size = d.virtual_size.unwrap_or(0);
+            if !size.is_multiple_of(GIB) {
+                out.push(Reason::new(
+                    "size-not-whole-gib",
+                    format!("disk.raw is {}; Compute Engine needs a whole number of GB (GiB)", bytes(size)),
+                    format!(
+                        "grow it to {} bytes: vmdisk extract --member disk.raw -o disk.raw {name}; truncate -s {} disk.raw; then tar --format=oldgnu -Sczf {} disk.raw",
+                        size.div_ceil(GIB) * GIB,
+                        size.div_ceil(GIB) * GIB,
+                        tarball_name(name)
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `disk.qcow2` -> `disk-gce.tar.gz`, `img.tar.gz` -> `img-gce.tar.gz`.
+fn tarball_name(input: &str) -> String {
+    let stem = [".tar.gz", ".tgz"]
+        .iter()
+        .find_map(|ext| input.strip_suffix(ext))
+        .or_else(|| input.rsplit_once('.').map(|(s, _)| s))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(input);
+    format!("{stem}-gce.tar.gz")
+}

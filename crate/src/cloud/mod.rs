@@ -1,0 +1,162 @@
+//! Would a cloud accept this image as it is? One verdict a target, computed from the report
+//! alone (its format, subformat, findings, files, disks and sizes), with a reason for every
+//! refusal: what is wrong in plain words and what to do about it.
+//!
+//! Each target's rules live in its own file and cite where they come from.
+
+mod aws;
+mod azure;
+mod gce;
+mod openstack;
+mod text;
+
+pub use text::text;
+
+use crate::format::Format;
+use crate::report::{DiskReport, Report};
+use serde::Serialize;
+
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
+pub const TIB: u64 = 1 << 40;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Openstack,
+    Aws,
+    Azure,
+    Gce,
+}
+
+impl Target {
+    pub const ALL: &'static [Target] =
+        &[Target::Openstack, Target::Aws, Target::Azure, Target::Gce];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Openstack => "openstack",
+            Target::Aws => "aws",
+            Target::Azure => "azure",
+            Target::Gce => "gce",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Target> {
+        Target::ALL.iter().copied().find(|t| t.name() == name)
+    }
+}
+
+/// Why a target refuses the image. `code` is stable (kebab-case) for dashboards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    pub code: &'static str,
+    pub message: String,
+    pub fix: String,
+}
+
+impl Reason {
+    pub fn new(code: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Reason {
+            code,
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    pub target: Target,
+    pub accepted: bool,
+    pub reasons: Vec<Reason>,
+}
+
+/// The verdict of each of `targets` on the image `r` describes.
+pub fn assess(r: &Report, targets: &[Target]) -> Vec<Verdict> {
+    targets
+        .iter()
+        .map(|&target| {
+            let reasons = match target {
+                Target::Openstack => openstack::reasons(r),
+                Target::Aws => aws::reasons(r),
+                Target::Azure => azure::reasons(r),
+                Target::Gce => gce::reasons(r),
+            };
+            Verdict {
+                target,
+                accepted: reasons.is_empty(),
+                reasons,
+            }
+        })
+        .collect()
+}
+
+/// The name the user gave the image (or package), for the commands in a fix.
+pub fn input_name(r: &Report) -> &str {
+    r.files
+        .iter()
+        .find(|f| matches!(f.role.as_str(), "image" | "package" | "descriptor"))
+        .map_or("IMAGE", |f| f.name.as_str())
+}
+
+/// The output file a suggested `vmdisk convert` writes: `disk.vmdk` -> `disk.qcow2`, and
+/// `disk.qcow2` -> `disk-flat.qcow2` (never the input's own name).
+pub fn output_name(input: &str, ext: &str) -> String {
+    let stem = match input.rsplit_once('.') {
+        Some((s, _)) if !s.is_empty() => s,
+        _ => input,
+    };
+    let out = format!("{stem}.{ext}");
+    if out == input {
+        format!("{stem}-flat.{ext}")
+    } else {
+        out
+    }
+}
+
+/// A string field of a format-specific object.
+pub fn detail<'a>(details: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    details.get(key).and_then(serde_json::Value::as_str)
+}
+
+/// The VMDK create type (`streamOptimized`, `monolithicSparse`, ...).
+pub fn create_type(details: &serde_json::Value) -> Option<&str> {
+    detail(details, "create-type")
+}
+
+/// The VHD disk type (`fixed`, `dynamic`, `differencing`).
+pub fn vhd_type(details: &serde_json::Value) -> Option<&str> {
+    detail(details, "disk-type")
+}
+
+/// Whether the report (or a disk of it) has a finding of that code.
+pub fn has(r: &Report, code: crate::FindingCode) -> bool {
+    r.safety.findings.iter().any(|f| f.code == code)
+}
+
+/// The disks a package holds, or None for a lone image.
+pub fn package_disks(r: &Report) -> Option<&[DiskReport]> {
+    matches!(
+        r.format,
+        Format::Ova | Format::Ovf | Format::Uec | Format::Gce | Format::Compressed
+    )
+    .then_some(r.disks.as_slice())
+}
+
+/// Bytes in binary units for messages: `3 GiB`, `1.5 MiB`, `1000 bytes`.
+pub fn bytes(n: u64) -> String {
+    for (unit, size) in [("TiB", TIB), ("GiB", GIB), ("MiB", MIB)] {
+        if n >= size {
+            return if n.is_multiple_of(size) {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{:.2} {unit} ({n} bytes)", n as f64 / size as f64)
+            };
+        }
+    }
+    format!("{n} bytes")
+}
+
+#[cfg(test)]
+mod tests;
