@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod chain;
+pub mod check;
 pub mod codec;
 pub mod compose;
 pub mod engine;
