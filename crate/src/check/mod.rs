@@ -3,6 +3,7 @@
 //!
 //! - qcow2 ([`qcow2`]): refcounts rebuilt from the metadata and compared with the stored ones
 //!   (leaks, corruptions), table entries' alignment and bounds, compressed clusters decoded.
+//! - VDI ([`vdi`]): block map entries in range, used once, counted as the header says.
 //! - QED ([`qed`]): tables and data clusters valid and used once, unused clusters leaked.
 //! - Formats with a block table ([`tables`]): from the driver's extent map, stored runs inside
 //!   the file, no host bytes used twice, compressed grains decoded.
@@ -20,6 +21,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod text;
+mod vdi;
 
 pub use open::check_files;
 pub use refcounts::MAX_CLUSTERS;
@@ -77,13 +79,36 @@ async fn image_check(
     let mut r = CheckResult::new(src.name(), qemu_name(format));
     p.scale = src.len();
     let ran = match (format, image) {
-        (Format::Qcow2, _) => qcow2::check(src, &mut r, p).await,
-        (Format::Qed, _) => qed::check(src, &mut r, p).await,
+        (f, _) if reads_itself(f) => file_check(f, src, &mut r, p).await,
         (_, Some(image)) => tables::check(set, image, &mut r, p).await,
         (_, None) => Err(Error::unsupported(format!(
             "vmdisk cannot check {format} images"
         ))),
     };
+    finish(ran, r)
+}
+
+/// Formats whose check reads the file itself rather than through the driver, so that it
+/// still runs when the driver refuses a damaged image.
+fn reads_itself(format: Format) -> bool {
+    matches!(format, Format::Qcow2 | Format::Qed | Format::Vdi)
+}
+
+async fn file_check(
+    format: Format,
+    src: &dyn crate::Source,
+    r: &mut CheckResult,
+    p: &mut Progress<'_>,
+) -> Result<()> {
+    match format {
+        Format::Qcow2 => qcow2::check(src, r, p).await,
+        Format::Qed => qed::check(src, r, p).await,
+        _ => vdi::check(src, r, p).await,
+    }
+}
+
+/// The result, with a check that stopped counted as a check error (a cancel is passed on).
+fn finish(ran: Result<()>, mut r: CheckResult) -> Result<CheckResult> {
     match ran {
         Err(e) if e.is_cancelled() => Err(e),
         Err(e) => {

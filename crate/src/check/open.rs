@@ -1,9 +1,9 @@
 //! Opening the files to check. An image whose driver refuses it (a damaged table) is still
-//! checked where the check reads the format itself (qcow2, QED), and is otherwise one corruption;
+//! checked where the check reads the format itself (qcow2, QED, VDI), and is otherwise one corruption;
 //! qemu-img check, too, reports such damage in formats whose check it can open.
 
 use super::result::{CheckResult, Kind};
-use super::{Options, Progress, check, qcow2, qed, qemu_name};
+use super::{Options, Progress, check, file_check, finish, qemu_name, reads_itself};
 use crate::error::{ErrorKind, Result};
 use crate::extent::FileId;
 use crate::format::Format;
@@ -33,19 +33,11 @@ pub async fn check_files(
         Err(_) => Format::Raw,
     };
     let mut r = CheckResult::new(src.name(), qemu_name(format));
-    if matches!(format, Format::Qcow2 | Format::Qed) {
+    if reads_itself(format) {
         let mut p = Progress::new(progress);
         p.scale = src.len();
-        let ran = match format {
-            Format::Qcow2 => qcow2::check(&*src, &mut r, &mut p).await,
-            _ => qed::check(&*src, &mut r, &mut p).await,
-        };
-        match ran {
-            Err(e) if e.is_cancelled() => return Err(e),
-            Err(e) => r.note(Kind::CheckError, format!("the check could not run: {e}")),
-            Ok(()) => {}
-        }
-        return Ok(r);
+        let ran = file_check(format, &*src, &mut r, &mut p).await;
+        return finish(ran, r);
     }
     let kind = match error.kind {
         ErrorKind::Corrupt | ErrorKind::Truncated => Kind::Corruption,
