@@ -179,3 +179,47 @@ fn vdi_block_map_damage_agrees() {
     let v = ours(dir, "cut.vdi");
     assert_eq!((v.code, v.count("corruptions")), (2, 1), "{}", v.json);
 }
+
+#[test]
+fn stream_markers_must_agree_with_the_grain_tables() {
+    let dir = &scratch();
+    image(dir, "s.vmdk", "vmdk", "-o subformat=streamOptimized");
+    assert_eq!(ours(dir, "s.vmdk").code, 0);
+    let file = path(dir, "s.vmdk");
+    let clean = std::fs::read(&file).unwrap();
+    // The first grain marker's LBA says another guest sector than its grain table entry.
+    let mut data = clean.clone();
+    let first = u64::from_le_bytes(data[64..72].try_into().unwrap()) as usize * 512;
+    let lba = u64::from_le_bytes(data[first..first + 8].try_into().unwrap());
+    data[first..first + 8].copy_from_slice(&(lba + 128).to_le_bytes());
+    std::fs::write(path(dir, "lba.vmdk"), &data).unwrap();
+    assert_eq!(
+        qemu(dir, "lba.vmdk").code,
+        0,
+        "qemu-img check does not read markers"
+    );
+    let v = ours(dir, "lba.vmdk");
+    assert_eq!(
+        (v.code, v.count("corruptions"), v.count("leaks")),
+        (2, 1, 1),
+        "{}",
+        v.json
+    );
+    // The stream cut right before its end-of-stream marker (after the last grain).
+    let mut eos = first;
+    loop {
+        let size = u32::from_le_bytes(clean[eos + 8..eos + 12].try_into().unwrap()) as usize;
+        if size == 0 {
+            break;
+        }
+        eos = (eos + 12 + size).div_ceil(512) * 512;
+    }
+    std::fs::write(path(dir, "eos.vmdk"), &clean[..eos]).unwrap();
+    let v = ours(dir, "eos.vmdk");
+    assert_eq!(v.code, 2, "{}", v.json);
+    assert!(
+        v.json["problems"].to_string().contains("end-of-stream"),
+        "{}",
+        v.json
+    );
+}

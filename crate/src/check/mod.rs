@@ -7,6 +7,7 @@
 //! - QED ([`qed`]): tables and data clusters valid and used once, unused clusters leaked.
 //! - Formats with a block table ([`tables`]): from the driver's extent map, stored runs inside
 //!   the file, no host bytes used twice, compressed grains decoded.
+//! - streamOptimized VMDK ([`vmdk_stream`]): markers, footer and grain directory agree.
 //! - Packages ([`package`]): the manifest digests and streams verified, then each disk checked.
 
 mod open;
@@ -22,6 +23,7 @@ mod tables;
 mod tests;
 mod text;
 mod vdi;
+mod vmdk_stream;
 
 pub use open::check_files;
 pub use refcounts::MAX_CLUSTERS;
@@ -80,6 +82,12 @@ async fn image_check(
     p.scale = src.len();
     let ran = match (format, image) {
         (f, _) if reads_itself(f) => file_check(f, src, &mut r, p).await,
+        (Format::Vmdk, Some(image)) if vmdk_stream::is_stream(src).await => {
+            match tables::check(set, image, &mut r, p).await {
+                Ok(()) => vmdk_stream::check(src, &mut r, p).await,
+                e => e,
+            }
+        }
         (_, Some(image)) => tables::check(set, image, &mut r, p).await,
         (_, None) => Err(Error::unsupported(format!(
             "vmdisk cannot check {format} images"

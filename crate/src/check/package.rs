@@ -4,7 +4,7 @@
 
 use super::result::{CheckResult, Kind};
 use super::{Options, Progress, image_check};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::finding_code::FindingCode;
 use crate::image::OpenedImage;
 use crate::package::{self, Role};
@@ -69,14 +69,19 @@ pub async fn check(
                 checked.filename = name;
                 r.disks.push(checked);
             }
-            (error, _, _) => {
+            (error, probe, _) => {
+                if let Some(p) = probe {
+                    disk.format = super::qemu_name(p.primary().format).to_string();
+                }
+                // A disk its driver refuses as damaged is corrupt, as an image would be.
+                let kind = match error.as_ref().map(|e| e.kind) {
+                    Some(ErrorKind::Corrupt | ErrorKind::Truncated) => Kind::Corruption,
+                    _ => Kind::CheckError,
+                };
                 let why = error
                     .as_ref()
                     .map_or("it cannot be read".to_string(), |e| e.to_string());
-                disk.note(
-                    Kind::CheckError,
-                    format!("the disk cannot be checked: {why}"),
-                );
+                disk.note(kind, format!("the disk cannot be checked: {why}"));
                 r.disks.push(disk);
             }
         }

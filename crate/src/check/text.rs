@@ -7,6 +7,9 @@ use std::fmt::Write;
 /// The human-readable report of `r` (and of its disks, each under its name).
 pub fn human(r: &CheckResult) -> String {
     let mut out = String::new();
+    if !r.disks.is_empty() {
+        let _ = writeln!(out, "Package {} ({}):", r.filename, r.format);
+    }
     one(r, &mut out);
     for d in &r.disks {
         let _ = writeln!(out, "\nDisk {} ({}):", d.filename, d.format);
