@@ -9,6 +9,8 @@ mod common;
 mod compare;
 #[path = "check/formats.rs"]
 mod formats;
+#[path = "check/hostile.rs"]
+mod hostile;
 #[path = "check/packages.rs"]
 mod packages;
 #[path = "check/qcow2_edit.rs"]

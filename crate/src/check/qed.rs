@@ -75,6 +75,9 @@ pub async fn check(
     }
     let cluster_size = u64::from(h.cluster_size.get());
     let table_clusters = u64::from(h.table_size.get());
+    if cluster_size == 0 || table_clusters == 0 {
+        return Err(Error::corrupt("QED cluster size or table size is zero"));
+    }
     let file_size = src.len() / cluster_size * cluster_size;
     let clusters = file_size / cluster_size;
     if clusters > super::MAX_CLUSTERS {

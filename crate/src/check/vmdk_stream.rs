@@ -11,6 +11,7 @@ use super::result::{CheckResult, Kind};
 use crate::error::{Error, Result};
 use crate::formats::vmdk::sparse_header::HostedHeader;
 use crate::source::{Source, read_vec};
+use std::collections::HashSet;
 
 const FLAG_COMPRESSED: u32 = 1 << 16;
 const FLAG_MARKERS: u32 = 1 << 17;
@@ -28,8 +29,8 @@ const MAX_GRAINS: usize = 64 << 20;
 #[derive(Default)]
 struct Stream {
     grains: Vec<(u64, u64)>,
-    tables: Vec<u64>,
-    directories: Vec<u64>,
+    tables: HashSet<u64>,
+    directories: HashSet<u64>,
     end_of_stream: bool,
 }
 
@@ -62,7 +63,7 @@ pub async fn check(
             }
         }
     }
-    let s = walk(src, h.overhead.get() * SECTOR, r).await?;
+    let s = walk(src, h.overhead.get().saturating_mul(SECTOR), r).await?;
     progress.set_total(1);
     if !s.end_of_stream {
         r.note(Kind::Corruption, "the stream has no end-of-stream marker");
@@ -88,7 +89,7 @@ pub async fn check(
     let dir = read_vec(
         src,
         gd.saturating_mul(SECTOR),
-        gts * 4,
+        gts.saturating_mul(4),
         "VMDK grain directory",
     )
     .await?;
@@ -105,13 +106,26 @@ pub async fn check(
             );
             continue;
         }
-        let table = read_vec(src, gt * SECTOR, per_gt * 4, "VMDK grain table").await?;
+        let table = match read_vec(
+            src,
+            gt * SECTOR,
+            per_gt.saturating_mul(4),
+            "VMDK grain table",
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                r.note(Kind::Corruption, format!("grain directory entry {i}: {e}"));
+                continue;
+            }
+        };
         for (j, e) in table.chunks_exact(4).enumerate() {
             let at = u64::from(u32::from_le_bytes(e.try_into().expect("4 bytes")));
             if at <= 1 {
                 continue; // unallocated, or a zeroed grain
             }
-            let lba = (i as u64 * per_gt + j as u64) * grain;
+            let lba = (i as u64 * per_gt + j as u64).saturating_mul(grain);
             match s.grains.binary_search_by_key(&at, |g| g.0) {
                 Ok(k) if s.grains[k].1 == lba => named[k] = true,
                 Ok(k) => r.note(
@@ -178,8 +192,12 @@ async fn walk(src: &dyn Source, start: u64, r: &mut CheckResult) -> Result<Strea
                     s.end_of_stream = true;
                     break;
                 }
-                MARKER_GT => s.tables.push(data / SECTOR),
-                MARKER_GD => s.directories.push(data / SECTOR),
+                MARKER_GT => {
+                    s.tables.insert(data / SECTOR);
+                }
+                MARKER_GD => {
+                    s.directories.insert(data / SECTOR);
+                }
                 MARKER_FOOTER => {}
                 _ => {
                     r.note(
@@ -189,7 +207,7 @@ async fn walk(src: &dyn Source, start: u64, r: &mut CheckResult) -> Result<Strea
                     break;
                 }
             }
-            data + lba.saturating_mul(SECTOR)
+            data.saturating_add(lba.saturating_mul(SECTOR))
         };
         if next > flen {
             r.note(
