@@ -71,7 +71,18 @@ fn clean_qcow2_images_agree() {
     qemu_io("snap.qcow2", &["write -P 0x33 0 128k"], dir);
     qemu_img_line("snapshot -c two snap.qcow2", dir);
     qemu_io("snap.qcow2", &["write -P 0x44 64k 64k"], dir);
+    // Persistent bitmaps: their directory, tables and dirty data clusters have refcounts, so
+    // a check that did not count them would report leaks.
+    qemu_img_line("create -q -f qcow2 bitmaps.qcow2 64M", dir);
+    qemu_img_line("bitmap --add bitmaps.qcow2 b0", dir);
+    qemu_img_line("bitmap --add -g 65536 bitmaps.qcow2 b1", dir);
+    qemu_io(
+        "bitmaps.qcow2",
+        &["write -P 1 0 4M", "write -P 2 40M 1M"],
+        dir,
+    );
     for name in [
+        "bitmaps.qcow2",
         "v3.qcow2",
         "v2.qcow2",
         "small.qcow2",

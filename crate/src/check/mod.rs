@@ -13,6 +13,7 @@
 mod open;
 mod package;
 mod qcow2;
+mod qcow2_bitmaps;
 mod qcow2_l2;
 mod qcow2_snapshots;
 mod qed;

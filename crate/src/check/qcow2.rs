@@ -1,12 +1,13 @@
 //! The qcow2 consistency check, with qemu-img check's semantics (qemu block/qcow2-refcount.c
 //! `qcow2_check_refcounts`): rebuild every host cluster's use from the metadata (header, L1
 //! and L2 tables, snapshots' tables, the snapshot table, the refcount table and blocks, data
-//! and compressed clusters), then compare with the stored refcounts. A stored count above the
+//! and compressed clusters, persistent bitmaps), then compare with the stored refcounts. A stored count above the
 //! use is a leak, below it a corruption; so is a refcount block used twice or a table
 //! entry that is unaligned or points a cluster or more past the end of the file. Unlike
 //! qemu, every compressed cluster is also decoded (it must fill exactly one cluster).
 
 use super::Progress;
+use super::qcow2_bitmaps;
 use super::qcow2_l2::{L2Walk, Layer};
 use super::qcow2_snapshots;
 use super::refcounts::{StoredRefcounts, UsedCounts};
@@ -40,12 +41,6 @@ pub async fn check(
     let cs = h.cluster_size();
     let head = read_vec(src, 0, flen.min(cs), "qcow2 header cluster").await?;
     let ext = header::parse_extensions(&head, u64::from(h.header_length), h.extensions_end())?;
-    if ext.bitmaps.is_some() && h.autoclear & 1 != 0 {
-        r.note(
-            Kind::CheckError,
-            "the image has persistent dirty bitmaps, whose clusters vmdisk check does not count yet",
-        );
-    }
     let extended = h.incompatible & header::INCOMPAT_EXTL2 != 0;
     let codec = match h.compression_type {
         0 => Codec::Deflate,
@@ -102,6 +97,7 @@ pub async fn check(
     if let Some((offset, len)) = ext.crypto_header {
         used.add(offset, len, "the encryption header", r);
     }
+    qcow2_bitmaps::count(src, &head, &h, &mut used, r).await;
     count_refblocks(&reftable, cs, &mut used, r);
 
     let mut stored = StoredRefcounts::new(reftable, h.cluster_bits, h.refcount_order);
