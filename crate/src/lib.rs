@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod chain;
+pub mod check;
 pub mod cloud;
 pub mod codec;
 pub mod compose;

@@ -113,6 +113,21 @@ mod cli {
             #[arg(required = true)]
             files: Vec<PathBuf>,
         },
+        /// Check an image's consistency like `qemu-img check`: exit 0 when clean, 2 for
+        /// corruptions, 3 for leaked clusters only, 1 when the check could not run.
+        Check {
+            /// One JSON object in the shape of `qemu-img check --output=json`.
+            #[arg(long)]
+            json: bool,
+            /// Skip verifying a package's manifest digests and compressed streams.
+            #[arg(long)]
+            no_verify: bool,
+            /// Show a progress bar on stderr.
+            #[arg(short = 'p')]
+            progress: bool,
+            #[arg(required = true)]
+            files: Vec<PathBuf>,
+        },
     }
 
     #[derive(Clone, Copy, ValueEnum)]
@@ -365,6 +380,32 @@ mod cli {
                     convert_disk(&mut opened, Some(n), &opts, &out, progress)?;
                 }
                 Ok(())
+            }
+            Command::Check {
+                json,
+                no_verify,
+                progress,
+                files,
+            } => {
+                let mut sources: Vec<Rc<dyn Source>> = vec![];
+                for path in &files {
+                    sources.push(Rc::new(FileSource::open(path)?));
+                }
+                let set = ImageSet::new(sources);
+                let pkg = Options {
+                    now: now(),
+                    ..Options::default()
+                };
+                let opts = vmdisk::check::Options { verify: !no_verify };
+                let result = with_bar(progress, 0, |bar| {
+                    let check = vmdisk::check::check_files(set, &pkg, &opts, &TempScratch, bar);
+                    block_on(check)
+                })?;
+                print_out(&match json {
+                    true => serde_json::to_string_pretty(&result).expect("serialises") + "\n",
+                    false => vmdisk::check::human(&result),
+                })?;
+                std::process::exit(result.exit_code())
             }
         }
     }
