@@ -2,7 +2,9 @@
 // (a Web Worker running the wasm engine); the page's modules only drive the DOM. This one wires
 // them: files.js (choosing and reading files), render.js (the report), conversion.js (convert,
 // progress, cancel, download), disks.js (a package's disks, their conversions and the integrity
-// check), with words.js, format.js, dom.js, messages.js, progress.js, engine.js and state.js.
+// check), clouds.js (the cloud verdicts), glance.js (what to declare to glance, the checksums),
+// task.js (long actions with progress), with words.js, format.js, dom.js, messages.js,
+// progress.js, engine.js and state.js.
 //
 // Element ids other tools rely on: files, report (data-json), format, compression, convert, cancel,
 // progress, error. `window.vmdisk` exposes { inspect, convert, verify, ... } once the engine module
@@ -19,6 +21,7 @@ import { clearError, showError } from './messages.js';
 import { drawProgress, frameThrottle } from './progress.js';
 import { renderFinding, renderObject, renderSafety } from './render.js';
 import { packages, setPackages, state } from './state.js';
+import { onTaskChange } from './task.js';
 import { FORMATS } from './words.js';
 
 function wire() {
@@ -27,7 +30,7 @@ function wire() {
   $('clear').addEventListener('click', () => { state.files = []; inspectCurrent(); $('files').focus(); });
   $('format').addEventListener('change', () => { syncCompression(); packages.sync(); });
   $('compression').addEventListener('change', () => packages.sync());
-  $('convert').addEventListener('click', startConvert);
+  $('convert').addEventListener('click', () => startConvert());
   $('cancel').addEventListener('click', cancelConvert);
 
   // Drag and drop anywhere on the page; a file dropped outside the zone must not navigate away.
@@ -55,6 +58,7 @@ setPackages(createPackages({
   renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS, downloads,
 }));
 
+onTaskChange(syncBusy);
 guardDownloads();
 wire();
 engine().catch((e) => showError('vmdisk could not start', errorText(e),

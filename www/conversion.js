@@ -1,5 +1,6 @@
 // Converting the image on the page: the target options, the run with its progress and Cancel,
-// the download, and the hints when it fails. One engine task runs at a time (syncBusy).
+// the download, and the hints when it fails. One engine task runs at a time (syncBusy): buttons
+// marked data-busy-off are disabled while one runs.
 
 import { $, el } from './dom.js';
 import { downloads } from './downloads.js';
@@ -9,6 +10,7 @@ import { clearError, showError } from './messages.js';
 import { drawProgress, frameThrottle } from './progress.js';
 import { mainFile } from './render.js';
 import { packages, state } from './state.js';
+import { syncTasks } from './task.js';
 
 export function setupConvert(r) {
   const box = $('convert-box');
@@ -65,7 +67,9 @@ export function syncBusy() {
   $('format').disabled = fixed;
   $('compression').disabled = fixed || $('format').value === 'raw';
   $('convert').disabled = !state.report?.convertible || packages.busy();
+  for (const b of document.querySelectorAll('[data-busy-off]')) b.disabled = packages.busy();
   packages.sync();
+  syncTasks();
 }
 
 /** The target the format and compression selectors name. */
@@ -103,7 +107,8 @@ export function abortRun() {
   state.run = null;
 }
 
-export async function startConvert() {
+/** Convert with the selectors' target; `name` names the download instead of the engine's name. */
+export async function startConvert({ name: wanted = null } = {}) {
   if (!state.report || state.run || packages.busy()) return;
   clearError();
   resetConvert();
@@ -126,7 +131,7 @@ export async function startConvert() {
     progress.max = 1;
     progress.value = 1;
     setConvertState('done');
-    const name = result.name || outputName(format);
+    const name = wanted || result.name || outputName(format);
     state.result = result;
     state.url = URL.createObjectURL(result.file);
     downloads.set(state.url, result);

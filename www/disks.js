@@ -41,7 +41,7 @@ export function createPackages(ctx) {
   };
 
   const converting = () => !!(view.job || view.all);
-  const busy = () => !!(state.run || converting() || view.verify);
+  const busy = () => !!(state.run || state.task || converting() || view.verify);
 
   // -------------------------------------------------------------------------------------------
   // Rendering.

@@ -5,8 +5,11 @@ import { $, el } from './dom.js';
 import { engine } from './engine.js';
 import { errorText, human } from './format.js';
 import { clearError, showBusy, showError } from './messages.js';
+import { renderClouds } from './clouds.js';
+import { renderGlance } from './glance.js';
 import { renderReport } from './render.js';
 import { packages, state } from './state.js';
+import { resetTasks } from './task.js';
 import { READ_HINTS } from './words.js';
 
 export function setFiles(list, { add = false } = {}) {
@@ -42,6 +45,7 @@ function renderPicked() {
 export async function inspectCurrent() {
   const seq = ++state.seq;
   abortRun();
+  resetTasks();
   clearError();
   resetConvert();
   packages.reset();
@@ -79,6 +83,8 @@ export async function inspectCurrent() {
 /** The report, then what it allows: converting the image, or the package's disks. */
 function showReport(report) {
   renderReport(report);
+  renderClouds(report);
+  renderGlance(report);
   setupConvert(report);
   packages.render(report);
 }

@@ -7,6 +7,7 @@ export const state = {
   codes: null, // finding code -> { code, title, explanation }, the engine's table
   seq: 0, // bumps on every new file set: late answers for an old set are dropped
   run: null, // { controller } while a conversion runs
+  task: null, // the long task running (task.js): checksums, ...
   url: null, // object URL of the last result
   result: null, // the last conversion's result: its output stays in OPFS until released
   checked: [], // findings of the last integrity check of this file set (a package's verify())

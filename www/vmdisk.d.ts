@@ -38,6 +38,48 @@ export interface Report {
   disks?: DiskReport[];
   /** Every finding, a package's disks' included (their messages start "disk N (name): "). */
   safety: { safe: boolean; findings: Finding[] };
+  /** Whether each cloud would take the file as it is, and why not (crate/src/cloud/). */
+  clouds: CloudVerdict[];
+  /** What to declare when uploading the file to OpenStack's glance; absent when glance has no disk_format for it. */
+  glance?: Glance;
+}
+
+export type CloudTarget = 'openstack' | 'aws' | 'azure' | 'gce';
+
+export interface CloudVerdict {
+  target: CloudTarget;
+  /** True when `reasons` is empty. */
+  accepted: boolean;
+  reasons: CloudReason[];
+}
+
+export interface CloudReason {
+  /** Stable, kebab-case ("vhd-not-fixed", "size-not-whole-mib", ...). */
+  code: string;
+  /** What is wrong, in plain words. */
+  message: string;
+  /** What to do about it (often the commands: `vmdisk convert -O qcow2 -o out.qcow2 in.vmdk`). */
+  fix: string;
+}
+
+/** The glance image record of the file (the names are glance's own). */
+export interface Glance {
+  disk_format: string;
+  container_format: string;
+  /** Bytes of the file uploaded (for a package, the package file). */
+  size: number;
+  virtual_size: number;
+  /** The virtual size in GiB, rounded up. */
+  min_disk: number;
+}
+
+/** What hash() resolves to: the checksums glance records of an upload. */
+export interface Checksums {
+  /** MD5 of the file, lowercase hex. */
+  checksum: string;
+  os_hash_algo: 'sha512';
+  /** SHA-512 of the file, lowercase hex. */
+  os_hash_value: string;
 }
 
 /** One disk of a package (for a UEC tarball, one member). */
@@ -182,6 +224,15 @@ export function verify(
   files: Files,
   options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal },
 ): Promise<Finding[]>;
+
+/**
+ * MD5 and SHA-512 of the main file (for a package, the package file) in one read: the values
+ * `vmdisk info --hash` adds to the glance record. `onProgress` in bytes of that file.
+ */
+export function hash(
+  files: Files,
+  options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal },
+): Promise<Checksums>;
 
 /**
  * Resolves when `result.file` can still be saved; rejects (kind "io", a message naming the file)

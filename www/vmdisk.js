@@ -160,8 +160,23 @@ export function convert(files, { format = 'qcow2', compression = null, clusterSi
  * `onProgress({ done, total })` in bytes; `signal` cancels (an AbortError).
  */
 export function verify(files, { onProgress, signal } = {}) {
+  return readThrough('verify', files, { onProgress, signal });
+}
+
+/**
+ * The checksums glance records of an upload, as `vmdisk info --hash` adds them: MD5 and SHA-512
+ * of the main file (for a package, the package file), in one read. Resolves to `{ checksum,
+ * os_hash_algo: 'sha512', os_hash_value }` (lowercase hex). `onProgress({ done, total })` in
+ * bytes; `signal` cancels (an AbortError).
+ */
+export function hash(files, { onProgress, signal } = {}) {
+  return readThrough('hash', files, { onProgress, signal });
+}
+
+/** A request that reads the files through, with progress and cancellation (verify, hash). */
+function readThrough(type, files, { onProgress, signal }) {
   if (signal?.aborted) return Promise.reject(abortError());
-  const { id, promise } = request('verify', { files: fileArray(files) }, (done, total) => {
+  const { id, promise } = request(type, { files: fileArray(files) }, (done, total) => {
     try {
       onProgress?.({ done, total });
     } catch (e) {
@@ -171,10 +186,10 @@ export function verify(files, { onProgress, signal } = {}) {
   const onAbort = () => worker?.postMessage({ id, type: 'cancel' });
   signal?.addEventListener('abort', onAbort, { once: true });
   return promise.then(
-    (findings) => {
+    (value) => {
       signal?.removeEventListener('abort', onAbort);
       if (signal?.aborted) throw abortError();
-      return findings;
+      return value;
     },
     (e) => {
       signal?.removeEventListener('abort', onAbort);

@@ -5,8 +5,8 @@
 //
 // Requests (from vmdisk.js): {id, type: 'inspect'|'map', files}, {id, type: 'convert', files,
 // options} (options.output: a FileSystemFileHandle to write instead of an OPFS file;
-// options.disk: a package's disk), {id, type: 'verify', files}, {id, type: 'cancel'} (of a
-// convert or verify), {id, type: 'release', name}, {id, type: 'memory'}.
+// options.disk: a package's disk), {id, type: 'verify' | 'hash', files}, {id, type: 'cancel'}
+// (of a convert, verify or hash), {id, type: 'release', name}, {id, type: 'memory'}.
 //
 // A compressed disk that its driver reads at random (a qcow2 inside xz) is decompressed into a
 // scratch file "<disk>.vmdisk-scratch" in OPFS first, removed when the conversion ends.
@@ -335,22 +335,26 @@ async function convert(id, files, { output, ...options }) {
   }
 }
 
-async function verify(id, files) {
+/**
+ * A request that reads the files through with progress and can be cancelled: `run(files,
+ * onProgress)` is the engine's function (verify, hash); its value is the reply.
+ */
+async function readThrough(id, files, run) {
   const job = { cancelled: false };
   jobs.set(id, job);
   try {
     await ready;
     let last = 0;
-    const onProgress = (done, total) => {
+    const onProgress = (done, total, phase) => {
       if (job.cancelled) return false;
       const now = performance.now();
       if (now - last >= 50 || done === total) {
         last = now;
-        post({ id, type: 'progress', done, total });
+        post({ id, type: 'progress', done, total, phase });
       }
       return true;
     };
-    post({ id, type: 'result', value: await wasm.verify(files, onProgress) });
+    post({ id, type: 'result', value: await run(files, onProgress) });
   } catch (e) {
     post({ id, type: 'error', error: errorOf(e, job.cancelled) });
   } finally {
@@ -361,7 +365,8 @@ async function verify(id, files) {
 self.onmessage = async ({ data }) => {
   const { id, type } = data;
   if (type === 'convert') return convert(id, data.files, data.options);
-  if (type === 'verify') return verify(id, data.files);
+  if (type === 'verify') return readThrough(id, data.files, (f, p) => wasm.verify(f, p));
+  if (type === 'hash') return readThrough(id, data.files, (f, p) => wasm.hash(f, p));
   if (type === 'cancel') {
     const job = jobs.get(id);
     if (job) job.cancelled = true;

@@ -7,6 +7,7 @@
 //! message without the kind's prefix) added for programs.
 
 mod codes;
+mod hash;
 pub mod io;
 pub mod pool;
 
