@@ -102,6 +102,27 @@ impl Glance {
     }
 }
 
+/// The digests `--hash` asked for, of the file itself, in glance's words: printed whether or
+/// not glance has a `disk_format` for the file (a QED image, a tarball, a compressed file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileHashes {
+    pub checksum: String,
+    pub os_hash_algo: &'static str,
+    pub os_hash_value: String,
+}
+
+/// Put the file's digests in the report, and in its glance record when it has one.
+pub fn record_hashes(r: &mut Report, h: Hashes) {
+    if let Some(g) = &mut r.glance {
+        g.set_hashes(h.clone());
+    }
+    r.hashes = Some(FileHashes {
+        checksum: h.md5,
+        os_hash_algo: "sha512",
+        os_hash_value: h.sha512,
+    });
+}
+
 /// MD5 and SHA-512 of the whole of `src`, in one pass: each chunk read feeds both.
 /// `progress(done, total)` is told after every chunk; setting `cancel` stops at the next one.
 pub async fn hash(

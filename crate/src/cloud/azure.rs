@@ -11,7 +11,7 @@
 //! vmdisk does not write VHD yet, so the fixes name qemu-img's `vpc` driver (`force_size`
 //! keeps the exact size instead of rounding it to a CHS geometry).
 
-use super::{MIB, Reason, TIB, bytes, input_name, output_name, package_disks, vhd_type};
+use super::{MIB, Reason, TIB, bytes, input_name, output_name, package_disks, too_large, vhd_type};
 use crate::format::Format;
 use crate::report::Report;
 
@@ -71,16 +71,12 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
             ),
         ));
     }
-    if size > MAX_OS_DISK {
-        out.push(Reason::new(
-            "too-large",
-            format!(
-                "the disk is {}; a generation 1 VM's OS disk holds at most 2 TiB",
-                bytes(size)
-            ),
-            "shrink the disk below 2 TiB, or upload it as a data disk",
-        ));
-    }
+    out.extend(too_large(
+        size,
+        MAX_OS_DISK,
+        "a generation 1 VM's OS disk",
+        "shrink the disk below 2 TiB, or upload it as a data disk",
+    ));
     out
 }
 

@@ -7,7 +7,7 @@
 //! https://cloud.google.com/compute/docs/images/image-management-best-practices ("the disk's
 //! bytes must be written to a file named disk.raw", tarred and gzipped).
 
-use super::{GIB, Reason, bytes, detail, input_name};
+use super::{GIB, Reason, bytes, detail, input_name, partition_table};
 use crate::format::Format;
 use crate::report::Report;
 
@@ -67,6 +67,18 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
                         d.format.map_or("?", |f| f.name())
                     ),
                     pack,
+                ));
+            }
+            let table = partition_table(
+                d.guest.as_ref(),
+                d.format.unwrap_or(Format::Raw),
+                &d.format_specific,
+            );
+            if table == Some(None) {
+                out.push(Reason::new(
+                    "no-partition-table",
+                    "disk.raw has no partition table; a bootable Compute Engine image needs an MBR or a GPT and a bootable partition",
+                    "install a boot loader into a partitioned disk (for example with virt-make-fs --partition, then grub-install), then pack that disk",
                 ));
             }
             let size = d.virtual_size.unwrap_or(0);
