@@ -9,8 +9,9 @@
 //!   VMware SEsparse delta-file format"; "may fail to boot if the root partition is not on
 //!   the same virtual hard drive as the MBR" (so the boot disk must carry a partition table);
 //!   "fails for VMs with more than 21 volumes attached".
-//! - https://docs.aws.amazon.com/ebs/latest/userguide/ebs-volume-types.html: an EBS volume
-//!   (what an imported disk becomes) is at most 16 TiB for gp2/gp3/st1/sc1/io1.
+//! - https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ebs-volume-types.html (verified):
+//!   "Volume size | 1 GiB - 16 TiB" for gp3/gp2 (io1 and st1/sc1 also end at 16 TiB; only io2
+//!   Block Express reaches 64 TiB). An imported disk becomes an EBS volume, so 16 TiB.
 
 use super::{
     Reason, TIB, create_type, has, input_name, output_name, package_disks, partition_table,
