@@ -1,6 +1,6 @@
-//! The guest's partition table, read through the image: a qcow2 and a stream-optimized VMDK
-//! made from a raw disk with a GPT report it, the same made from a blank disk do not, and the
-//! AWS and GCE verdicts follow.
+//! The guest's partition table, read through the image: a qcow2, a stream-optimized VMDK, a
+//! VHD, a VHDX and a VDI made from a raw disk with a GPT report it, the same made from a blank
+//! disk do not, and the AWS and GCE verdicts follow.
 
 use super::*;
 
@@ -12,26 +12,34 @@ fn guest_table(dir: &Path, file: &str) -> Value {
 }
 
 #[test]
-fn the_guest_partition_table_is_read_through_qcow2_and_vmdk() {
+fn the_guest_partition_table_is_read_through_every_format() {
     let dir = &scratch();
     gpt_disk(dir, "gpt.raw", 1);
     write(dir, "blank.raw", &vec![0u8; 1 << 20]);
+    // (qemu-img's format, its options (-q when none), the file's extension)
+    let made = [
+        ("qcow2", "-q", "qcow2"),
+        ("vmdk", "-o subformat=streamOptimized", "vmdk"),
+        ("vpc", "-q", "vhd"),
+        ("vhdx", "-q", "vhdx"),
+        ("vdi", "-q", "vdi"),
+    ];
     for src in ["gpt", "blank"] {
-        qemu_img_line(
-            &format!("convert -f raw -O qcow2 {src}.raw {src}.qcow2"),
-            dir,
-        );
-        qemu_img_line(
-            &format!("convert -f raw -O vmdk -o subformat=streamOptimized {src}.raw {src}.vmdk"),
-            dir,
-        );
+        for (fmt, opts, ext) in made {
+            let file = format!("{src}.{ext}");
+            qemu_img_line(
+                &format!("convert -f raw -O {fmt} {opts} {src}.raw {file}"),
+                dir,
+            );
+            let table = guest_table(dir, &file);
+            match src {
+                "gpt" => assert_eq!(table, "gpt", "{file}"),
+                _ => assert!(table.is_null(), "{file}: {table}"),
+            }
+        }
     }
-    for file in ["gpt.qcow2", "gpt.vmdk", "gpt.raw"] {
-        assert_eq!(guest_table(dir, file), "gpt", "{file}");
-    }
-    for file in ["blank.qcow2", "blank.vmdk", "blank.raw"] {
-        assert!(guest_table(dir, file).is_null(), "{file}");
-    }
+    assert_eq!(guest_table(dir, "gpt.raw"), "gpt");
+    assert!(guest_table(dir, "blank.raw").is_null());
     accepted(dir, "gpt.vmdk", "aws");
     refused(dir, "blank.vmdk", "aws", "no-partition-table");
     // VM Import takes no qcow2 whatever it holds, but only the blank one lacks a table.
