@@ -3,6 +3,10 @@
 //! against md5sum / sha512sum.
 
 mod common;
+#[path = "clouds/guest.rs"]
+mod guest;
+#[path = "clouds/limits.rs"]
+mod limits;
 
 use common::*;
 use serde_json::Value;
@@ -102,8 +106,10 @@ fn openstack_rules() {
 #[test]
 fn aws_rules() {
     let dir = &scratch();
+    // The boot disk needs a partition table: these carry a GPT's first sectors.
+    gpt_disk(dir, "gpt.raw", 1);
     qemu_img_line(
-        "create -q -f vmdk -o subformat=streamOptimized so.vmdk 64M",
+        "convert -f raw -O vmdk -o subformat=streamOptimized gpt.raw so.vmdk",
         dir,
     );
     qemu_img_line(
@@ -111,7 +117,7 @@ fn aws_rules() {
         dir,
     );
     qemu_img_line("create -q -f qcow2 disk.qcow2 64M", dir);
-    qemu_img_line("create -q -f vpc d.vhd 64M", dir);
+    qemu_img_line("convert -f raw -O vpc gpt.raw d.vhd", dir);
     accepted(dir, "so.vmdk", "aws");
     accepted(dir, "d.vhd", "aws");
     refused(dir, "sparse.vmdk", "aws", "vmdk-subformat");
@@ -121,7 +127,6 @@ fn aws_rules() {
     ova(dir, "sparse.ova", "sparse.vmdk");
     refused(dir, "sparse.ova", "aws", "vmdk-subformat");
     // Raw: a partition table is needed; a bare filesystem is refused.
-    gpt_disk(dir, "gpt.raw", 1);
     accepted(dir, "gpt.raw", "aws");
     write(dir, "fs.img", &vec![0u8; 8 << 20]);
     ok("mkfs.ext4", &["-q", "-F", "fs.img"], dir);
@@ -173,7 +178,7 @@ fn azure_rules() {
 #[test]
 fn gce_rules() {
     let dir = &scratch();
-    write(dir, "disk.raw", b"");
+    gpt_disk(dir, "disk.raw", 1);
     truncate(&dir.join("disk.raw"), 1 << 30);
     ok(
         "tar",
@@ -263,18 +268,32 @@ fn all_four_targets_by_default_and_one_text_line_each() {
 
 /// An OVA of one disk: a minimal OVF 1.0 descriptor first, then the disk.
 fn ova(dir: &Path, name: &str, disk: &str) {
-    let cap = qemu_info(disk, dir)["virtual-size"].as_u64().unwrap();
+    ova_of(dir, name, &[disk]);
+}
+
+/// An OVA of `disks`, in that order, each a `Disk` of the one DiskSection.
+fn ova_of(dir: &Path, name: &str, disks: &[&str]) {
+    let (mut files, mut sections) = (String::new(), String::new());
+    for (i, disk) in disks.iter().enumerate() {
+        let cap = qemu_info(disk, dir)["virtual-size"].as_u64().unwrap();
+        files += &format!(r#"<File ovf:id="file{i}" ovf:href="{disk}"/>"#);
+        sections += &format!(
+            r#"<Disk ovf:diskId="vmdisk{i}" ovf:fileRef="file{i}" ovf:capacity="{cap}" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>"#
+        );
+    }
     let ovf = format!(
         r#"<?xml version="1.0"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
-  <References><File ovf:id="file1" ovf:href="{disk}"/></References>
-  <DiskSection><Info>disks</Info><Disk ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:capacity="{cap}" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/></DiskSection>
+  <References>{files}</References>
+  <DiskSection><Info>disks</Info>{sections}</DiskSection>
   <VirtualSystem ovf:id="vm"><Info>a VM</Info></VirtualSystem>
 </Envelope>
 "#
     );
     write(dir, "app.ovf", ovf.as_bytes());
-    ok("tar", &["-cf", name, "app.ovf", disk], dir);
+    let mut args = vec!["-cf", name, "app.ovf"];
+    args.extend(disks);
+    ok("tar", &args, dir);
 }
 
 fn glance(dir: &Path, file: &str) -> Value {

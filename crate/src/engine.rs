@@ -131,3 +131,27 @@ pub async fn convert(
     report(size)?;
     writer.finish(sink).await
 }
+
+/// The guest bytes `[offset, offset + len)` of `image`, read as [`convert`] reads them: through
+/// the flattened chain's extent map, zeros where nothing is stored. `len` must already be
+/// bounded by the caller (this allocates it); a range past the disk's end is an error.
+pub async fn read_guest(
+    set: &ImageSet,
+    image: &dyn Image,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= image.virtual_size() => {}
+        _ => {
+            return Err(Error::truncated(format!(
+                "guest bytes at {offset} (+{len}) lie past the end of the disk"
+            )));
+        }
+    }
+    let extents = resolved_map(image, offset, len as u64).await?;
+    let buf = ChunkBuf::new(len as u64).with_len(len);
+    let segments = vec![(offset, len)];
+    let (buf, _) = fill(set, &crate::codec::Serial, &extents, &segments, buf, true).await?;
+    Ok(buf.bytes().to_vec())
+}

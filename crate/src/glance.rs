@@ -2,11 +2,15 @@
 //! `container_format` to declare, the sizes glance records, and (on request) the checksums it
 //! computes while storing the upload.
 //!
-//! Glance's image API (api-ref/source/v2/images-parameters.yaml in openstack/glance,
-//! https://docs.openstack.org/api-ref/image/v2/): `checksum` is an MD5 hash over the image
-//! data (kept for older clouds), `os_hash_algo` names the operator's secure hash (SHA-512 by
-//! default, `[DEFAULT] hashing_algorithm` in glance/common/config.py) and `os_hash_value` is
-//! its digest; `min_disk` is the disk space in GB needed to boot the image.
+//! Sources:
+//! - https://docs.openstack.org/glance/latest/admin/os_hash_algo.html (verified): the
+//!   multihash "supplements the current 'checksum' image property"; `os_hash_algo` "will be
+//!   populated by the value of the configuration option hashing_algorithm", `os_hash_value` is
+//!   "the hexdigest computed by applying the secure hash algorithm"; "The default secure hash
+//!   algorithm is SHA-512". `checksum` is MD5 (glance's image API reference,
+//!   https://docs.openstack.org/api-ref/image/v2/, not found in the stored copies).
+//! - https://docs.openstack.org/openstacksdk/latest/user/resources/image/v2/image.html
+//!   (verified): `min_disk` is "The minimum disk size in GB that is required to boot the image".
 
 use crate::error::{Error, Result};
 use crate::format::Format;
@@ -100,6 +104,27 @@ impl Glance {
         self.os_hash_algo = Some("sha512");
         self.os_hash_value = Some(h.sha512);
     }
+}
+
+/// The digests `--hash` asked for, of the file itself, in glance's words: printed whether or
+/// not glance has a `disk_format` for the file (a QED image, a tarball, a compressed file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileHashes {
+    pub checksum: String,
+    pub os_hash_algo: &'static str,
+    pub os_hash_value: String,
+}
+
+/// Put the file's digests in the report, and in its glance record when it has one.
+pub fn record_hashes(r: &mut Report, h: Hashes) {
+    if let Some(g) = &mut r.glance {
+        g.set_hashes(h.clone());
+    }
+    r.hashes = Some(FileHashes {
+        checksum: h.md5,
+        os_hash_algo: "sha512",
+        os_hash_value: h.sha512,
+    });
 }
 
 /// MD5 and SHA-512 of the whole of `src`, in one pass: each chunk read feeds both.

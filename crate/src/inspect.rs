@@ -10,6 +10,8 @@ use crate::probe::{Format, Probe};
 use crate::report::{DiskReport, FileInfo, Finding, Report, Safety, Severity};
 use crate::source::ImageSet;
 
+mod guest;
+
 /// What the report says of one image: from its probe and, when it was opened, its driver.
 struct Facts {
     format: Format,
@@ -169,9 +171,30 @@ pub fn inspect(opened: &OpenedImage) -> Report {
         safety: Safety::from_findings(findings),
         clouds: vec![],
         glance: None,
+        guest: None,
+        hashes: None,
     };
     report.clouds = crate::cloud::assess(&report, crate::cloud::Target::ALL);
     report.glance = crate::glance::metadata(&report);
+    report
+}
+
+/// [`inspect`], and what the guest's first sectors hold (its partition table) for the image
+/// and every readable disk of a package, read through each image as `convert` reads it; the
+/// cloud verdicts then judge the guest's partition table too.
+pub async fn inspect_guest(opened: &OpenedImage) -> Report {
+    let set = &opened.set;
+    let mut report = inspect(opened);
+    if opened.package.is_none() {
+        report.guest = guest::layout(set, opened.image.as_deref()).await;
+    }
+    for (d, od) in report.disks.iter_mut().zip(&opened.disks) {
+        if d.error.is_none() && !od.needs_scratch {
+            d.guest = guest::layout(set, od.image.as_deref()).await;
+        }
+    }
+    let targets: Vec<_> = report.clouds.iter().map(|v| v.target).collect();
+    report.clouds = crate::cloud::assess(&report, &targets);
     report
 }
 
@@ -187,6 +210,7 @@ fn disk_report(set: &ImageSet, disk: &package::Disk, d: &OpenedDisk) -> DiskRepo
         ovf: disk.ovf.clone(),
         format_specific: serde_json::Value::Null,
         findings: disk.findings.clone(),
+        guest: None,
     };
     if let (Some(probe), Some(file)) = (&d.probe, disk.file) {
         let f = facts(set, probe, d.image.as_deref(), file);

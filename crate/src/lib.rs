@@ -47,6 +47,7 @@ pub async fn yield_now() {
 pub use extent::{Extent, FileId, Mapping};
 pub use finding_code::FindingCode;
 pub use image::{Image, OpenedImage, inspect, open};
+pub use inspect::inspect_guest;
 pub use probe::Format;
 pub use report::{Finding, Report, Severity};
 pub use sink::Sink;

@@ -211,7 +211,7 @@ mod cli {
                 files,
             } => {
                 let opened = open(&files)?;
-                let mut report = vmdisk::inspect(&opened);
+                let mut report = block_on(vmdisk::inspect_guest(&opened));
                 if !targets.is_empty() {
                     report
                         .clouds
@@ -230,7 +230,7 @@ mod cli {
                     })?;
                     report.add_findings(found);
                 }
-                if hash && let Some(glance) = &mut report.glance {
+                if hash {
                     let src = opened.set.file(opened.main).clone();
                     let hashes = with_bar(progress, src.len(), |bar| {
                         let cancel = AtomicBool::new(false);
@@ -244,7 +244,7 @@ mod cli {
                             &cancel,
                         ))
                     })?;
-                    glance.set_hashes(hashes);
+                    vmdisk::glance::record_hashes(&mut report, hashes);
                 }
                 let text = if json {
                     serde_json::to_string_pretty(&report).expect("report serialises") + "\n"

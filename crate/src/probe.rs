@@ -52,6 +52,7 @@ mod bochs;
 pub(crate) mod bytes;
 mod cloop;
 mod disk;
+pub(crate) use disk::{GUEST_HEAD, guest_layout};
 mod dmg;
 mod fs;
 mod kernel;

@@ -88,6 +88,14 @@ pub struct Report {
     /// The glance record of the file (None when glance has no disk_format for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub glance: Option<crate::glance::Glance>,
+    /// What the guest disk's first sectors hold, read through the image (`partition-table`:
+    /// `mbr` or `gpt`, `partitions`, `mbr-problem`, `filesystem`); None for a package (each
+    /// disk has its own) and when the guest cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<serde_json::Value>,
+    /// The file's digests, when asked for (`info --hash`), glance record or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<crate::glance::FileHashes>,
 }
 
 /// One disk of a package.
@@ -113,4 +121,7 @@ pub struct DiskReport {
     pub ovf: Option<crate::package::OvfDisk>,
     pub format_specific: serde_json::Value,
     pub findings: Vec<Finding>,
+    /// What the disk's first sectors hold, read through its image (as [`Report::guest`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<serde_json::Value>,
 }

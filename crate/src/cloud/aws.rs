@@ -2,16 +2,20 @@
 //!
 //! Sources:
 //! - https://docs.aws.amazon.com/vm-import/latest/userguide/prerequisites.html "Image
-//!   formats": OVA, stream-optimized ESX VMDK, fixed and dynamic VHD/VHDX, raw.
-//! - https://docs.aws.amazon.com/vm-import/latest/userguide/limitations-image-importing.html:
-//!   encrypted volumes are not supported; the VMware SEsparse delta format is not supported;
-//!   an import fails for VMs with more than 21 volumes; a VM may not boot if its root
-//!   partition is not on the same disk as the MBR (so a disk must carry a partition table).
-//! - https://docs.aws.amazon.com/ebs/latest/userguide/ebs-volume-types.html: an EBS volume
-//!   (what an imported disk becomes) is at most 16 TiB for gp2/gp3/st1/sc1/io1.
+//!   formats": OVA, stream-optimized ESX VMDK, fixed and dynamic VHD/VHDX, raw. (Not found in
+//!   the stored copies the search tool reaches: this list is the first pass's reading.)
+//! - https://docs.aws.amazon.com/vm-import/latest/userguide/limitations-image-importing.html
+//!   (verified): "Importing VMs with encrypted volumes isn't supported"; "doesn't support
+//!   VMware SEsparse delta-file format"; "may fail to boot if the root partition is not on
+//!   the same virtual hard drive as the MBR" (so the boot disk must carry a partition table);
+//!   "fails for VMs with more than 21 volumes attached".
+//! - https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ebs-volume-types.html (verified):
+//!   "Volume size | 1 GiB - 16 TiB" for gp3/gp2 (io1 and st1/sc1 also end at 16 TiB; only io2
+//!   Block Express reaches 64 TiB). An imported disk becomes an EBS volume, so 16 TiB.
 
 use super::{
-    Reason, TIB, bytes, create_type, has, input_name, output_name, package_disks, vhd_type,
+    Reason, TIB, create_type, has, input_name, output_name, package_disks, partition_table,
+    too_large, vhd_type,
 };
 use crate::FindingCode;
 use crate::format::Format;
@@ -50,7 +54,11 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
                 );
                 out.push(why);
             }
-            size_reason(d.virtual_size.unwrap_or(0), &mut out);
+            out.extend(size_reason(d.virtual_size.unwrap_or(0)));
+            if i == 0 {
+                let table = partition_table(d.guest.as_ref(), f, &d.format_specific);
+                out.extend(table_reason(table));
+            }
         }
     } else if package_disks(r).is_some() {
         out.push(Reason::new(
@@ -60,14 +68,9 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
         ));
     } else {
         out.extend(format_reason(r.format, &r.format_specific, &to_raw));
-        size_reason(r.virtual_size, &mut out);
-        if r.format.is_raw_content() && r.format_specific.get("partition-table").is_none() {
-            out.push(Reason::new(
-                "no-partition-table",
-                "the disk has no partition table (MBR or GPT): VM Import needs a whole bootable disk, not a bare filesystem",
-                "install a boot loader into a partitioned disk (for example with virt-make-fs --partition, then grub-install), then import that disk",
-            ));
-        }
+        out.extend(size_reason(r.virtual_size));
+        let table = partition_table(r.guest.as_ref(), r.format, &r.format_specific);
+        out.extend(table_reason(table));
     }
     if r.format == Format::Luks || has(r, FindingCode::Encrypted) {
         out.push(Reason::new(
@@ -122,15 +125,23 @@ fn format_reason(f: Format, details: &serde_json::Value, fix: &str) -> Option<Re
     }
 }
 
-fn size_reason(virtual_size: u64, out: &mut Vec<Reason>) {
-    if virtual_size > MAX_VOLUME {
-        out.push(Reason::new(
-            "too-large",
-            format!(
-                "the disk is {}; an EBS volume holds at most 16 TiB",
-                bytes(virtual_size)
-            ),
-            "shrink the filesystems and the disk below 16 TiB, or split the data over several disks",
-        ));
-    }
+fn size_reason(virtual_size: u64) -> Option<Reason> {
+    too_large(
+        virtual_size,
+        MAX_VOLUME,
+        "an EBS volume",
+        "shrink the filesystems and the disk below 16 TiB, or split the data over several disks",
+    )
+}
+
+/// The boot disk's guest holds no partition table (`table` as [`partition_table`] reads it;
+/// nothing is said when the guest could not be read).
+fn table_reason(table: Option<Option<&str>>) -> Option<Reason> {
+    (table == Some(None)).then(|| {
+        Reason::new(
+            "no-partition-table",
+            "the disk has no partition table (MBR or GPT): VM Import needs a whole bootable disk, not a bare filesystem",
+            "install a boot loader into a partitioned disk (for example with virt-make-fs --partition, then grub-install), then import that disk",
+        )
+    })
 }

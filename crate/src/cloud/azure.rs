@@ -1,17 +1,23 @@
 //! Azure: uploading a VHD as a managed disk or image.
 //!
 //! Sources:
+//! - https://learn.microsoft.com/powershell/module/az.compute/add-azvhd (verified): the disk
+//!   uploaded "needs to be a .vhd file and in size N * Mib + 512 bytes" (a whole number of MiB
+//!   plus the footer); Add-AzVhd "will convert any .vhdx file to a .vhd" and "dynamically sized
+//!   VHD files to fixed size during upload", so Azure itself stores fixed VHD only.
 //! - https://learn.microsoft.com/en-us/azure/virtual-machines/linux/create-upload-generic
-//!   "General Linux installation notes": the VHDX format is not supported in Azure, only
-//!   fixed VHD; the virtual size of every VHD on Azure must be aligned to 1 MiB; the largest
-//!   OS VHD of a generation 1 VM is 2,048 GiB (2 TiB).
-//! - https://learn.microsoft.com/en-us/azure/virtual-machines/windows/prepare-for-upload-vhd-image:
-//!   Azure takes VHD files with a fixed-size disk (convert VHDX and dynamic disks first).
+//!   "General Linux installation notes" (not found in the stored copies the search tool
+//!   reaches; the first pass's reading): VHDX is not supported, only fixed VHD; the virtual
+//!   size must be aligned to 1 MiB; the largest OS VHD of a generation 1 VM is 2,048 GiB. The
+//!   2 TiB limit is therefore unverified. A VHD itself cannot exceed 2040 GiB (its CHS
+//!   geometry), so the limit only shows for other formats.
+//! - https://learn.microsoft.com/en-us/azure/virtual-machines/windows/prepare-for-upload-vhd-image
+//!   (not found in the stored copies either): convert VHDX and dynamic disks to fixed VHD.
 //!
 //! vmdisk does not write VHD yet, so the fixes name qemu-img's `vpc` driver (`force_size`
 //! keeps the exact size instead of rounding it to a CHS geometry).
 
-use super::{MIB, Reason, TIB, bytes, input_name, output_name, package_disks, vhd_type};
+use super::{MIB, Reason, TIB, bytes, input_name, output_name, package_disks, too_large, vhd_type};
 use crate::format::Format;
 use crate::report::Report;
 
@@ -71,16 +77,12 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
             ),
         ));
     }
-    if size > MAX_OS_DISK {
-        out.push(Reason::new(
-            "too-large",
-            format!(
-                "the disk is {}; a generation 1 VM's OS disk holds at most 2 TiB",
-                bytes(size)
-            ),
-            "shrink the disk below 2 TiB, or upload it as a data disk",
-        ));
-    }
+    out.extend(too_large(
+        size,
+        MAX_OS_DISK,
+        "a generation 1 VM's OS disk",
+        "shrink the disk below 2 TiB, or upload it as a data disk",
+    ));
     out
 }
 

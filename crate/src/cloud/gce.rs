@@ -1,13 +1,16 @@
 //! Google Compute Engine: a custom image created from a file in Cloud Storage.
 //!
-//! Source: https://cloud.google.com/compute/docs/import/import-existing-image "Import the
-//! image file manually": the image is a gzip-compressed tar archive (`.tar.gz`, GNU tar
-//! format: `tar --format=oldgnu -Sczf`) holding one file named `disk.raw`, a raw disk whose
-//! size is a whole number of GB (GiB); see also
-//! https://cloud.google.com/compute/docs/images/image-management-best-practices ("the disk's
-//! bytes must be written to a file named disk.raw", tarred and gzipped).
+//! Sources:
+//! - https://cloud.google.com/compute/docs/images/image-management-best-practices (verified):
+//!   "the disk's bytes must be written to a file named disk.raw", "archived using the tar
+//!   format and then compressed using the GZIP format"; "For an image to be bootable, it must
+//!   contain ... A partition table: either a master boot record or GUID partition table".
+//! - https://cloud.google.com/compute/docs/import/import-existing-image "Import the image file
+//!   manually" (not found in the stored copies the search tool reaches; the first pass's
+//!   reading): GNU tar format (`tar --format=oldgnu -Sczf`), one member, a size in whole GB
+//!   (GiB). No maximum image size was found in any stored page, so none is checked.
 
-use super::{GIB, Reason, bytes, detail, input_name};
+use super::{GIB, Reason, bytes, detail, input_name, partition_table};
 use crate::format::Format;
 use crate::report::Report;
 
@@ -67,6 +70,18 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
                         d.format.map_or("?", |f| f.name())
                     ),
                     pack,
+                ));
+            }
+            let table = partition_table(
+                d.guest.as_ref(),
+                d.format.unwrap_or(Format::Raw),
+                &d.format_specific,
+            );
+            if table == Some(None) {
+                out.push(Reason::new(
+                    "no-partition-table",
+                    "disk.raw has no partition table; a bootable Compute Engine image needs an MBR or a GPT and a bootable partition",
+                    "install a boot loader into a partitioned disk (for example with virt-make-fs --partition, then grub-install), then pack that disk",
                 ));
             }
             let size = d.virtual_size.unwrap_or(0);

@@ -144,6 +144,37 @@ pub fn package_disks(r: &Report) -> Option<&[DiskReport]> {
     .then_some(r.disks.as_slice())
 }
 
+/// The "too-large" refusal of a disk of `size` bytes where a cloud takes at most `max`
+/// (`what` names the limit: "an EBS volume", "a generation 1 VM's OS disk").
+pub fn too_large(size: u64, max: u64, what: &str, fix: &str) -> Option<Reason> {
+    (size > max).then(|| {
+        Reason::new(
+            "too-large",
+            format!(
+                "the disk is {}; {what} holds at most {}",
+                bytes(size),
+                bytes(max)
+            ),
+            fix,
+        )
+    })
+}
+
+/// The guest disk's partition table (`mbr`, `gpt`), as the report read it through the image
+/// (`guest`); for raw content the probe's own reading of the file stands in when the guest was
+/// not read. `Some(None)`: read, and no table; `None`: not known (the guest was not readable).
+pub fn partition_table<'a>(
+    guest: Option<&'a serde_json::Value>,
+    format: Format,
+    details: &'a serde_json::Value,
+) -> Option<Option<&'a str>> {
+    match guest {
+        Some(g) => Some(detail(g, "partition-table")),
+        None if format.is_raw_content() => Some(detail(details, "partition-table")),
+        None => None,
+    }
+}
+
 /// Bytes in binary units for messages: `3 GiB`, `1.5 MiB`, `1000 bytes`.
 pub fn bytes(n: u64) -> String {
     for (unit, size) in [("TiB", TIB), ("GiB", GIB), ("MiB", MIB)] {

@@ -92,8 +92,11 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
     if r.format == Format::Vmdk {
         vmdk(r, &to_qcow2, &mut out);
     }
+    // The inspector reads the first sector of the uploaded bytes: the guest's only for raw
+    // content (inside a qcow2 or VMDK it meets that format's header instead).
+    let first_sector = r.guest.as_ref().unwrap_or(&r.format_specific);
     if r.format == Format::Raw
-        && let Some(problem) = detail(&r.format_specific, "mbr-problem")
+        && let Some(problem) = detail(first_sector, "mbr-problem")
     {
         out.push(Reason::new(
             "unsafe-partition-table",

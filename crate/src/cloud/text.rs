@@ -46,6 +46,12 @@ pub fn text(r: &Report) -> String {
             );
         }
         let _ = writeln!(s);
+    } else if let Some(h) = &r.hashes {
+        let _ = writeln!(
+            s,
+            "hashes: checksum={} os_hash_algo={} os_hash_value={}",
+            h.checksum, h.os_hash_algo, h.os_hash_value
+        );
     }
     s
 }

@@ -415,3 +415,28 @@ async fn gpt(cx: &Ctx<'_>, ss: usize, c: &mut Content) -> Result<Vec<Part>> {
     }
     Ok(parts)
 }
+
+/// Guest sectors read for the partition table: LBA 0 (the MBR) to 33, the end of a GPT's
+/// entry array for 512-byte sectors (UEFI 2.10 section 5.3: the header at LBA 1, 128 entries of
+/// 128 bytes from LBA 2). A 4 KiB-sector GPT's header (at 4096) lies inside too.
+pub const GUEST_HEAD: u64 = 34 * 512;
+
+/// The partition table (or boot-sector filesystem) in the first sectors of `guest`, a source
+/// whose bytes are a guest disk read through its image: the same analysis a raw file gets, with
+/// the same keys (`partition-table`, `partitions`, `mbr-problem`, `filesystem`, ...).
+pub(crate) async fn guest_layout(guest: &dyn crate::source::Source) -> Result<Map<String, Value>> {
+    let len = guest.len();
+    if len == 0 {
+        return Ok(Map::new());
+    }
+    let head = crate::source::read_vec(guest, 0, len.min(GUEST_HEAD), "guest's first sectors");
+    // No tail: it serves only the backup-GPT finding, which the guest's details do not carry.
+    let cx = Ctx {
+        src: guest,
+        head: head.await?,
+        tail: vec![],
+        len,
+        depth: 1,
+    };
+    Ok(analyse(&cx).await?.details)
+}
