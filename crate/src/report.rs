@@ -4,6 +4,8 @@ use crate::finding_code::FindingCode;
 use crate::format::Format;
 use serde::Serialize;
 
+mod text;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
