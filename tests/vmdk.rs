@@ -323,11 +323,7 @@ fn delta_disk_and_parent() {
     assert_eq!(info["format-specific"]["parent"], "base.vmdk");
     finding_message(&info, "backing-file", "critical");
     assert_eq!(info["safety"]["safe"], false);
-    let roles = file_roles(&info);
-    assert!(
-        roles.contains(&("base.vmdk".into(), "backing".into())),
-        "{roles:?}"
-    );
+    assert_has_role(&info, "base.vmdk", "backing");
 
     // Missing parent: info works, convert fails naming it.
     let info = info_json(&["delta.vmdk"], d);

@@ -293,7 +293,7 @@ mod tests {
     use super::*;
     use crate::native::block_on;
     use crate::sink::MemScratch;
-    use crate::source::MemSource;
+    use crate::source::{MemSource, mem_backed_source};
 
     /// A source that says where its bytes are: in itself, as a host file.
     struct Hosted {
@@ -311,21 +311,11 @@ mod tests {
         }
     }
 
-    #[async_trait(?Send)]
-    impl Source for Hosted {
-        fn name(&self) -> &str {
-            self.inner.name()
-        }
-        fn len(&self) -> u64 {
-            self.inner.len()
-        }
-        async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-            self.inner.read_at(offset, buf).await
-        }
+    mem_backed_source!(Hosted {
         fn host_range(&self, at: u64, _len: u64) -> Option<(HostFile, u64)> {
             Some((self.host.clone(), at))
         }
-    }
+    });
 
     /// The bytes a composed output stands for.
     fn materialize(c: Composed) -> Vec<u8> {

@@ -160,6 +160,30 @@ impl Source for MemSource {
     }
 }
 
+/// `impl Source for $ty`, for a test source that holds a [`MemSource`] in `inner` and changes
+/// only some of its answers: its name, length and reads come from `inner`, the methods given
+/// in the braces change the rest.
+#[cfg(test)]
+macro_rules! mem_backed_source {
+    ($ty:ty { $($changed:tt)* }) => {
+        #[async_trait::async_trait(?Send)]
+        impl $crate::source::Source for $ty {
+            fn name(&self) -> &str {
+                self.inner.name()
+            }
+            fn len(&self) -> u64 {
+                self.inner.len()
+            }
+            async fn read_at(&self, offset: u64, buf: &mut [u8]) -> $crate::error::Result<()> {
+                self.inner.read_at(offset, buf).await
+            }
+            $($changed)*
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use mem_backed_source;
+
 /// All files the user supplied together. Companions (backing files, extents, OVA members) are
 /// found here by plain file name only: a path written inside an image never opens anything.
 #[derive(Clone)]

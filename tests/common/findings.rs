@@ -72,3 +72,9 @@ pub fn file_roles(info: &Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The report lists `file` in the role `role` (`image`, `backing`, `extent`).
+pub fn assert_has_role(info: &Value, file: &str, role: &str) {
+    let roles = file_roles(info);
+    assert!(roles.contains(&(file.into(), role.into())), "{roles:?}");
+}

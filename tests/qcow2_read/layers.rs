@@ -70,15 +70,8 @@ fn backing_chain_of_three_in_any_order() {
             "{all:?}"
         );
         assert_eq!(info["safety"]["safe"], false);
-        let roles = file_roles(&info);
-        assert!(
-            roles.contains(&("top.qcow2".into(), "image".into())),
-            "{roles:?}"
-        );
-        assert!(
-            roles.contains(&("base.qcow2".into(), "backing".into())),
-            "{roles:?}"
-        );
+        assert_has_role(&info, "top.qcow2", "image");
+        assert_has_role(&info, "base.qcow2", "backing");
         assert_eq!(info["format-specific"]["backing-file-format"], "qcow2");
     }
 }

@@ -303,11 +303,7 @@ fn vhd_differencing_flattens() {
             messages(&info).contains("C:\\\\vms\\\\parent.vhd"),
             "{info}"
         );
-        let roles = file_roles(&info);
-        assert!(
-            roles.contains(&("parent.vhd".into(), "backing".into())),
-            "{roles:?}"
-        );
+        assert_has_role(&info, "parent.vhd", "backing");
     }
 
     // The map: sectors stored in the child at depth 0, the rest from the parent at depth 1.

@@ -120,11 +120,7 @@ fn differencing_child_of_a_qemu_parent() {
         "{info}"
     );
     assert_eq!(info["convertible"], true);
-    let roles = file_roles(&info);
-    assert!(
-        roles.contains(&("parent.vhdx".into(), "backing".into())),
-        "{roles:?}"
-    );
+    assert_has_role(&info, "parent.vhdx", "backing");
     // The map: block 0 here, block 1 mixed, block 2 from the parent (depth 1), block 3 zero.
     let rows = map_rows(d, &["child.vhdx", "parent.vhdx"]);
     assert_eq!(rows[0], (0, MIB + 4096, "data".into()));

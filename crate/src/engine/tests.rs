@@ -6,9 +6,8 @@ use crate::format::Format;
 use crate::formats::raw::RawImage;
 use crate::sink::MemSink;
 use crate::source::Reads;
-use crate::source::{MemSource, Source};
+use crate::source::{MemSource, mem_backed_source};
 use crate::writer::raw::RawWriter;
-use async_trait::async_trait;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -20,17 +19,7 @@ struct Lagging {
     misaligned: RefCell<usize>,
 }
 
-#[async_trait(?Send)]
-impl Source for Lagging {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.inner.read_at(offset, buf).await
-    }
+mem_backed_source!(Lagging {
     async fn read_into(&self, reads: Reads, mut buf: Vec<u8>) -> Result<Vec<u8>> {
         let mut pended = false;
         std::future::poll_fn(|cx| {
@@ -64,7 +53,7 @@ impl Source for Lagging {
         }
         Some(out)
     }
-}
+});
 
 /// Two windows and an odd tail: data, a whole empty window, data in the last sector.
 fn disk() -> (Vec<u8>, Vec<(u64, u64)>) {

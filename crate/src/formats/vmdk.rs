@@ -28,7 +28,10 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::intact;
+use crate::formats::common::descriptors::{
+    extent_file, extent_size, files_with_extents, pieces_reached, read_descriptor, shown,
+};
+use crate::formats::common::{extents, intact};
 use crate::image::{Backing, Basics, Image, open_file};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, base_name, is_plain_name, read_vec};
@@ -82,12 +85,6 @@ pub struct Vmdk {
     findings: Vec<Finding>,
     /// Why the data cannot be read, found by the integrity walk.
     cut: Option<Error>,
-}
-
-/// A name as written in an image, safe to print (no control characters, bounded).
-fn shown(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).take(200).collect();
-    format!("{clean:?}")
 }
 
 impl Vmdk {
@@ -145,14 +142,12 @@ impl Vmdk {
                 (false, ct, desc, vec![part])
             }
         } else {
-            if src.len() > MAX_DESCRIPTOR {
-                return Err(Error::unsupported(format!(
-                    "{} is not a VMDK sparse file and too large ({} bytes) for a descriptor",
-                    src.name(),
-                    src.len()
-                )));
-            }
-            let buf = read_vec(&*src, 0, src.len(), "VMDK descriptor").await?;
+            let buf = read_descriptor(&*src, MAX_DESCRIPTOR, "VMDK descriptor", |name, len| {
+                format!(
+                    "{name} is not a VMDK sparse file and too large ({len} bytes) for a descriptor"
+                )
+            })
+            .await?;
             // qemu pads a descriptor it rewrites with NULs: the text ends at the first one.
             let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
             let desc = parse_descriptor(&String::from_utf8_lossy(&buf[..end]));
@@ -364,19 +359,9 @@ impl Vmdk {
                 "VMDK {kind} extent {i} names no file"
             )));
         };
-        let Some(fid) = set.find(name) else {
-            findings.push(Finding::new(
-                FindingCode::MissingExtent,
-                Severity::Warning,
-                format!(
-                    "VMDK extent file {} was not supplied: the disk cannot be read without it",
-                    shown(base_name(name))
-                ),
-            ));
-            return Ok(PartKind::Blocked(Error::missing(format!(
-                "VMDK extent file {} was not supplied with the descriptor",
-                shown(base_name(name))
-            ))));
+        let fid = match extent_file(set, name, None, "VMDK extent", "the descriptor", findings) {
+            Ok(fid) => fid,
+            Err(missing) => return Ok(PartKind::Blocked(missing)),
         };
         if fid == id {
             return Err(Error::corrupt(format!(
@@ -417,20 +402,7 @@ impl Vmdk {
             )));
         }
         if sp.capacity != len {
-            findings.push(Finding::new(
-                FindingCode::ExtentSize,
-                Severity::Warning,
-                format!(
-                    "VMDK extent {} holds {} bytes but the descriptor gives it {len}{}",
-                    shown(src.name()),
-                    sp.capacity,
-                    if sp.capacity < len {
-                        ": the rest reads as zeros"
-                    } else {
-                        ": the excess is ignored"
-                    }
-                ),
-            ));
+            findings.push(extent_size("VMDK extent", src.name(), sp.capacity, len));
         }
         Ok(PartKind::Sparse(Box::new(sp)))
     }
@@ -487,23 +459,9 @@ impl Image for Vmdk {
 
     async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let mut out = vec![];
-        let first = self.parts.partition_point(|p| p.start + p.len <= start);
-        for p in &self.parts[first..] {
-            if p.start >= end {
-                break;
-            }
-            let s = start.max(p.start);
-            let e = end.min(p.start + p.len);
-            let (rs, re) = (s - p.start, e - p.start);
+        for (p, rs, re) in pieces_reached(&self.parts, |p| (p.start, p.len), start, end) {
             let push = |out: &mut Vec<Extent>, from: u64, to: u64, mapping: Mapping| {
-                Extent::push_merged(
-                    out,
-                    Extent {
-                        start: p.start + from,
-                        len: to - from,
-                        mapping,
-                    },
-                )
+                extents::push(out, p.start + from, to - from, mapping)
             };
             match &p.kind {
                 PartKind::Zero => push(&mut out, rs, re, Mapping::Zero),
@@ -628,15 +586,10 @@ impl Image for Vmdk {
     }
 
     fn files(&self) -> Vec<(FileId, &'static str)> {
-        let mut files = vec![(self.main, "image")];
-        for p in &self.parts {
-            if let Some(f) = part_file(&p.kind)
-                && !files.iter().any(|(x, _)| *x == f)
-            {
-                files.push((f, "extent"));
-            }
-        }
-        files
+        files_with_extents(
+            self.main,
+            self.parts.iter().filter_map(|p| part_file(&p.kind)),
+        )
     }
 
     fn readable(&self) -> Result<()> {

@@ -4,13 +4,13 @@
 
 use super::{Ctx, Detection, Format, Scan};
 use crate::finding_code::FindingCode;
+use crate::formats::common::descriptors::shown;
 use crate::formats::parallels::descriptor::{
-    MAX_DESCRIPTOR, StorageKind, looks_like_descriptor, parse_descriptor,
+    MAX_DESCRIPTOR, looks_like_descriptor, parse_descriptor,
 };
 use crate::formats::parallels::header::{HEADER_LEN, ParallelsHeader};
 use crate::report::Severity;
 use crate::source::is_plain_name;
-use serde_json::json;
 
 pub fn detect(cx: &Ctx<'_>, scan: &mut Scan) {
     let h = &cx.head;
@@ -81,20 +81,7 @@ fn bundle_descriptor(text: &[u8]) -> Detection {
     };
     d.virtual_size = desc.disk_sectors.checked_mul(512);
     d.set("storage-count", desc.storages.len());
-    let listed: Vec<_> = desc
-        .storages
-        .iter()
-        .take(64)
-        .map(|s| {
-            let kind = match &s.kind {
-                StorageKind::Plain => "Plain",
-                StorageKind::Compressed => "Compressed",
-                StorageKind::Other(t) => t.as_str(),
-            };
-            json!({"start": s.start, "end": s.end, "type": kind, "file": s.file})
-        })
-        .collect();
-    d.set("storages", listed);
+    d.set("storages", desc.listed_storages());
     for s in &desc.storages {
         // prl-xml.txt allows paths, relative or absolute: only the base name is ever matched.
         if !is_plain_name(&s.file) {
@@ -102,12 +89,8 @@ fn bundle_descriptor(text: &[u8]) -> Detection {
                 FindingCode::ExternalExtent,
                 Severity::Critical,
                 format!(
-                    "the Parallels storage {:?} is a path: a hypervisor would read that host file",
-                    s.file
-                        .chars()
-                        .filter(|c| !c.is_control())
-                        .take(200)
-                        .collect::<String>()
+                    "the Parallels storage {} is a path: a hypervisor would read that host file",
+                    shown(&s.file)
                 ),
             );
         }

@@ -10,10 +10,13 @@ use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
-use crate::formats::common::extents::map_plain;
+use crate::formats::common::descriptors::{
+    extent_file, extent_size, files_with_extents, pieces_reached, read_descriptor, shown,
+};
+use crate::formats::common::extents::{self, map_plain};
 use crate::image::{Basics, Image};
 use crate::report::{Finding, Severity};
-use crate::source::{ImageSet, Source, base_name, read_vec};
+use crate::source::{ImageSet, Source};
 use async_trait::async_trait;
 use serde_json::json;
 use std::rc::Rc;
@@ -45,23 +48,14 @@ pub struct Bundle {
     findings: Vec<Finding>,
 }
 
-/// A name as written in the descriptor, safe to print.
-fn shown(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).take(200).collect();
-    format!("{clean:?}")
-}
-
 impl Bundle {
     pub async fn open(set: &ImageSet, file: FileId) -> Result<Bundle> {
         let src = set.file(file).clone();
-        if src.len() > MAX_DESCRIPTOR {
-            return Err(Error::unsupported(format!(
-                "{} is {} bytes: too large for a Parallels DiskDescriptor.xml",
-                src.name(),
-                src.len()
-            )));
-        }
-        let bytes = read_vec(&*src, 0, src.len(), "Parallels disk descriptor").await?;
+        let what = "Parallels disk descriptor";
+        let bytes = read_descriptor(&*src, MAX_DESCRIPTOR, what, |name, len| {
+            format!("{name} is {len} bytes: too large for a Parallels DiskDescriptor.xml")
+        })
+        .await?;
         let desc = parse_descriptor(&bytes).map_err(|e| {
             Error::corrupt(format!("the Parallels disk descriptor {}: {e}", src.name()))
         })?;
@@ -99,19 +93,17 @@ impl Bundle {
                 s.images
             ))));
         }
-        let Some(fid) = set.find(&s.file).filter(|&f| f != main) else {
-            findings.push(Finding::new(
-                FindingCode::MissingExtent,
-                Severity::Warning,
-                format!(
-                    "Parallels storage file {} was not supplied: the disk cannot be read without it",
-                    shown(base_name(&s.file))
-                ),
-            ));
-            return Ok(Data::Blocked(Error::missing(format!(
-                "Parallels storage file {} was not supplied with DiskDescriptor.xml",
-                shown(base_name(&s.file))
-            ))));
+        let storage = "Parallels storage";
+        let fid = match extent_file(
+            set,
+            &s.file,
+            Some(main),
+            storage,
+            "DiskDescriptor.xml",
+            findings,
+        ) {
+            Ok(fid) => fid,
+            Err(missing) => return Ok(Data::Blocked(missing)),
         };
         let src = set.file(fid).clone();
         let held = match &s.kind {
@@ -129,7 +121,7 @@ impl Bundle {
                         .cloned(),
                 );
                 if held != len {
-                    findings.push(extent_size(src.name(), held, len));
+                    findings.push(extent_size(storage, src.name(), held, len));
                 }
                 // prl-xml.txt: a Compressed image's cluster size equals its storage's Blocksize.
                 if let Some(b) = s.block_sectors
@@ -155,7 +147,7 @@ impl Bundle {
             }
         };
         if held != len {
-            findings.push(extent_size(src.name(), held, len));
+            findings.push(extent_size(storage, src.name(), held, len));
         }
         Ok(Data::Plain {
             file: fid,
@@ -165,32 +157,9 @@ impl Bundle {
     }
 }
 
-fn extent_size(name: &str, held: u64, len: u64) -> Finding {
-    let rest = if held < len {
-        "the rest reads as zeros"
-    } else {
-        "the excess is ignored"
-    };
-    Finding::new(
-        FindingCode::ExtentSize,
-        Severity::Warning,
-        format!(
-            "Parallels storage {} holds {held} bytes but the descriptor gives it {len}: {rest}",
-            shown(name)
-        ),
-    )
-}
-
 /// Append `[from, to)` of a storage that starts at guest offset `base`.
 fn push(out: &mut Vec<Extent>, base: u64, from: u64, to: u64, mapping: Mapping) {
-    Extent::push_merged(
-        out,
-        Extent {
-            start: base + from,
-            len: to - from,
-            mapping,
-        },
-    );
+    extents::push(out, base + from, to - from, mapping);
 }
 
 #[async_trait(?Send)]
@@ -201,15 +170,7 @@ impl Image for Bundle {
 
     async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let mut out = vec![];
-        let first = self.parts.partition_point(|p| p.start + p.len <= start);
-        for p in &self.parts[first..] {
-            if p.start >= end {
-                break;
-            }
-            let (rs, re) = (
-                start.max(p.start) - p.start,
-                end.min(p.start + p.len) - p.start,
-            );
+        for (p, rs, re) in pieces_reached(&self.parts, |p| (p.start, p.len), start, end) {
             let (held, inner) = match &p.data {
                 Data::Blocked(e) => return Err(e.clone()),
                 Data::Plain { file, src, avail } => {
@@ -235,25 +196,11 @@ impl Image for Bundle {
     }
 
     fn details(&self) -> serde_json::Value {
-        let storages: Vec<_> = self
-            .desc
-            .storages
-            .iter()
-            .take(64)
-            .map(|s| {
-                let kind = match &s.kind {
-                    StorageKind::Plain => "Plain",
-                    StorageKind::Compressed => "Compressed",
-                    StorageKind::Other(t) => t.as_str(),
-                };
-                json!({"start": s.start, "end": s.end, "type": kind, "file": s.file})
-            })
-            .collect();
         let mut m = json!({
             "descriptor-file": true,
             "disk-size-sectors": self.desc.disk_sectors,
             "storage-count": self.desc.storages.len(),
-            "storages": storages,
+            "storages": self.desc.listed_storages(),
         });
         if let Some(n) = &self.desc.name {
             m["name"] = json!(n);
@@ -265,18 +212,12 @@ impl Image for Bundle {
     }
 
     fn files(&self) -> Vec<(FileId, &'static str)> {
-        let mut files = vec![(self.file, "image")];
-        for p in &self.parts {
-            let f = match &p.data {
-                Data::Plain { file, .. } => *file,
-                Data::Expanding(image) => image.file,
-                Data::Blocked(_) => continue,
-            };
-            if !files.iter().any(|(x, _)| *x == f) {
-                files.push((f, "extent"));
-            }
-        }
-        files
+        let pieces = self.parts.iter().filter_map(|p| match &p.data {
+            Data::Plain { file, .. } => Some(*file),
+            Data::Expanding(image) => Some(image.file),
+            Data::Blocked(_) => None,
+        });
+        files_with_extents(self.file, pieces)
     }
 
     fn readable(&self) -> Result<()> {

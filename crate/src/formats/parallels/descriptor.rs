@@ -20,6 +20,7 @@
 //! `Padding` must be 0 (prl-xml.txt: other values are not described and must not be opened).
 
 use roxmltree::{Document, Node, ParsingOptions};
+use serde_json::{Value, json};
 
 /// The root element that names a Parallels bundle descriptor.
 pub(crate) const ROOT: &str = "Parallels_disk_image";
@@ -28,6 +29,8 @@ pub(crate) const ROOT: &str = "Parallels_disk_image";
 pub(crate) const MAX_DESCRIPTOR: u64 = 256 * 1024;
 /// Storages a descriptor may list.
 const MAX_STORAGES: usize = 4096;
+/// How many storages detection and `details` list.
+const LISTED_STORAGES: usize = 64;
 /// XML nodes a descriptor may hold.
 const MAX_NODES: u32 = 200_000;
 
@@ -61,6 +64,23 @@ pub(crate) struct BundleDescriptor {
     pub(crate) name: Option<String>,
     pub(crate) uid: Option<String>,
     pub(crate) storages: Vec<Storage>,
+}
+
+impl BundleDescriptor {
+    /// The first storages as detection and the driver's details list them.
+    pub(crate) fn listed_storages(&self) -> Vec<Value> {
+        let listed = self.storages.iter().take(LISTED_STORAGES);
+        listed
+            .map(|s| {
+                let kind = match &s.kind {
+                    StorageKind::Plain => "Plain",
+                    StorageKind::Compressed => "Compressed",
+                    StorageKind::Other(t) => t.as_str(),
+                };
+                json!({"start": s.start, "end": s.end, "type": kind, "file": s.file})
+            })
+            .collect()
+    }
 }
 
 /// True when `head` looks like a bundle descriptor: XML text naming the root element. The
