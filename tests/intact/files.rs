@@ -6,6 +6,12 @@ use std::path::Path;
 
 const MIB: u64 = 1 << 20;
 
+/// `qemu-img create -f fmt -o subformat=sub name size`.
+fn create(dir: &Path, fmt: &str, sub: &str, name: &str, size: &str) {
+    let sub = format!("subformat={sub}");
+    qemu_img(&["create", "-q", "-f", fmt, "-o", &sub, name, size], dir);
+}
+
 /// The extent lines of a VMDK descriptor as (first guest byte, bytes, file name).
 fn extents(dir: &Path, descriptor: &str) -> Vec<(u64, u64, String)> {
     let text = std::fs::read_to_string(path(dir, descriptor)).unwrap();
@@ -41,16 +47,7 @@ fn stored_past_in(dir: &Path, name: &str, (from, to): (u64, u64), cut: u64) -> u
 #[test]
 fn vmdk_split_sparse_one_extent_cut() {
     let dir = &scratch();
-    let opts = ["-o", "subformat=twoGbMaxExtentSparse"];
-    qemu_img(
-        &[
-            &["create", "-q", "-f", "vmdk"][..],
-            &opts,
-            &["t.vmdk", "5G"],
-        ]
-        .concat(),
-        dir,
-    );
+    create(dir, "vmdk", "twoGbMaxExtentSparse", "t.vmdk", "5G");
     let ext = extents(dir, "t.vmdk");
     assert!(ext.len() >= 3, "{ext:?}");
     let (start, len, name) = ext[1].clone();
@@ -89,44 +86,34 @@ fn vmdk_split_sparse_one_extent_cut() {
     assert!(err.contains("past the end"), "{err}");
 }
 
+/// One critical `truncated` finding of `files`: `bytes` lost, first at host offset `host`.
+fn lost_from(dir: &Path, files: &[&str], bytes: u64, host: u64) {
+    let m = the_one(dir, files, "truncated");
+    assert!(m.contains(&format!("{bytes} bytes)")), "{m}");
+    assert!(
+        m.contains(&format!("first at host offset {host:#x}")),
+        "{m}"
+    );
+}
+
 /// monolithicFlat whose flat file holds 6 of its 64 MiB: the other 58 MiB are lost, first at
 /// host offset 6 MiB of the flat file.
 #[test]
 fn vmdk_short_flat_extent() {
     let dir = &scratch();
-    let opts = ["-o", "subformat=monolithicFlat"];
-    qemu_img(
-        &[
-            &["create", "-q", "-f", "vmdk"][..],
-            &opts,
-            &["f.vmdk", "64M"],
-        ]
-        .concat(),
-        dir,
-    );
+    create(dir, "vmdk", "monolithicFlat", "f.vmdk", "64M");
     qemu_io("f.vmdk", &["write -P 0x71 0 8M"], dir);
     let files = ["f.vmdk", "f-flat.vmdk"];
     assert!(with_code_in(dir, &files, "truncated").is_empty());
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path(dir, "f-flat.vmdk"))
-        .unwrap()
-        .set_len(6 * MIB)
-        .unwrap();
-    let m = the_one(dir, &files, "truncated");
-    assert!(m.contains(&format!("{} bytes)", 58 * MIB)), "{m}");
-    assert!(m.contains("first at host offset 0x600000"), "{m}");
+    truncate(&path(dir, "f-flat.vmdk"), 6 * MIB);
+    lost_from(dir, &files, 58 * MIB, 6 * MIB);
 }
 
 /// A fixed VHD whose data area was cut to 40 of its 64 MiB, the footer put back after it.
 #[test]
 fn fixed_vhd_cut() {
     let dir = &scratch();
-    let opts = ["-o", "subformat=fixed"];
-    qemu_img(
-        &[&["create", "-q", "-f", "vpc"][..], &opts, &["x.vhd", "64M"]].concat(),
-        dir,
-    );
+    create(dir, "vpc", "fixed", "x.vhd", "64M");
     qemu_io("x.vhd", &["write -P 0x33 0 1M"], dir);
     let f = std::fs::read(path(dir, "x.vhd")).unwrap();
     let footer = &f[f.len() - 512..];
@@ -135,9 +122,7 @@ fn fixed_vhd_cut() {
     cut.extend_from_slice(footer);
     std::fs::write(path(dir, "c.vhd"), cut).unwrap();
     assert!(with_code_in(dir, &["x.vhd"], "truncated").is_empty());
-    let m = the_one(dir, &["c.vhd"], "truncated");
-    assert!(m.contains(&format!("{} bytes)", size - (40 << 20))), "{m}");
-    assert!(m.contains("first at host offset 0x2800000"), "{m}");
+    lost_from(dir, &["c.vhd"], size - (40 << 20), 40 << 20);
     let err = vmdisk_fails(&["convert", "-O", "raw", "--output", "o.raw", "c.vhd"], dir);
     assert!(err.contains("past the end"), "{err}");
 }

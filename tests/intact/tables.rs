@@ -1,7 +1,7 @@
 //! Tables edited by hand: an L2 table past the end, data over a refcount block, two BAT
 //! entries sharing one block.
 
-use super::cut::{lost_bytes, the_one, with_code};
+use super::cut::{the_one, with_code};
 use super::*;
 
 const MIB: u64 = 1 << 20;
@@ -16,28 +16,42 @@ fn le(f: &[u8], at: u64, n: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// A new image `name` made by `qemu-img create -q ARGS name SIZE` (`create` = "ARGS SIZE")
+/// and the qemu-io `writes` ("a; b"), with no finding yet: its bytes.
+fn fresh(dir: &std::path::Path, name: &str, create: &str, writes: &str) -> Vec<u8> {
+    let mut args: Vec<&str> = create.split_whitespace().collect();
+    let size = args.pop().unwrap();
+    qemu_img(&[&["create", "-q"][..], &args, &[name, size]].concat(), dir);
+    let writes: Vec<&str> = writes.split("; ").collect();
+    qemu_io(name, &writes, dir);
+    for code in ["truncated", "corrupt"] {
+        assert!(with_code(dir, name, code).is_empty(), "{name}: {code}");
+    }
+    std::fs::read(path(dir, name)).unwrap()
+}
+
+/// One critical `corrupt` finding saying `says`, and convert refuses.
+fn corrupt_and_refused(dir: &std::path::Path, name: &str, says: &str) {
+    let m = the_one(dir, &[name], "corrupt");
+    assert!(m.contains(says), "{m}");
+    vmdisk_fails(&["convert", "-O", "raw", "--output", "o.raw", name], dir);
+}
+
 /// qcow2 (qcow2.txt "Cluster mapping"): L1 entry 1 of a 1 GiB disk with 64 KiB clusters moved
 /// to 256 MiB, far past the end: the 512 MiB that L2 table maps are lost, not the 64 KiB of
 /// data it held, and the message says the table is missing. Entry 0's data stays.
 #[test]
 fn qcow2_l2_table_past_the_end() {
     let dir = &scratch();
-    qemu_img(&["create", "-q", "-f", "qcow2", "l.qcow2", "1G"], dir);
-    qemu_io("l.qcow2", &["write -P 1 0 64k", "write -P 2 600M 64k"], dir);
-    let f = std::fs::read(path(dir, "l.qcow2")).unwrap();
+    let writes = "write -P 1 0 64k; write -P 2 600M 64k";
+    let f = fresh(dir, "l.qcow2", "-f qcow2 1G", writes);
     let l1 = be(&f, 40);
     let far = 256 * MIB;
     assert!(far > f.len() as u64);
-    write_at(
-        &path(dir, "l.qcow2"),
-        l1 + 8,
-        &(1u64 << 63 | far).to_be_bytes(),
-    );
-    let found = with_code(dir, "l.qcow2", "truncated");
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0]["severity"], "critical");
-    assert_eq!(lost_bytes(&found[0]), 512 * MIB);
-    let m = found[0]["message"].as_str().unwrap();
+    let far_entry = (1u64 << 63 | far).to_be_bytes();
+    write_at(&path(dir, "l.qcow2"), l1 + 8, &far_entry);
+    let m = the_one(dir, &["l.qcow2"], "truncated");
+    assert!(m.contains(&format!("{} bytes)", 512 * MIB)), "{m}");
     assert!(m.contains("first at host offset 0x10000000"), "{m}");
     assert!(
         m.contains("L2 table") && m.contains("itself is missing"),
@@ -57,9 +71,7 @@ fn qcow2_l2_table_past_the_end() {
 #[test]
 fn qcow2_data_over_a_refcount_block() {
     let dir = &scratch();
-    qemu_img(&["create", "-q", "-f", "qcow2", "r.qcow2", "64M"], dir);
-    qemu_io("r.qcow2", &["write -P 0x5a 0 64k"], dir);
-    let f = std::fs::read(path(dir, "r.qcow2")).unwrap();
+    let f = fresh(dir, "r.qcow2", "-f qcow2 64M", "write -P 0x5a 0 64k");
     let l2 = be(&f, be(&f, 40)) & 0x00ff_ffff_ffff_fe00;
     let block = be(&f, be(&f, 48)) & !0x1ff;
     assert!(block != 0);
@@ -68,14 +80,9 @@ fn qcow2_data_over_a_refcount_block() {
         l2,
         &(1u64 << 63 | block).to_be_bytes(),
     );
-    let m = the_one(dir, &["r.qcow2"], "corrupt");
-    assert!(m.contains("over the refcount block"), "{m}");
+    corrupt_and_refused(dir, "r.qcow2", "over the refcount block");
     // qemu-img check finds the damage as well.
     assert!(!run("qemu-img", &["check", "r.qcow2"], dir).status.success());
-    vmdisk_fails(
-        &["convert", "-O", "raw", "--output", "o.raw", "r.qcow2"],
-        dir,
-    );
 }
 
 /// VHD ("Block Allocation Table and Data Blocks"): BAT entry 1 set to entry 0's block. The
@@ -83,17 +90,12 @@ fn qcow2_data_over_a_refcount_block() {
 #[test]
 fn vhd_two_blocks_in_one() {
     let dir = &scratch();
-    qemu_img(&["create", "-q", "-f", "vpc", "d.vhd", "64M"], dir);
-    qemu_io("d.vhd", &["write -P 0x5a 0 4M"], dir);
-    assert!(with_code(dir, "d.vhd", "corrupt").is_empty());
-    let f = std::fs::read(path(dir, "d.vhd")).unwrap();
+    let f = fresh(dir, "d.vhd", "-f vpc 64M", "write -P 0x5a 0 4M");
     // Footer copy at 0: data offset at 16; dynamic header: table offset at 16.
     let bat = be(&f, be(&f, 16) + 16);
     let first = &f[bat as usize..bat as usize + 4].to_vec();
     write_at(&path(dir, "d.vhd"), bat + 4, first);
-    let m = the_one(dir, &["d.vhd"], "corrupt");
-    assert!(m.contains("same host bytes"), "{m}");
-    vmdisk_fails(&["convert", "-O", "raw", "--output", "o.raw", "d.vhd"], dir);
+    corrupt_and_refused(dir, "d.vhd", "same host bytes");
 }
 
 /// The file offset of the VHDX BAT region ([MS-VHDX] 2.2.3: region table at 192 KiB, 16-byte
@@ -117,11 +119,8 @@ pub fn vhdx_bat(f: &[u8]) -> u64 {
 #[test]
 fn vhdx_two_blocks_in_one() {
     let dir = &scratch();
-    let opts = ["create", "-q", "-f", "vhdx", "-o", "block_size=1M"];
-    qemu_img(&[&opts[..], &["d.vhdx", "64M"]].concat(), dir);
-    qemu_io("d.vhdx", &["write -P 0x5a 0 2M"], dir);
-    assert!(with_code(dir, "d.vhdx", "corrupt").is_empty());
-    let f = std::fs::read(path(dir, "d.vhdx")).unwrap();
+    let create = "-f vhdx -o block_size=1M 64M";
+    let f = fresh(dir, "d.vhdx", create, "write -P 0x5a 0 2M");
     let bat = vhdx_bat(&f);
     let first = le(&f, bat, 8);
     assert_eq!(first & 7, 6, "block 0 fully present");

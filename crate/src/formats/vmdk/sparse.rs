@@ -507,31 +507,17 @@ impl Sparse {
                     Some(None) => push(out, base + pos, n, Mapping::Zero),
                     Some(Some(at)) if self.compressed => {
                         let data = if self.markers { at + MARKER_LEN } else { at };
-                        if data >= flen {
-                            // Mapped all the same, for the integrity walk to count.
-                            out.push(Extent {
-                                start: base + pos,
-                                len: n,
-                                mapping: Mapping::Compressed {
-                                    file: self.file,
-                                    offset: data,
-                                    len: 0,
-                                    codec: Codec::Zlib,
-                                    unit: self.grain,
-                                    skip: pos - gstart,
-                                },
-                            });
-                            pos = gend;
-                            continue;
-                        }
+                        // A grain past the end is mapped all the same (with no bytes), for
+                        // the integrity walk to count.
+                        let past = data >= flen;
                         let next = sorted
                             .get(sorted.partition_point(|&o| o <= e))
                             .map_or(u64::MAX, |&o| o * 512);
                         let clen = next
                             .saturating_sub(data)
                             .min(2 * self.grain)
-                            .min(flen - data);
-                        if clen == 0 {
+                            .min(flen.saturating_sub(data));
+                        if clen == 0 && !past {
                             return Err(Error::corrupt(format!(
                                 "VMDK compressed grain for guest offset {pos} has no data"
                             )));
