@@ -105,7 +105,8 @@ struct FirstLost {
     guest: u64,
     host: Option<u64>,
     file_len: u64,
-    table: Option<&'static str>,
+    /// A table past the end, as (name, guest range it maps).
+    table: Option<(&'static str, u64, u64)>,
     why: String,
 }
 
@@ -116,9 +117,8 @@ pub(crate) struct Intact {
     pub lost: u64,
     first_lost: Option<FirstLost>,
     last_lost_end: u64,
-    /// Tables past the end, and the first of them as (name, host offset, guest range).
+    /// Tables past the end.
     missing_tables: u64,
-    first_table: Option<(&'static str, u64, u64, u64)>,
     corrupt: Option<String>,
     /// (file, start, end, what) of every host range the map uses.
     ranges: Vec<(u64, u64, u64, u32)>,
@@ -132,8 +132,10 @@ impl Intact {
         let mut out = vec![];
         if let Some(f) = &self.first_lost {
             let first = match (f.host, f.table) {
-                (Some(h), Some(t)) => format!(
-                    "first at host offset {h:#x}, where the {t} that maps it should be: the table itself is missing"
+                (Some(h), Some((t, from, to))) => format!(
+                    "first at host offset {h:#x}, the {t} mapping guest {}..{}: the table itself is missing",
+                    size(from),
+                    size(to)
                 ),
                 (Some(h), None) => format!("first at host offset {h:#x}"),
                 _ => format!("first: {}", f.why),
@@ -146,12 +148,10 @@ impl Intact {
                 self.lost,
                 size(f.file_len),
             );
-            if let Some((name, at, from, to)) = self.first_table {
+            if self.missing_tables > 0 {
                 m += &format!(
-                    "; {} table(s) lie past the end themselves, first the {name} at host offset {at:#x} mapping guest {}..{}",
-                    self.missing_tables,
-                    size(from),
-                    size(to)
+                    "; {} missing table(s) count as the whole guest range each maps",
+                    self.missing_tables
                 );
             }
             out.push(Finding::new(FindingCode::Truncated, Severity::Critical, m));
@@ -249,14 +249,11 @@ fn missing_tables(layout: &Layout, size: u64, found: &mut Intact) -> Vec<(u64, u
             continue;
         }
         found.missing_tables += 1;
-        found
-            .first_table
-            .get_or_insert((m.name, m.offset, from, to));
         let first = FirstLost {
             guest: from,
             host: Some(m.offset),
             file_len: flen,
-            table: Some(m.name),
+            table: Some((m.name, from, to)),
             why: String::new(),
         };
         found.lose(from, to - from, first);
