@@ -7,5 +7,9 @@ use common::*;
 
 #[path = "intact/cut.rs"]
 mod cut;
+#[path = "intact/files.rs"]
+mod files;
 #[path = "intact/overlap.rs"]
 mod overlap;
+#[path = "intact/tables.rs"]
+mod tables;

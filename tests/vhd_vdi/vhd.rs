@@ -445,11 +445,11 @@ fn vhd_malformed() {
         "o.raw",
     );
 
-    // Two blocks at the same place; a block over the block table.
+    // Two blocks at the same place; a block over the block table: info reports a critical
+    // `corrupt` finding (the integrity walk), convert refuses.
     fresh("overlap.vhd");
     let first = &base[bat_at as usize..bat_at as usize + 4];
     patch(d, "overlap.vhd", bat_at + 4, first);
-    info_fails_naming(d, &["overlap.vhd"], "overlap");
     fresh("onmeta.vhd");
     patch(
         d,
@@ -457,7 +457,23 @@ fn vhd_malformed() {
         bat_at,
         &((bat_at / 512) as u32).to_be_bytes(),
     );
-    info_fails_naming(d, &["onmeta.vhd"], "overlap");
+    for (name, says) in [
+        ("overlap.vhd", "same host bytes"),
+        ("onmeta.vhd", "the BAT"),
+    ] {
+        let info = info_json(&[name], d);
+        assert_eq!(info["convertible"], false, "{info}");
+        let all = findings(&info);
+        let f = finding(&all, "corrupt");
+        assert_eq!(f.1, "critical", "{f:?}");
+        assert!(f.2.contains(says), "{f:?}");
+        fails_naming(
+            d,
+            &format!("convert -O raw --output o.raw {name}"),
+            says,
+            "o.raw",
+        );
+    }
 
     // Truncated in the middle: the end footer is gone, the copy at offset 0 is used, and the
     // blocks past the new end make it unreadable.

@@ -72,12 +72,18 @@ fn dirty_fixture(dir: &Path, name: &str, middle_leading: u8) -> (Vec<u8>, Vec<u8
     let e0 = le64(&img, bat);
     assert_eq!(e0 & 7, 6, "block 0 is FULLY_PRESENT");
     let payload = (e0 >> 20) << 20;
-    let mut bat_sector = img[bat..bat + 4096].to_vec();
-    put64(&mut bat_sector, 8, payload | 6);
-    put64(&mut bat_sector, 16, 2);
     let mut sector = vec![0x77u8; 4096];
     sector[..8].fill(middle_leading);
     sector[4092..].fill(0);
+    // Block 1 gets a payload of its own at the end of the file, a copy of block 0's (two
+    // blocks sharing one are `corrupt`); entry 11 writes both alike.
+    let own = img.len().next_multiple_of(MIB as usize);
+    let copy = img[payload as usize..payload as usize + MIB as usize].to_vec();
+    img.resize(own, 0);
+    img.extend_from_slice(&copy);
+    let mut bat_sector = img[bat..bat + 4096].to_vec();
+    put64(&mut bat_sector, 8, own as u64 | 6);
+    put64(&mut bat_sector, 16, 2);
     let log_guid = guid(LOG_GUID);
     let h = current_header(&img);
     let log_off = le64(&img, h + 72) as usize;
@@ -98,16 +104,21 @@ fn dirty_fixture(dir: &Path, name: &str, middle_leading: u8) -> (Vec<u8>, Vec<u8
         64 << 10,
         &log_guid,
         flen,
-        &[
-            Desc::Data {
-                offset: payload + 4096,
-                sector: sector.clone(),
-            },
-            Desc::Zero {
-                offset: payload + 16384,
-                len: 8192,
-            },
-        ],
+        &[payload, own as u64]
+            .iter()
+            .flat_map(|&at| {
+                [
+                    Desc::Data {
+                        offset: at + 4096,
+                        sector: sector.clone(),
+                    },
+                    Desc::Zero {
+                        offset: at + 16384,
+                        len: 8192,
+                    },
+                ]
+            })
+            .collect::<Vec<_>>(),
     );
     let at = log_off + (64 << 10);
     img[at..at + a.len()].copy_from_slice(&a);
@@ -147,7 +158,7 @@ fn dirty_log_is_replayed_in_memory() {
     assert_eq!(vmdisk_raw(d, &["dirty.vhdx"]), expected);
     // The replay happened in memory only.
     assert_eq!(read(d, "dirty.vhdx"), img);
-    // The BAT as replayed: block 1 shares block 0's payload, block 2 is ZERO, 3 NOT_PRESENT.
+    // The BAT as replayed: block 1 has its own payload, block 2 is ZERO, 3 NOT_PRESENT.
     let rows = map_rows(d, &["dirty.vhdx"]);
     assert_eq!(
         rows.last().unwrap(),

@@ -46,8 +46,9 @@ fn extent_paths_and_missing_extents() {
     assert!(err.contains("p-flat.vmdk"), "{err}");
 }
 
-/// A flat extent file shorter than its extent line reads as zeros past its end (as qemu), with
-/// a warning.
+/// A flat extent file shorter than its extent line is cut: qemu reads zeros past its end,
+/// vmdisk reports the loss (a critical `truncated` finding, tests/intact/files.rs) and refuses
+/// to convert.
 #[test]
 fn short_flat_extent() {
     let d = &scratch();
@@ -59,6 +60,8 @@ fn short_flat_extent() {
         .unwrap();
     f.set_len(6000).unwrap();
     drop(f);
-    let info = verify(d, "s.vmdk", &["s.vmdk", "s-flat.vmdk"], false);
-    finding_message(&info, "truncated", "warning");
+    let info = info_json(&["s.vmdk", "s-flat.vmdk"], d);
+    finding_message(&info, "truncated", "critical");
+    assert_eq!(info["convertible"], false);
+    convert_fails(d, &["s.vmdk", "s-flat.vmdk"]);
 }

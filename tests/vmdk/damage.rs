@@ -100,13 +100,16 @@ fn malformed_descriptors() {
         let err = convert_fails(d, &[name, "x-flat.vmdk"]);
         assert!(!err.is_empty());
     }
-    // Overflowing offsets into a flat file read as zeros past the file (with a warning).
+    // Overflowing offsets into a flat file lie past its end: a critical `truncated` finding
+    // (qemu reads zeros there), and convert refuses.
     std::fs::write(
         path(d, "far.vmdk"),
         format!("{head}RW 8 FLAT \"x-flat.vmdk\" 36028797018963967\n"),
     )
     .unwrap();
-    converts_to(d, &["far.vmdk", "x-flat.vmdk"], &[0; 4096]);
+    let info = info_json(&["far.vmdk", "x-flat.vmdk"], d);
+    finding_message(&info, "truncated", "critical");
+    convert_fails(d, &["far.vmdk", "x-flat.vmdk"]);
     // A descriptor with an extent line qemu has never heard of still gets a one-line error.
     let info = info_json(&["rdm.vmdk", "x-flat.vmdk"], d);
     finding_message(&info, "external-extent", "critical");

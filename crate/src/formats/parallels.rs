@@ -158,20 +158,15 @@ impl Parallels {
         }
         me.scan_bat().await?;
         let found = intact::walk(&me, &me.layout()).await;
-        if let Some(b) = found.apply(&mut me.findings, me.src.len()) {
-            me.blocked.get_or_insert(b);
-        }
+        found.settle(&mut me.findings, &mut me.blocked);
         Ok(me)
     }
 
     /// Header and BAT (qemu `docs/interop/parallels.txt`), for the integrity walk.
     fn layout(&self) -> intact::Layout {
-        intact::Layout {
-            file: self.file,
-            file_len: self.src.len(),
-            unit: self.cluster_size(),
-            metadata: vec![(0, self.bat_end(), "header and BAT")],
-        }
+        let mut layout = intact::Layout::new(self.file, self.src.len(), self.cluster_size());
+        layout.meta(0, self.bat_end(), "header and BAT");
+        layout
     }
 
     fn cluster_size(&self) -> u64 {
@@ -197,13 +192,6 @@ impl Parallels {
         if host < self.bat_end() {
             return Err(Error::corrupt(format!(
                 "Parallels cluster for guest offset {guest} points into the header or allocation table (offset {host})"
-            )));
-        }
-        if host >= self.src.len() {
-            return Err(Error::truncated(format!(
-                "Parallels cluster for guest offset {guest} is at offset {host}, past the end of {} ({} bytes)",
-                self.src.name(),
-                self.src.len()
             )));
         }
         Ok(())
@@ -366,6 +354,12 @@ impl Image for Parallels {
                 } else {
                     let host = self.host(entry);
                     self.check_host(host, cluster_start)?;
+                    if host >= self.src.len() {
+                        let at = host + (pos - cluster_start);
+                        intact::push_past_end(&mut out, self.file, pos, cluster_end, at);
+                        pos = cluster_end;
+                        continue;
+                    }
                     push_data(
                         &mut out,
                         self.file,

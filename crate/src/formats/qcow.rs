@@ -25,7 +25,7 @@ use super::common::bytes::c_string;
 use super::common::extents::{blocks, extent, push_data};
 use super::common::intact;
 use super::common::parent::{self, Parent, open_backing};
-use super::common::scan::{problem, scan_finding, scan_spans};
+use super::common::scan::{problem, scan_finding};
 use super::common::table::{TableCache, Word};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -40,9 +40,6 @@ use header::HEADER_LEN;
 use std::rc::Rc;
 
 const L2_CACHE_TABLES: usize = 16;
-/// At open, this many L2 tables are mapped to find clusters past the end of a cut file
-/// before a conversion starts (the rest are checked as they are mapped).
-const MAX_SCAN_TABLES: usize = 256;
 
 pub struct Qcow {
     file: FileId,
@@ -90,7 +87,6 @@ impl Qcow {
         }
 
         let size = h.sector_size();
-        let span_bits = cluster_bits + l2_bits;
         let needed = h.l1_entries();
 
         // Backing file name: at most 1023 bytes, outside the header (checked by the parser).
@@ -167,38 +163,26 @@ impl Qcow {
             blocked,
             l2_cache: TableCache::new(Word::Be64, L2_CACHE_TABLES),
         };
-        if me.blocked.is_none()
-            && let Some(found) = scan_spans(&me, &me.l1, 1u64 << span_bits, MAX_SCAN_TABLES).await
-        {
-            me.findings.push(scan_finding(&found));
-            me.blocked = Some(found);
-        }
         let found = intact::walk(&me, &me.layout()).await;
-        if let Some(b) = found.apply(&mut me.findings, flen) {
-            me.blocked.get_or_insert(b);
-        }
+        found.settle(&mut me.findings, &mut me.blocked);
         Ok(me)
     }
 
-    /// Header, L1 and L2 tables (qemu `block/qcow.c`), for the integrity walk.
+    /// Header, L1 and L2 tables (qemu `block/qcow.c`), for the integrity walk: an L2 table
+    /// maps the guest span of its L1 entry.
     fn layout(&self) -> intact::Layout {
-        let flen = self.src.len();
         let l2_bytes = 8u64 << self.l2_bits;
-        let mut metadata = vec![
-            (0, self.header_size, "header"),
-            (self.l1_table_offset, self.l1.len() as u64 * 8, "L1 table"),
-        ];
-        for (i, &entry) in self.l1.iter().enumerate() {
-            if let Ok(Some(at)) = l2_table_check(entry, i, l2_bytes, flen) {
-                metadata.push((at, l2_bytes, "L2 table"));
+        let span = 1u64 << (self.cluster_bits + self.l2_bits);
+        let mut layout = intact::Layout::new(self.file, self.src.len(), 1 << self.cluster_bits);
+        layout.meta(0, self.header_size, "header");
+        layout.meta(self.l1_table_offset, self.l1.len() as u64 * 8, "L1 table");
+        for (i, &at) in self.l1.iter().enumerate() {
+            if at >= HEADER_LEN {
+                let from = i as u64 * span;
+                layout.table(self.file, (at, l2_bytes), "L2 table", (from, from + span));
             }
         }
-        intact::Layout {
-            file: self.file,
-            file_len: flen,
-            unit: 1 << self.cluster_bits,
-            metadata,
-        }
+        layout
     }
 
     fn map_cluster(&self, pos: u64, end: u64, entry: u64, out: &mut Vec<Extent>) -> Result<()> {
@@ -225,7 +209,7 @@ impl Qcow {
                 Mapping::Compressed {
                     file: self.file,
                     offset,
-                    len: len.min(flen - offset),
+                    len: len.min(flen.saturating_sub(offset)),
                     codec: Codec::Deflate,
                     unit: cs,
                     skip: pos - cluster_start,
@@ -234,6 +218,10 @@ impl Qcow {
             return Ok(());
         }
         self.check_host(entry, cluster_start, "data cluster")?;
+        if entry >= flen {
+            intact::push_past_end(out, self.file, pos, end, entry + (pos - cluster_start));
+            return Ok(());
+        }
         push_data(
             out,
             self.file,
@@ -250,13 +238,6 @@ impl Qcow {
         if host < self.header_size {
             return Err(Error::corrupt(format!(
                 "qcow {what} for guest offset {guest} points into the header (offset {host})"
-            )));
-        }
-        if host >= self.src.len() {
-            return Err(Error::truncated(format!(
-                "qcow {what} for guest offset {guest} is at offset {host}, past the end of {} ({} bytes)",
-                self.src.name(),
-                self.src.len()
             )));
         }
         Ok(())

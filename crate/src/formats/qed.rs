@@ -26,7 +26,7 @@ use super::common::bytes::c_string;
 use super::common::extents::{blocks, extent, push_data};
 use super::common::intact;
 use super::common::parent::{self, Parent, open_backing};
-use super::common::scan::{problem, readable, scan_finding, scan_spans};
+use super::common::scan::{problem, readable, scan_finding};
 use super::common::table::{TableCache, Word};
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
@@ -185,37 +185,29 @@ impl Qed {
             blocked,
             l2_cache: TableCache::new(Word::Le64, l2_cache_chunks.clamp(1, L2_CACHE_CHUNKS)),
         };
-        // Map the first L2 tables (up to 8 MiB of them) so a cut file fails before a conversion.
-        let max = ((8 << 20) / table_bytes).max(1) as usize;
-        if me.blocked.is_none()
-            && let Some(found) = scan_spans(&me, &me.l1, 1u64 << span_bits, max).await
-        {
-            me.findings.push(scan_finding(&found));
-            me.blocked = Some(found);
-        }
         let found = intact::walk(&me, &me.layout()).await;
-        if let Some(b) = found.apply(&mut me.findings, me.src.len()) {
-            me.blocked.get_or_insert(b);
-        }
+        found.settle(&mut me.findings, &mut me.blocked);
         Ok(me)
     }
 
-    /// Header and L1 table (QED spec "Table"), for the integrity walk.
+    /// Header, L1 and L2 tables (QED spec "Table"), for the integrity walk: an L2 table maps
+    /// the guest span of its L1 entry.
     fn layout(&self) -> intact::Layout {
         let table_bytes = u64::from(self.table_size) * self.cluster_size;
-        let mut metadata = vec![
-            (0, self.header_bytes(), "header"),
-            (self.l1_table_offset, table_bytes, "L1 table"),
-        ];
-        for &at in self.l1.iter().filter(|&&e| e != 0) {
-            metadata.push((at, table_bytes, "L2 table"));
+        let span = table_bytes / 8 * self.cluster_size;
+        let mut layout = intact::Layout::new(self.file, self.src.len(), self.cluster_size);
+        layout.meta(0, self.header_bytes(), "header");
+        layout.meta(self.l1_table_offset, table_bytes, "L1 table");
+        for (i, &at) in self.l1.iter().enumerate().filter(|(_, e)| **e != 0) {
+            let from = i as u64 * span;
+            layout.table(
+                self.file,
+                (at, table_bytes),
+                "L2 table",
+                (from, from + span),
+            );
         }
-        intact::Layout {
-            file: self.file,
-            file_len: self.src.len(),
-            unit: self.cluster_size,
-            metadata,
-        }
+        layout
     }
 
     fn header_bytes(&self) -> u64 {
@@ -236,11 +228,9 @@ impl Qed {
                 }
                 if host.checked_add(cs).is_none_or(|e| e > self.src.len()) {
                     // qemu refuses clusters that do not lie wholly inside the file.
-                    return Err(Error::truncated(format!(
-                        "QED data cluster for guest offset {cluster_start} at offset {host} lies past the end of {} ({} bytes)",
-                        self.src.name(),
-                        self.src.len()
-                    )));
+                    let at = host + (pos - cluster_start);
+                    intact::push_past_end(out, self.file, pos, end, at);
+                    return Ok(());
                 }
                 push_data(
                     out,

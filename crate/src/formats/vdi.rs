@@ -164,21 +164,25 @@ impl Vdi {
             blocked: cut.map(|m| (true, m)),
         };
         let found = intact::walk(&me, &me.layout(flen)).await;
-        if let Some(b) = found.apply(&mut me.findings, flen) {
-            me.blocked.get_or_insert(b);
-        }
+        found.settle(&mut me.findings, &mut me.blocked);
         Ok(me)
     }
 
-    /// The header and block map (VirtualBox `VDICore.h`), for the integrity walk.
+    /// The header, block map and each block's extra data in front of it (VirtualBox
+    /// `VDICore.h`, `cbBlockExtra`), for the integrity walk.
     fn layout(&self, flen: u64) -> intact::Layout {
         let h = &self.header;
-        intact::Layout {
-            file: self.file,
-            file_len: flen,
-            unit: u64::from(h.block_size),
-            metadata: vec![(0, u64::from(h.offset_data), "header and block map")],
+        let mut layout = intact::Layout::new(self.file, flen, u64::from(h.block_size));
+        layout.meta(0, u64::from(h.offset_data), "header and block map");
+        let extra = u64::from(h.block_extra);
+        if extra > 0 {
+            let stride = u64::from(h.block_size) + extra;
+            for &e in self.map.iter().filter(|&&e| e < DISCARDED) {
+                let at = u64::from(h.offset_data) + u64::from(e) * stride;
+                layout.meta(at, extra, "block bitmap");
+            }
         }
+        layout
     }
 }
 

@@ -47,12 +47,12 @@ const LISTED_EXTENTS: usize = 64;
 const MAX_GD_BYTES_TOTAL: u64 = 256 << 20;
 
 enum PartKind {
-    /// Guest bytes stored verbatim from `offset` of `file`; `avail` of them exist in the file
-    /// (a short flat file reads as zeros past its end, as in qemu).
+    /// Guest bytes stored verbatim from `offset` of `file`, which is `file_len` bytes long (a
+    /// short flat file is a cut: qemu reads zeros past its end, vmdisk reports the loss).
     Flat {
         file: FileId,
         offset: u64,
-        avail: u64,
+        file_len: u64,
     },
     Zero,
     Sparse(Box<Sparse>),
@@ -252,41 +252,42 @@ impl Vmdk {
             findings,
             cut: None,
         };
-        if let Some(layout) = me.layout() {
-            let found = intact::walk(&me, &layout).await;
-            let flen = layout.file_len;
-            me.cut = found
-                .apply(&mut me.findings, flen)
-                .map(|(truncated, m)| match truncated {
-                    true => Error::truncated(m),
-                    false => Error::corrupt(m),
-                });
-        }
+        let found = intact::walk(&me, &me.layout()).await;
+        me.cut = found
+            .apply(&mut me.findings)
+            .map(|(truncated, m)| match truncated {
+                true => Error::truncated(m),
+                false => Error::corrupt(m),
+            });
         Ok(me)
     }
 
-    /// A single-file sparse VMDK (monolithicSparse, streamOptimized): its header and grain
-    /// directory, for the integrity walk. Extents in other files are not walked.
-    fn layout(&self) -> Option<intact::Layout> {
-        let [part] = &self.parts[..] else {
-            return None;
-        };
-        let PartKind::Sparse(sp) = &part.kind else {
-            return None;
-        };
-        if self.descriptor_file || sp.file != self.main {
-            return None;
+    /// Every extent file with its headers and tables, for the integrity walk: sparse extents
+    /// declare theirs ([`Sparse::declare`]), flat extents are plain data.
+    fn layout(&self) -> intact::Layout {
+        let unit = self
+            .parts
+            .iter()
+            .find_map(|p| match &p.kind {
+                PartKind::Sparse(sp) => Some(sp.grain),
+                _ => None,
+            })
+            .unwrap_or(64 << 10);
+        let mut layout = intact::Layout::new(self.main, 0, unit);
+        layout.files.clear();
+        for p in &self.parts {
+            match &p.kind {
+                PartKind::Sparse(sp) => {
+                    layout.files.push((sp.file, sp.file_len()));
+                    sp.declare(&mut layout, p.start);
+                }
+                PartKind::Flat { file, file_len, .. } => {
+                    layout.files.push((*file, *file_len));
+                }
+                _ => {}
+            }
         }
-        let mut metadata = vec![(0, 512, "header")];
-        if !sp.footer && sp.gd_offset != sparse::GD_AT_END {
-            metadata.push((sp.gd_offset, sp.gd_bytes(), "grain directory"));
-        }
-        Some(intact::Layout {
-            file: sp.file,
-            file_len: sp.file_len(),
-            unit: sp.grain,
-            metadata,
-        })
+        layout
     }
 
     /// Resolve and open every extent line of a descriptor.
@@ -389,7 +390,7 @@ impl Vmdk {
             return Ok(PartKind::Flat {
                 file: fid,
                 offset,
-                avail,
+                file_len: src.len(),
             });
         }
         let sp = Sparse::open(fid, src.clone())
@@ -466,22 +467,18 @@ impl Image for Vmdk {
             match &p.kind {
                 PartKind::Zero => push(&mut out, rs, re, Mapping::Zero),
                 PartKind::Blocked(err) => return Err(err.clone()),
-                PartKind::Flat {
-                    file,
-                    offset,
-                    avail,
-                } => {
-                    let mid = re.min(*avail).max(rs);
+                PartKind::Flat { file, offset, .. } => {
+                    // Past `file_len` the file is short: mapped all the same, for the
+                    // integrity walk to count (reading is refused then).
                     push(
                         &mut out,
                         rs,
-                        mid,
+                        re,
                         Mapping::Data {
                             file: *file,
                             offset: offset + rs,
                         },
                     );
-                    push(&mut out, mid, re, Mapping::Zero);
                 }
                 PartKind::Sparse(sp) => {
                     let mid = re.min(sp.capacity).max(rs);

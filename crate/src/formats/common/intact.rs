@@ -1,17 +1,22 @@
 //! The open-time integrity walk every driver shares: map the whole guest disk through the
 //! driver's own tables (headers and tables only, never a data cluster) and check where each
-//! entry points. Data stored past the end of the file becomes ONE Critical `truncated`
-//! finding saying how much of the guest disk is lost; two guest units stored in the same host
-//! bytes, or data stored over the header or a table, one Critical `corrupt` finding.
+//! entry points. Data stored past the end of its file becomes ONE Critical `truncated`
+//! finding saying how much of the guest disk is lost and the first host offset; two guest
+//! units stored in the same host bytes, or data stored over the header or a table, one
+//! Critical `corrupt` finding.
 //!
-//! Drivers either map a unit past the end as data (VHD, VDI) or fail the map with a
-//! `Truncated` error (qcow2, VMDK, ...): the walk splits a failing range down to the unit so
-//! both give the same count. Memory stays bounded: the map is taken a chunk at a time and the
-//! host ranges kept for the overlap check are capped.
+//! Drivers map a unit past the end as data at its (past-the-end) host offset, so the walk
+//! knows where it was. A second-level table past the end (a qcow2 L2 table, a VMDK grain
+//! table) is declared with the guest range it maps: that range counts as lost, the message
+//! says the table itself is missing, and the walk does not map it. A driver that still fails
+//! the map with a `Truncated` error is split down to the unit so the count stays the same.
+//! Memory stays bounded: the map is taken a chunk at a time and the host ranges kept for the
+//! overlap check are capped.
 
 use crate::error::ErrorKind;
-use crate::extent::{FileId, Mapping};
+use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
+use crate::formats::common::extents::push;
 use crate::image::Image;
 use crate::report::{Finding, Severity};
 
@@ -24,16 +29,85 @@ const DATA: u32 = u32::MAX;
 /// Map calls spent splitting failing ranges; past it the rest of a failing chunk counts whole.
 const MAX_SPLITS: u64 = 1 << 20;
 
+/// Header or table bytes of one file: data stored there is `corrupt`.
+pub(crate) struct Meta {
+    pub file: FileId,
+    pub offset: u64,
+    pub len: u64,
+    pub name: &'static str,
+    /// For a table that maps part of the guest disk (an L2 table): that guest range. When the
+    /// table lies (partly) past the end of its file, the range counts as lost.
+    pub maps: Option<(u64, u64)>,
+}
+
 /// Where a driver's metadata lives and how its tables divide the guest disk.
 pub(crate) struct Layout {
-    /// The file the image was opened from, and its length.
-    pub file: FileId,
-    pub file_len: u64,
+    /// The files the data lives in, with their lengths (the first is the one opened).
+    pub files: Vec<(FileId, u64)>,
     /// The guest bytes one table entry maps (cluster, grain, block): a failing map is split
     /// down to this size.
     pub unit: u64,
-    /// Header and tables as (offset, length, name): data stored there is `corrupt`.
-    pub metadata: Vec<(u64, u64, &'static str)>,
+    pub metadata: Vec<Meta>,
+}
+
+impl Layout {
+    /// The layout of a one-file image, its metadata added with [`Layout::meta`].
+    pub(crate) fn new(file: FileId, file_len: u64, unit: u64) -> Layout {
+        Layout {
+            files: vec![(file, file_len)],
+            unit,
+            metadata: vec![],
+        }
+    }
+
+    /// Add header or table bytes of the first file.
+    pub(crate) fn meta(&mut self, offset: u64, len: u64, name: &'static str) {
+        let file = self.files[0].0;
+        self.meta_in(file, offset, len, name);
+    }
+
+    /// Add header or table bytes of `file`.
+    pub(crate) fn meta_in(&mut self, file: FileId, offset: u64, len: u64, name: &'static str) {
+        self.metadata.push(Meta {
+            file,
+            offset,
+            len,
+            name,
+            maps: None,
+        });
+    }
+
+    /// Add a table of `file` that maps guest `[from, to)`.
+    pub(crate) fn table(
+        &mut self,
+        file: FileId,
+        at: (u64, u64),
+        name: &'static str,
+        maps: (u64, u64),
+    ) {
+        self.metadata.push(Meta {
+            file,
+            offset: at.0,
+            len: at.1,
+            name,
+            maps: Some(maps),
+        });
+    }
+
+    fn len_of(&self, file: FileId) -> Option<u64> {
+        self.files.iter().find(|f| f.0 == file).map(|f| f.1)
+    }
+}
+
+/// The first lost guest byte: where, and what lay past the end (data at a host offset, a
+/// table, or only the driver's word).
+struct FirstLost {
+    guest: u64,
+    host: Option<u64>,
+    file_len: u64,
+    /// A table past the end, as (name, guest range it maps).
+    table: Option<(&'static str, u64, u64)>,
+    why: String,
 }
 
 /// What the walk found.
@@ -41,8 +115,10 @@ pub(crate) struct Layout {
 pub(crate) struct Intact {
     /// Guest bytes whose data (or the table that maps them) lies past the end.
     pub lost: u64,
-    first_lost: Option<(u64, Option<u64>, String)>,
+    first_lost: Option<FirstLost>,
     last_lost_end: u64,
+    /// Tables past the end.
+    missing_tables: u64,
     corrupt: Option<String>,
     /// (file, start, end, what) of every host range the map uses.
     ranges: Vec<(u64, u64, u64, u32)>,
@@ -52,25 +128,33 @@ pub(crate) struct Intact {
 
 impl Intact {
     /// The findings: at most one `truncated` and one `corrupt`.
-    pub(crate) fn findings(&self, file_len: u64) -> Vec<Finding> {
+    pub(crate) fn findings(&self) -> Vec<Finding> {
         let mut out = vec![];
-        if let Some((guest, host, why)) = &self.first_lost {
-            let first = match host {
-                Some(h) => format!("first at host offset {h:#x}"),
-                None => format!("first: {why}"),
-            };
-            out.push(Finding::new(
-                FindingCode::Truncated,
-                Severity::Critical,
-                format!(
-                    "guest data at {}..{} ({} in all, {} bytes) is stored past the end of the {} file; {first}",
-                    size(*guest),
-                    size(self.last_lost_end),
-                    size(self.lost),
-                    self.lost,
-                    size(file_len),
+        if let Some(f) = &self.first_lost {
+            let first = match (f.host, f.table) {
+                (Some(h), Some((t, from, to))) => format!(
+                    "first at host offset {h:#x}, the {t} mapping guest {}..{}: the table itself is missing",
+                    size(from),
+                    size(to)
                 ),
-            ));
+                (Some(h), None) => format!("first at host offset {h:#x}"),
+                _ => format!("first: {}", f.why),
+            };
+            let mut m = format!(
+                "guest data at {}..{} ({} in all, {} bytes) is lost past the end of the {} file; {first}",
+                size(f.guest),
+                size(self.last_lost_end),
+                size(self.lost),
+                self.lost,
+                size(f.file_len),
+            );
+            if self.missing_tables > 0 {
+                m += &format!(
+                    "; {} missing table(s) count as the whole guest range each maps",
+                    self.missing_tables
+                );
+            }
+            out.push(Finding::new(FindingCode::Truncated, Severity::Critical, m));
         }
         if let Some(m) = &self.corrupt {
             out.push(Finding::new(FindingCode::Corrupt, Severity::Critical, m));
@@ -79,19 +163,23 @@ impl Intact {
     }
 
     /// Why the data cannot be read, when the walk found data past the end.
-    pub(crate) fn cut(&self, file_len: u64) -> Option<String> {
-        let mut f = self.findings(file_len);
+    pub(crate) fn cut(&self) -> Option<String> {
+        let mut f = self.findings();
         f.retain(|f| f.code == FindingCode::Truncated);
         f.pop().map(|f| f.message)
     }
 
-    fn lose(&mut self, start: u64, len: u64, host: Option<u64>, why: &str) {
+    fn lose(&mut self, start: u64, len: u64, first: FirstLost) {
         if len == 0 {
             return;
         }
         self.lost += len;
-        self.first_lost
-            .get_or_insert_with(|| (start, host, why.to_string()));
+        if self.first_lost.as_ref().is_none_or(|f| start < f.guest) {
+            self.first_lost = Some(FirstLost {
+                guest: start,
+                ..first
+            });
+        }
         self.last_lost_end = self.last_lost_end.max(start + len);
     }
 
@@ -121,24 +209,77 @@ impl Intact {
 pub(crate) async fn walk(image: &dyn Image, layout: &Layout) -> Intact {
     let mut found = Intact::default();
     let size = image.virtual_size();
+    let skip = missing_tables(layout, size, &mut found);
     let unit = layout.unit.clamp(512, CHUNK);
     let chunk = CHUNK / unit * unit;
     let mut pos = 0;
     while pos < size {
         let end = size.min(pos.saturating_add(chunk));
-        if !map_range(image, layout, unit, pos, end, &mut found).await {
-            return found;
+        for (s, e) in outside(&skip, pos, end) {
+            if !map_range(image, layout, unit, s, e, &mut found).await {
+                return found;
+            }
         }
         pos = end;
     }
-    for (i, &(offset, len, _)) in layout.metadata.iter().enumerate() {
-        let end = offset.saturating_add(len).min(layout.file_len);
+    for (i, m) in layout.metadata.iter().enumerate() {
+        let flen = layout.len_of(m.file).unwrap_or(0);
+        let end = m.offset.saturating_add(m.len).min(flen);
         found
             .ranges
-            .push((layout.file.0 as u64, offset, end, i as u32));
+            .push((m.file.0 as u64, m.offset, end, i as u32));
     }
     check_overlaps(&mut found, layout);
     found
+}
+
+/// Count the guest range of each table that lies (partly) past the end of its file as lost;
+/// returns those ranges, sorted, for the walk to leave unmapped.
+fn missing_tables(layout: &Layout, size: u64, found: &mut Intact) -> Vec<(u64, u64)> {
+    let mut skip = vec![];
+    for m in &layout.metadata {
+        let (Some((from, to)), Some(flen)) = (m.maps, layout.len_of(m.file)) else {
+            continue;
+        };
+        if m.offset.checked_add(m.len).is_some_and(|e| e <= flen) {
+            continue;
+        }
+        let (from, to) = (from.min(size), to.min(size));
+        if from >= to {
+            continue;
+        }
+        found.missing_tables += 1;
+        let first = FirstLost {
+            guest: from,
+            host: Some(m.offset),
+            file_len: flen,
+            table: Some((m.name, from, to)),
+            why: String::new(),
+        };
+        found.lose(from, to - from, first);
+        skip.push((from, to));
+    }
+    skip.sort_unstable();
+    skip
+}
+
+/// The parts of `[start, end)` outside the sorted ranges `skip`.
+fn outside(skip: &[(u64, u64)], start: u64, end: u64) -> Vec<(u64, u64)> {
+    let mut out = vec![];
+    let mut pos = start;
+    for &(s, e) in skip {
+        if e <= pos || s >= end {
+            continue;
+        }
+        if s > pos {
+            out.push((pos, s));
+        }
+        pos = pos.max(e);
+    }
+    if pos < end {
+        out.push((pos, end));
+    }
+    out
 }
 
 /// Map `[start, end)`, splitting it where the map fails. False when the walk must stop.
@@ -163,7 +304,14 @@ async fn map_range(
                     found.splits += 1;
                     if e - s <= unit || found.splits > MAX_SPLITS {
                         if err.kind == ErrorKind::Truncated {
-                            found.lose(s, e - s, None, &err.message);
+                            let first = FirstLost {
+                                guest: s,
+                                host: None,
+                                file_len: layout.files[0].1,
+                                table: None,
+                                why: err.message,
+                            };
+                            found.lose(s, e - s, first);
                         } else {
                             found.corrupt(err.message);
                         }
@@ -183,21 +331,32 @@ async fn map_range(
 }
 
 fn note_extent(found: &mut Intact, layout: &Layout, start: u64, len: u64, mapping: &Mapping) {
-    let flen = layout.file_len;
+    let past = |host: u64, flen: u64| FirstLost {
+        guest: start,
+        host: Some(host),
+        file_len: flen,
+        table: None,
+        why: String::new(),
+    };
     match *mapping {
-        Mapping::Data { file, offset } if file == layout.file => {
+        Mapping::Data { file, offset } => {
+            let Some(flen) = layout.len_of(file) else {
+                return;
+            };
             let end = offset.saturating_add(len);
             if end > flen {
                 // The bytes from the end of the file on are lost.
                 let inside = flen.saturating_sub(offset).min(len);
-                found.lose(start + inside, len - inside, Some(offset.max(flen)), "");
+                found.lose(start + inside, len - inside, past(offset.max(flen), flen));
             }
             found.keep(file, offset, end.min(flen.max(offset)));
         }
         // Compressed units may legitimately share a host cluster (qcow2): only their start is
         // checked, as its length is an upper bound.
-        Mapping::Compressed { file, offset, .. } if file == layout.file && offset >= flen => {
-            found.lose(start, len, Some(offset), "");
+        Mapping::Compressed { file, offset, .. } => {
+            if let Some(flen) = layout.len_of(file).filter(|&l| offset >= l) {
+                found.lose(start, len, past(offset, flen));
+            }
         }
         _ => {}
     }
@@ -211,11 +370,15 @@ fn check_overlaps(found: &mut Intact, layout: &Layout) {
     let mut ranges = std::mem::take(&mut found.ranges);
     ranges.retain(|r| r.2 > r.1);
     ranges.sort_unstable();
-    let name = |what: u32| layout.metadata.get(what as usize).map(|m| m.2);
+    let name = |what: u32| layout.metadata.get(what as usize).map(|m| m.name);
     for w in ranges.windows(2) {
         let (a, b) = (w[0], w[1]);
         if a.0 == b.0 && b.1 < a.2 {
             let what = match (name(a.3), name(b.3)) {
+                // Two blocks' bitmaps (VHD) sharing bytes: their blocks share them too.
+                (Some(x), Some(y)) if x == y => {
+                    format!("two {x}s are stored in the same host bytes")
+                }
                 (Some(x), Some(y)) => format!("the {x} and the {y} overlap"),
                 (Some(x), None) | (None, Some(x)) => {
                     format!("guest data is stored over the {x}")
@@ -233,8 +396,8 @@ fn check_overlaps(found: &mut Intact, layout: &Layout) {
 
 /// Replace the driver's own `truncated` findings (one per table or block) by the walk's one,
 /// and add its `corrupt` finding unless the driver has a critical one already.
-pub(crate) fn merge_findings(findings: &mut Vec<Finding>, found: &Intact, file_len: u64) {
-    for f in found.findings(file_len) {
+pub(crate) fn merge_findings(findings: &mut Vec<Finding>, found: &Intact) {
+    for f in found.findings() {
         if f.code == FindingCode::Truncated {
             findings.retain(|d| d.code != FindingCode::Truncated);
         } else if findings
@@ -251,15 +414,31 @@ impl Intact {
     /// Merge the findings into a driver's (see [`merge_findings`]); returns why the data
     /// cannot be read as (truncated, message), as [`crate::formats::common::scan::readable`]
     /// takes it: a cut first, else an overlap.
-    pub(crate) fn apply(
-        &self,
-        findings: &mut Vec<Finding>,
-        file_len: u64,
-    ) -> Option<(bool, String)> {
-        merge_findings(findings, self, file_len);
-        match self.cut(file_len) {
+    pub(crate) fn apply(&self, findings: &mut Vec<Finding>) -> Option<(bool, String)> {
+        merge_findings(findings, self);
+        match self.cut() {
             Some(m) => Some((true, m)),
             None => self.corrupt.clone().map(|m| (false, m)),
+        }
+    }
+}
+
+/// Map guest `[pos, end)` to a cluster that starts at host offset `at`, past the end of
+/// `file`: mapped all the same, so the walk counts it and names its offset (the driver
+/// refuses to read it then).
+pub(crate) fn push_past_end(out: &mut Vec<Extent>, file: FileId, pos: u64, end: u64, at: u64) {
+    push(out, pos, end - pos, Mapping::Data { file, offset: at });
+}
+
+impl Intact {
+    /// [`Intact::apply`] for a driver that keeps why its data cannot be read as (truncated,
+    /// message): the walk's cut replaces an open-time cut (its count is the whole one); an
+    /// overlap is kept unless another reason is there first.
+    pub(crate) fn settle(&self, findings: &mut Vec<Finding>, blocked: &mut Option<(bool, String)>) {
+        match self.apply(findings) {
+            Some((true, m)) if blocked.as_ref().is_none_or(|b| b.0) => *blocked = Some((true, m)),
+            Some(b) => _ = blocked.get_or_insert(b),
+            None => {}
         }
     }
 }

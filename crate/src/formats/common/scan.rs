@@ -3,29 +3,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::finding_code::FindingCode;
-use crate::image::Image;
 use crate::report::{Finding, Severity};
-
-/// Map the first `max` allocated L1 spans (of `span` guest bytes, L1 entries in `l1`).
-/// Returns (truncated, message) for the first problem found.
-pub(crate) async fn scan_spans(
-    image: &dyn Image,
-    l1: &[u64],
-    span: u64,
-    max: usize,
-) -> Option<(bool, String)> {
-    let size = image.virtual_size();
-    for (i, _) in l1.iter().enumerate().filter(|(_, e)| **e != 0).take(max) {
-        let start = i as u64 * span;
-        if start >= size {
-            break;
-        }
-        if let Err(e) = image.map(start, span.min(size - start)).await {
-            return Some(problem(e));
-        }
-    }
-    None
-}
 
 /// An error that makes the data unreadable as (truncated, message).
 pub(crate) fn problem(e: Error) -> (bool, String) {
@@ -69,12 +47,4 @@ pub(crate) fn note_cut(findings: &mut Vec<Finding>, cut: &mut Option<String>, ms
         msg.clone(),
     ));
     cut.get_or_insert(msg);
-}
-
-/// `readable` for a driver whose only reason not to read is a cut file (VHD, VDI).
-pub(crate) fn readable_unless_cut(cut: &Option<String>) -> Result<()> {
-    match cut {
-        Some(m) => Err(Error::truncated(m.clone())),
-        None => Ok(()),
-    }
 }

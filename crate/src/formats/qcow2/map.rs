@@ -6,6 +6,7 @@ use super::layout::{FLAG_COMPRESSED, FLAG_COPIED, FLAG_ZERO, OFFSET_MASK, compre
 use crate::error::{Error, Result};
 use crate::extent::{Extent, Mapping};
 use crate::formats::common::extents::{extent, push_data};
+use crate::formats::common::intact::push_past_end;
 use std::rc::Rc;
 
 /// Extended L2 entries divide a cluster into this many subclusters.
@@ -83,16 +84,15 @@ impl Qcow2 {
                     "compressed cluster for guest offset {cluster_start} points into the header cluster (offset {offset})"
                 )));
             }
-            if offset >= flen {
-                return Err(self.past_eof("compressed cluster", cluster_start, offset));
-            }
+            // Past the end of the file: mapped all the same, for the integrity walk to count
+            // (reading is refused then).
             out.push(Extent {
                 start: pos,
                 len: end - pos,
                 mapping: Mapping::Compressed {
                     file: self.file,
                     offset,
-                    len: len.min(flen - offset),
+                    len: len.min(flen.saturating_sub(offset)),
                     codec: self.codec,
                     unit: cs,
                     skip: pos - cluster_start,
@@ -165,16 +165,14 @@ impl Qcow2 {
                 "qcow2 data cluster for guest offset {guest} has unaligned host offset {host}"
             )));
         }
-        if host >= self.src.len() {
-            return Err(self.past_eof("data cluster", guest, host));
-        }
         Ok(())
     }
 
-    /// Guest `[pos, end)` stored from host offset `at` of the cluster at `cluster_host` (which
-    /// starts inside the file). qemu writes whole clusters, but a cluster with extended L2
-    /// entries, or the last one of a file cut by a tool, can end past EOF: qemu reads zeros
-    /// there, and so do we.
+    /// Guest `[pos, end)` stored from host offset `at` of the cluster at `cluster_host`. qemu
+    /// writes whole clusters, but a cluster with extended L2 entries, or the last one of a
+    /// file cut by a tool, can end past EOF: qemu reads zeros there, and so do we. A cluster
+    /// that starts past EOF is mapped where it should be, for the integrity walk to count
+    /// (reading is refused then).
     fn push_data(
         &self,
         out: &mut Vec<Extent>,
@@ -183,17 +181,12 @@ impl Qcow2 {
         at: u64,
         cluster_host: u64,
     ) -> Result<()> {
-        debug_assert!(cluster_host < self.src.len());
+        if cluster_host >= self.src.len() {
+            push_past_end(out, self.file, pos, end, at);
+            return Ok(());
+        }
         push_data(out, self.file, self.src.len(), pos, end, at);
         Ok(())
-    }
-
-    fn past_eof(&self, what: &str, guest: u64, host: u64) -> Error {
-        Error::truncated(format!(
-            "qcow2 {what} for guest offset {guest} is at offset {host}, past the end of {} ({} bytes)",
-            self.src.name(),
-            self.src.len()
-        ))
     }
 
     fn header_pointer(&self, guest: u64) -> Error {

@@ -21,6 +21,7 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId};
 use crate::format::Format;
+use crate::formats::common::bytes::be64;
 use crate::formats::common::intact;
 use crate::formats::common::parent::backing_of;
 use crate::formats::common::table::{TableCache, Word};
@@ -30,7 +31,7 @@ use crate::source::{ImageSet, Source, read_vec};
 use async_trait::async_trait;
 use backing::{BackingFile, backing_file_name, open_backing};
 use header::{Extensions, Header};
-use map::l2_table_offset;
+use layout::OFFSET_MASK;
 use open::Problems;
 use snapshot::Snapshot;
 use std::rc::Rc;
@@ -132,9 +133,13 @@ impl Qcow2 {
         };
         // An external data file holds the data clusters: their offsets are not in this file.
         if me.header.incompatible & header::INCOMPAT_DATA_FILE == 0 {
-            let found = intact::walk(&me, &me.layout(flen)).await;
-            match found.apply(&mut me.findings, flen) {
-                Some((true, m)) => _ = me.blocked.get_or_insert(Blocked::Truncated(m)),
+            let found = intact::walk(&me, &me.layout(flen).await).await;
+            match found.apply(&mut me.findings) {
+                // The walk's count replaces the open-time check's first cut table.
+                Some((true, m)) => match me.blocked {
+                    None | Some(Blocked::Truncated(_)) => me.blocked = Some(Blocked::Truncated(m)),
+                    _ => {}
+                },
                 Some((false, m)) => _ = me.blocked.get_or_insert(Blocked::Corrupt(m)),
                 None => {}
             }
@@ -143,30 +148,43 @@ impl Qcow2 {
     }
 
     /// Where the header and tables are, for the integrity walk (qcow2.txt "Header", "Host
-    /// cluster management", "Cluster mapping").
-    fn layout(&self, flen: u64) -> intact::Layout {
+    /// cluster management", "Cluster mapping", "Snapshots"): the header cluster, the active
+    /// and snapshot L1 tables, the refcount table and blocks, the snapshot table and the L2
+    /// tables, each with the guest range it maps.
+    async fn layout(&self, flen: u64) -> intact::Layout {
         let h = &self.header;
         let cs = self.cluster_size();
-        let mut metadata = vec![
-            (0, cs, "header cluster"),
-            (h.l1_table_offset, u64::from(h.l1_size) * 8, "L1 table"),
-            (
-                h.refcount_table_offset,
-                u64::from(h.refcount_table_clusters) * cs,
-                "refcount table",
-            ),
-        ];
-        for (i, &entry) in self.l1.iter().enumerate() {
-            if let Ok(Some(at)) = l2_table_offset(entry, i, cs, flen) {
-                metadata.push((at, cs, "L2 table"));
+        let mut layout = intact::Layout::new(self.file, flen, cs);
+        layout.meta(0, cs, "header cluster");
+        layout.meta(h.l1_table_offset, u64::from(h.l1_size) * 8, "L1 table");
+        let reftable = u64::from(h.refcount_table_clusters) * cs;
+        layout.meta(h.refcount_table_offset, reftable, "refcount table");
+        // Bits 9-63 of a refcount table entry: the refcount block's offset.
+        if let Ok(t) = read_vec(&*self.src, h.refcount_table_offset, reftable, "").await {
+            for e in t.chunks_exact(8).map(|c| be64(c, 0) & !0x1ff) {
+                if e != 0 {
+                    layout.meta(e, cs, "refcount block");
+                }
             }
         }
-        intact::Layout {
-            file: self.file,
-            file_len: flen,
-            unit: cs,
-            metadata,
+        if h.nb_snapshots > 0 {
+            // Each entry takes at least 48 bytes (40 fixed, an ID and a name, 8-aligned).
+            let least = u64::from(h.nb_snapshots) * 48;
+            layout.meta(h.snapshots_offset, least, "snapshot table");
         }
+        for s in &self.snapshots {
+            let bytes = u64::from(s.l1_size) * 8;
+            layout.meta(s.l1_table_offset, bytes, "snapshot L1 table");
+        }
+        let span = cs << self.l2_bits;
+        for (i, &entry) in self.l1.iter().enumerate() {
+            let at = entry & OFFSET_MASK;
+            if at != 0 && at.is_multiple_of(cs) {
+                let from = i as u64 * span;
+                layout.table(self.file, (at, cs), "L2 table", (from, from + span));
+            }
+        }
+        layout
     }
 
     fn cluster_size(&self) -> u64 {

@@ -2,13 +2,11 @@
 //! table it points at. [`VhdDynamicHeader::parse`] is shared with detection.
 
 use super::SECTOR;
-use super::footer::{FOOTER_LEN, checksum};
+use super::footer::checksum;
 use crate::error::{Error, Result};
 use crate::formats::common::bytes::{be32, utf16};
 use crate::formats::common::layout::on_disk;
-use crate::formats::common::scan::note_cut;
-use crate::report::Finding;
-use crate::source::{Source, check_range, read_vec};
+use crate::source::{Source, read_vec};
 use core::mem::{offset_of, size_of};
 use zerocopy::byteorder::big_endian::{U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
@@ -150,14 +148,7 @@ pub(super) struct Dynamic {
 }
 
 /// Validate the dynamic header's geometry and read the BAT entries covering `size`.
-pub(super) async fn read_bat(
-    src: &dyn Source,
-    header: DynHeader,
-    header_at: u64,
-    size: u64,
-    findings: &mut Vec<Finding>,
-    blocked: &mut Option<String>,
-) -> Result<Dynamic> {
+pub(super) async fn read_bat(src: &dyn Source, header: DynHeader, size: u64) -> Result<Dynamic> {
     let bs = header.block_size;
     if !bs.is_power_of_two() || !(512..=MAX_BLOCK).contains(&bs) {
         return Err(Error::corrupt(format!(
@@ -187,50 +178,9 @@ pub(super) async fn read_bat(
     let bat: Vec<u32> = raw.chunks_exact(4).map(|c| be32(c, 0)).collect();
     drop(raw);
     // Bitmap: one bit per sector, padded to whole sectors (spec "Block Allocation Table").
+    // Blocks past the end of the file, or over each other or the metadata, are found by the
+    // integrity walk (`intact::walk`), which counts them.
     let bitmap_len = (bs / SECTOR).div_ceil(8).next_multiple_of(SECTOR);
-    let span = bitmap_len + bs;
-    // Every allocated block must lie inside the file and apart from the others and the
-    // metadata (footer copy, dynamic header, BAT).
-    let mut blocks: Vec<(u64, usize)> = Vec::new();
-    let flen = src.len();
-    for (i, &e) in bat.iter().enumerate() {
-        if e == UNALLOCATED {
-            continue;
-        }
-        let at = u64::from(e) * SECTOR;
-        if check_range(src, at, span, "").is_err() {
-            let msg = format!(
-                "VHD block {i} at offset {at} (+{span} bytes) lies past the end of {} ({flen} bytes): the file is truncated",
-                src.name()
-            );
-            note_cut(findings, blocked, msg);
-            continue;
-        }
-        blocks.push((at, i));
-    }
-    blocks.sort_unstable();
-    let bat_end = header.table_offset + u64::from(header.max_entries) * 4;
-    for w in blocks.windows(2) {
-        if w[0].0 + span > w[1].0 {
-            return Err(Error::corrupt(format!(
-                "VHD blocks {} and {} overlap in the file (offsets {} and {})",
-                w[0].1, w[1].1, w[0].0, w[1].0
-            )));
-        }
-    }
-    for &(at, i) in &blocks {
-        let meta = [
-            (0, FOOTER_LEN),
-            (header_at, header_at + DYN_HEADER_LEN),
-            (header.table_offset, bat_end),
-            (flen.saturating_sub(FOOTER_LEN), flen),
-        ];
-        if meta.iter().any(|&(s, e)| at < e && s < at + span) {
-            return Err(Error::corrupt(format!(
-                "VHD block {i} at offset {at} overlaps the image's metadata"
-            )));
-        }
-    }
     Ok(Dynamic {
         header,
         bitmap_len,

@@ -43,7 +43,7 @@ use crate::extent::{Extent, FileId, Mapping};
 use crate::finding_code::FindingCode;
 use crate::format::Format;
 use crate::formats::common::intact;
-use crate::formats::common::scan::readable_unless_cut;
+use crate::formats::common::scan::readable;
 use crate::image::{Backing, Basics, Image};
 use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, read_vec};
@@ -82,18 +82,19 @@ pub struct Vhd {
     dynamic: Option<Dynamic>,
     parent: Option<Parent>,
     findings: Vec<Finding>,
-    /// Why the data cannot be read, if it cannot.
-    blocked: Option<String>,
+    /// Bytes the footer takes at the end of the file, and the dynamic header's offset.
+    tail_len: u64,
+    header_at: u64,
+    /// Why the data cannot be read, if it cannot: (truncated, message).
+    blocked: Option<(bool, String)>,
 }
 
 impl Vhd {
     pub async fn open(set: &ImageSet, file: FileId, depth: usize) -> Result<Vhd> {
         let src = set.file(file).clone();
-        let flen = src.len();
         let found = read_footer(&*src).await?;
         let footer = found.footer;
         let mut findings = vec![];
-        let mut blocked = None;
         if let Some(w) = found.warning {
             findings.push(Finding::new(FindingCode::Corrupt, Severity::Warning, w));
         }
@@ -128,20 +129,13 @@ impl Vhd {
         let mut dynamic = None;
         let mut parent = None;
         match footer.disk_type {
-            DiskType::Fixed => {
-                let data = flen.saturating_sub(found.tail_len);
-                if data < size {
-                    blocked = Some(format!(
-                        "the fixed VHD {} holds {data} bytes of data but its footer says {size}",
-                        src.name()
-                    ));
-                }
-            }
+            // A short data area is found by the integrity walk below.
+            DiskType::Fixed => {}
             DiskType::Dynamic | DiskType::Differencing => {
                 let at = footer.data_offset;
                 let h = read_vec(&*src, at, DYN_HEADER_LEN, "VHD dynamic disk header").await?;
                 let header = DynHeader::parse(&h, at)?;
-                let d = read_bat(&*src, header, at, size, &mut findings, &mut blocked).await?;
+                let d = read_bat(&*src, header, size).await?;
                 if footer.disk_type == DiskType::Differencing {
                     let opening = Box::pin(open_parent(set, file, depth, &d.header, &mut findings));
                     parent = Some(opening.await?);
@@ -149,6 +143,7 @@ impl Vhd {
                 dynamic = Some(d);
             }
         }
+        let header_at = footer.data_offset;
         let mut me = Vhd {
             file,
             src,
@@ -157,32 +152,38 @@ impl Vhd {
             dynamic,
             parent,
             findings,
-            blocked,
+            tail_len: found.tail_len,
+            header_at,
+            blocked: None,
         };
         let found = intact::walk(&me, &me.layout()).await;
-        if let Some((_, m)) = found.apply(&mut me.findings, flen) {
-            // Overlapping blocks already fail the open (`read_bat`): what is left is a cut.
-            me.blocked.get_or_insert(m);
-        }
+        found.settle(&mut me.findings, &mut me.blocked);
         Ok(me)
     }
 
-    /// The footer copy and BAT of a dynamic disk (VHD spec "Dynamic Disk Header Format").
+    /// For the integrity walk (VHD spec "Dynamic Disk Header Format", "Block Allocation
+    /// Table and Data Blocks"): a fixed disk's data area ends at the footer; a dynamic disk
+    /// has the footer copy, dynamic header, BAT, each block's sector bitmap and the footer.
     fn layout(&self) -> intact::Layout {
-        let mut metadata = vec![];
-        let mut unit = 1 << 20;
-        if let Some(d) = &self.dynamic {
-            let h = &d.header;
-            unit = u64::from(h.block_size);
-            metadata.push((0, FOOTER_LEN, "footer copy"));
-            metadata.push((h.table_offset, u64::from(h.max_entries) * 4, "BAT"));
+        let flen = self.src.len();
+        let Some(d) = &self.dynamic else {
+            return intact::Layout::new(self.file, self.data_end(), 1 << 20);
+        };
+        let h = &d.header;
+        let mut layout = intact::Layout::new(self.file, flen, u64::from(h.block_size));
+        layout.meta(0, FOOTER_LEN, "footer copy");
+        layout.meta(self.header_at, DYN_HEADER_LEN, "dynamic header");
+        layout.meta(h.table_offset, u64::from(h.max_entries) * 4, "BAT");
+        for &e in d.bat.iter().filter(|&&e| e != UNALLOCATED) {
+            layout.meta(u64::from(e) * SECTOR, d.bitmap_len, "block bitmap");
         }
-        intact::Layout {
-            file: self.file,
-            file_len: self.src.len(),
-            unit,
-            metadata,
-        }
+        layout.meta(flen.saturating_sub(self.tail_len), self.tail_len, "footer");
+        layout
+    }
+
+    /// Where a fixed disk's data area ends: at the footer.
+    fn data_end(&self) -> u64 {
+        self.src.len().saturating_sub(self.tail_len)
     }
 
     fn size(&self) -> u64 {
@@ -213,6 +214,12 @@ impl Vhd {
             (end - 1 - block_start) / SECTOR,
         );
         let (b0, b1) = (first / 8, last / 8 + 1);
+        if bitmap_at + b1 > self.src.len() {
+            // The block lies past the end: mapped for the integrity walk to count.
+            let at = data_at + (start - block_start);
+            intact::push_past_end(out, self.file, start, end, at);
+            return Ok(());
+        }
         let bits = read_vec(&*self.src, bitmap_at + b0, b1 - b0, "VHD sector bitmap").await?;
         let mut pos = start;
         while pos < end {
@@ -243,8 +250,14 @@ impl Image for Vhd {
 
     async fn map_inside(&self, start: u64, end: u64) -> Result<Vec<Extent>> {
         let Some(d) = &self.dynamic else {
-            // Fixed: the data area is the disk (sparse holes read as zeros, as for raw).
-            return Ok(map_plain(self.file, &*self.src, start, end - start).await);
+            // Fixed: the data area is the disk (sparse holes read as zeros, as for raw). A data
+            // area shorter than the disk is mapped on past its end, for the walk to count.
+            let inside = self.data_end().clamp(start, end);
+            let mut out = map_plain(self.file, &*self.src, start, inside - start).await;
+            if inside < end {
+                intact::push_past_end(&mut out, self.file, inside, end, inside);
+            }
+            return Ok(out);
         };
         let bs = u64::from(d.header.block_size);
         let mut out = vec![];
@@ -312,6 +325,6 @@ impl Image for Vhd {
     }
 
     fn readable(&self) -> Result<()> {
-        readable_unless_cut(&self.blocked)
+        readable(&self.blocked)
     }
 }

@@ -17,12 +17,14 @@
 mod bat;
 mod checksum;
 pub(crate) mod header;
+mod layout;
 mod log;
 pub(crate) mod metadata;
 pub(crate) mod region;
 
 use super::common::bytes::{guid, is_zero};
 use super::common::extents::extent;
+use super::common::intact;
 use super::common::parent::{self, Parent};
 use super::common::scan::readable;
 use crate::error::{Error, Result};
@@ -50,6 +52,8 @@ pub struct Vhdx {
     overlay: Overlay,
     log: Option<log::LogState>,
     bat: Region,
+    /// The metadata region (kept for the integrity walk).
+    meta: Region,
     block_size: u64,
     logical_sector: u64,
     physical_sector: u64,
@@ -119,6 +123,7 @@ impl Vhdx {
             overlay,
             log,
             bat,
+            meta,
             block_size: 0,
             logical_sector: 0,
             physical_sector: 0,
@@ -132,7 +137,7 @@ impl Vhdx {
             findings,
             blocked: None,
         };
-        vhdx.metadata(&meta).await?;
+        vhdx.metadata(&vhdx.meta.clone()).await?;
 
         // Geometry ([MS-VHDX] 2.5): chunk ratio and BAT size.
         vhdx.chunk_ratio = (1u64 << 23) * vhdx.logical_sector / vhdx.block_size;
@@ -148,6 +153,8 @@ impl Vhdx {
             vhdx.open_parent(set, depth).await?;
         }
         vhdx.scan_bat().await?;
+        let found = intact::walk(&vhdx, &vhdx.layout().await).await;
+        found.settle(&mut vhdx.findings, &mut vhdx.blocked);
         Ok(vhdx)
     }
 
@@ -266,10 +273,18 @@ impl Vhdx {
             file: self.file,
             offset: o,
         };
+        // Bytes the replayed log added past the real end read as zeros; bytes past that are
+        // missing, mapped all the same for the integrity walk to count.
+        let grown = self.overlay.len.max(self.src.len());
         let push_plain = |out: &mut Vec<Extent>, from: u64, to: u64| {
             let real = self.src.len().clamp(from, to);
+            let zeros = grown.clamp(real, to);
             Extent::push_merged(out, extent(pos + (from - host), real - from, data(from)));
-            Extent::push_merged(out, extent(pos + (real - host), to - real, Mapping::Zero));
+            Extent::push_merged(
+                out,
+                extent(pos + (real - host), zeros - real, Mapping::Zero),
+            );
+            Extent::push_merged(out, extent(pos + (zeros - host), to - zeros, data(zeros)));
         };
         if self.overlay.is_empty() {
             push_plain(out, host, host_end);

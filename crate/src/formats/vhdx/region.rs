@@ -66,6 +66,7 @@ pub(crate) fn region_table(b: &[u8]) -> Option<(u32, Vec<RegionEntry>)> {
     Some((count, entries.to_vec()))
 }
 
+#[derive(Clone)]
 pub(super) struct Region {
     pub(super) offset: u64,
     pub(super) length: u64,

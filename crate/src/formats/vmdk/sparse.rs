@@ -15,8 +15,9 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
 use crate::formats::common::bytes::{le32, le64};
+use crate::formats::common::intact;
 use crate::formats::common::table::{TableCache, Word};
-use crate::source::{Source, check_range, read_exact, read_vec};
+use crate::source::{Source, read_exact, read_vec};
 use serde_json::{Value, json};
 use std::rc::Rc;
 
@@ -392,16 +393,10 @@ impl Sparse {
             "VMDK grain directory",
         )
         .await?;
-        // Every grain table must lie inside the file: a cheap truncation check at open.
+        // Grain tables past the end of the file are counted by the integrity walk
+        // (`Sparse::declare`); a damaged directory entry fails here.
         for i in 0..keep {
-            if let Some(at) = self.gt_offset(i)? {
-                check_range(
-                    &*self.src,
-                    at,
-                    self.gt_entries * self.entry_size,
-                    "VMDK grain table",
-                )?;
-            }
+            self.gt_offset(i)?;
         }
         Ok(())
     }
@@ -512,17 +507,17 @@ impl Sparse {
                     Some(None) => push(out, base + pos, n, Mapping::Zero),
                     Some(Some(at)) if self.compressed => {
                         let data = if self.markers { at + MARKER_LEN } else { at };
-                        if data >= flen {
-                            return Err(self.past_eof(pos, at));
-                        }
+                        // A grain past the end is mapped all the same (with no bytes), for
+                        // the integrity walk to count.
+                        let past = data >= flen;
                         let next = sorted
                             .get(sorted.partition_point(|&o| o <= e))
                             .map_or(u64::MAX, |&o| o * 512);
                         let clen = next
                             .saturating_sub(data)
                             .min(2 * self.grain)
-                            .min(flen - data);
-                        if clen == 0 {
+                            .min(flen.saturating_sub(data));
+                        if clen == 0 && !past {
                             return Err(Error::corrupt(format!(
                                 "VMDK compressed grain for guest offset {pos} has no data"
                             )));
@@ -544,10 +539,9 @@ impl Sparse {
                         });
                     }
                     Some(Some(at)) => {
+                        // A grain past the end is mapped all the same, for the integrity walk
+                        // to count (reading is refused then).
                         let from = at + (pos - gstart);
-                        if from.checked_add(n).is_none_or(|e| e > flen) {
-                            return Err(self.past_eof(pos, at));
-                        }
                         push(
                             out,
                             base + pos,
@@ -565,12 +559,28 @@ impl Sparse {
         Ok(())
     }
 
-    fn past_eof(&self, guest: u64, at: u64) -> Error {
-        Error::truncated(format!(
-            "the VMDK grain for extent offset {guest} at file offset {at} lies past the end of {} ({} bytes)",
-            self.src.name(),
-            self.src.len()
-        ))
+    /// Declare this extent's header, grain directories and grain tables (VMware "Virtual
+    /// Disk Format 1.1", hosted sparse extents) for the integrity walk; `base` is where the
+    /// extent starts in the guest.
+    pub fn declare(&self, layout: &mut intact::Layout, base: u64) {
+        let f = self.file;
+        layout.meta_in(f, 0, 512, "sparse header");
+        if !self.footer && self.gd_offset != GD_AT_END {
+            layout.meta_in(f, self.gd_offset, self.gd_bytes(), "grain directory");
+        }
+        // The header gives the redundant directory's offset in sectors.
+        if let Some(rgd) = self.rgd_offset.and_then(|s| s.checked_mul(512)) {
+            layout.meta_in(f, rgd, self.gd_bytes(), "redundant grain directory");
+        }
+        let span = self.gt_span();
+        let bytes = self.gt_entries * self.entry_size;
+        for gi in 0..self.gd_bytes() / self.entry_size {
+            if let Ok(Some(at)) = self.gt_offset(gi) {
+                let from = base + gi * span;
+                let to = (from + span).min(base + self.capacity);
+                layout.table(f, (at, bytes), "grain table", (from, to));
+            }
+        }
     }
 
     pub fn details(&self) -> Value {
