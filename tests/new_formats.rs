@@ -57,6 +57,14 @@ fn cut(dir: &Path, from: &str, file: &str, len: usize) {
     write(dir, file, &b);
 }
 
+/// Each `(file, len)`: `from` cut to `len` bytes is refused as `format`, not read as raw.
+fn cut_copies_refused(dir: &Path, from: &str, format: &str, cuts: &[(&str, usize)]) {
+    for &(file, len) in cuts {
+        cut(dir, from, file, len);
+        refused(dir, file, format);
+    }
+}
+
 fn le32(v: u32) -> [u8; 4] {
     v.to_le_bytes()
 }

@@ -41,14 +41,12 @@ fn damaged_cloop_images_are_refused_not_raw() {
     let dir = &scratch();
     let good = cloop_image(5);
     write(dir, "good.cloop", &good);
-    for (name, len) in [
+    let cuts = [
         ("cut-data.cloop", good.len() - 10),
         ("cut-table.cloop", 150),
         ("cut-header.cloop", 130),
-    ] {
-        cut(dir, "good.cloop", name, len);
-        refused(dir, name, "cloop");
-    }
+    ];
+    cut_copies_refused(dir, "good.cloop", "cloop", &cuts);
     let mut bad = good.clone();
     put(&mut bad, 136 + 16, &be64(10)); // offsets going backwards
     write(dir, "backwards.cloop", &bad);

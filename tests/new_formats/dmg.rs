@@ -224,15 +224,13 @@ fn damaged_dmg_images_are_refused_not_raw() {
     write(dir, "good.dmg", &good);
     // Cut inside the trailer (past qemu's window for it), just before it, in the middle of the property list.
     let xml_len = u64::from_be_bytes(good[good.len() - 512 + 0xe0..][..8].try_into().unwrap());
-    for (name, len) in [
+    let cuts = [
         ("cut-trailer.dmg", good.len() - 100),
         ("cut-magic.dmg", good.len() - 505),
         ("no-trailer.dmg", good.len() - 600),
         ("cut-plist.dmg", good.len() - 512 - xml_len as usize / 2),
-    ] {
-        cut(dir, "good.dmg", name, len);
-        refused(dir, name, "dmg");
-    }
+    ];
+    cut_copies_refused(dir, "good.dmg", "dmg", &cuts);
     // A disk longer than its chunks: sectors no chunk covers (qemu fails to read them).
     let mut gap = good.clone();
     let koly = gap.len() - 512;

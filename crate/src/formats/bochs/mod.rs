@@ -38,12 +38,8 @@ impl Bochs {
         let Some((header, problems)) = header::parse(&head, len) else {
             return Err(Error::corrupt("not a Bochs image (bad magic)"));
         };
-        if let Some((truncated, m)) = problems.into_iter().next() {
-            return Err(if truncated {
-                Error::truncated(m)
-            } else {
-                Error::corrupt(m)
-            });
+        if let Some(e) = problems.into_iter().next() {
+            return Err(e);
         }
         let raw = read_vec(
             &*src,

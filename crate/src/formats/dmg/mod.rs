@@ -51,12 +51,8 @@ impl Dmg {
         })?;
         let from = (at - (len - tail_len)) as usize;
         let (koly, problems) = header::parse_koly(&tail[from..], at, len);
-        if let Some((truncated, m)) = problems.into_iter().next() {
-            return Err(if truncated {
-                Error::truncated(m)
-            } else {
-                Error::corrupt(m)
-            });
+        if let Some(e) = problems.into_iter().next() {
+            return Err(e);
         }
         let data_fork = koly.data_fork_offset.get();
         let (rsrc, rsrc_len) = (koly.rsrc_fork_offset.get(), koly.rsrc_fork_length.get());
