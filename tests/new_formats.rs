@@ -77,6 +77,25 @@ fn zlib(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// `data` compressed by the `bzip2` command-line tool (level 9, as hdiutil's UDBZ writes).
+fn bzip2(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("bzip2")
+        .args(["-9", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the bzip2 tool");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let feed = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feed.join().unwrap();
+    assert!(out.status.success(), "bzip2 failed");
+    out.stdout
+}
+
 /// `len` bytes of guest content: text, noise and zeros by turns (`seed` varies it).
 fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut v = text(len / 3, seed);

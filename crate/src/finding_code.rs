@@ -216,7 +216,7 @@ finding_codes! {
         "The OVF descriptor has more problems than are listed here; the rest were counted, not shown.";
     UnsupportedChunk = "unsupported-chunk",
         "Data compressed in a way vmdisk cannot read",
-        "Part of the disk is stored with a compression method vmdisk does not decode (for Apple disk images: bzip2, LZFSE, LZMA or ADC chunks). The image is named, but its data cannot be converted; re-create it uncompressed or zlib-compressed (hdiutil convert -format UDZO or UDRW).";
+        "Part of the disk is stored with a compression method vmdisk does not decode (for Apple disk images: LZFSE, LZMA or ADC chunks). The image is named, but its data cannot be converted; re-create it uncompressed, zlib- or bzip2-compressed (hdiutil convert -format UDRW, UDZO or UDBZ).";
 }
 
 impl FindingCode {
