@@ -303,3 +303,41 @@ fn damaged_dmg_images_are_refused_not_raw() {
     write(dir, "bad-xml.dmg", &bad);
     refused(dir, "bad-xml.dmg", "dmg");
 }
+
+/// A DMG inside gzip, xz or zstd: its decoded head names nothing (zlib chunks), so the stream
+/// is decoded to its end and the koly trailer there names it; the conversion reads what
+/// qemu-img reads from the DMG itself. A raw disk so packed stays raw, without a finding.
+#[test]
+fn compressed_dmg_is_named_by_its_trailer() {
+    let dir = &scratch();
+    let img = dmg_image(&mixed());
+    assert!(img.len() > 256 << 10, "the trailer must lie past the head");
+    write(dir, "disk.dmg", &img);
+    write(dir, "blank.raw", &vec![0; 1 << 20]);
+    sh(
+        dir,
+        "gzip -k disk.dmg && xz -T1 -k disk.dmg && zstd -q -k disk.dmg && gzip -k blank.raw",
+    );
+    let size = qemu_info("disk.dmg", dir)["virtual-size"].as_u64().unwrap();
+    for packed in ["disk.dmg.gz", "disk.dmg.xz", "disk.dmg.zst"] {
+        let info = info_json(&[packed], dir);
+        assert_eq!(info["disks"][0]["format"], "dmg", "{packed}: {info}");
+        assert_eq!(info["virtual-size"], size, "{packed}: {info}");
+        assert_raw_like_qemu(dir, "disk.dmg", &[packed], size, None);
+    }
+    let info = info_json(&["blank.raw.gz"], dir);
+    assert_eq!(info["disks"][0]["format"], "raw", "{info}");
+    assert!(!codes(&info).contains(&"unidentified".into()), "{info}");
+    // An xz stream that stops decoding before its end: its trailer cannot be read, so raw is
+    // not confirmed (a Warning), and verification names the damage.
+    write(dir, "noise.raw", &noise(2 << 20, 9));
+    sh(dir, "xz -T1 -k noise.raw");
+    let mut bad = read(dir, "noise.raw.xz");
+    let at = bad.len() * 3 / 4;
+    bad[at] ^= 0xff;
+    write(dir, "bad.raw.xz", &bad);
+    let info = info_json(&["bad.raw.xz"], dir);
+    assert_eq!(info["disks"][0]["format"], "raw", "{info}");
+    assert!(has_finding(&info, "unidentified", "warning"), "{info}");
+    assert!(has_finding(&info, "corrupt", "critical"), "{info}");
+}
