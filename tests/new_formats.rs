@@ -14,14 +14,23 @@ mod cloop;
 #[path = "new_formats/dmg.rs"]
 mod dmg;
 
-/// vmdisk names `img` as qemu-img does (format, virtual size) and converts it to the bytes
-/// qemu-img reads. Returns vmdisk's info report.
+/// vmdisk names `img` as qemu-img does (format, virtual size), advises converting it before an
+/// upload, and converts it to the bytes qemu-img reads. Returns vmdisk's info report.
 fn like_qemu(dir: &Path, img: &str, format: &str) -> Value {
     let q = qemu_info(img, dir);
     assert_eq!(q["format"], format, "qemu-img: {q}");
     let size = q["virtual-size"].as_u64().unwrap();
     let info = info_checked(dir, &[img], format, size);
     assert_eq!(info["detected"][0], format, "{info}");
+    // Readable, so not `unsupported-format`; but no cloud takes it.
+    assert!(
+        has_finding(&info, "convert-before-upload", "warning"),
+        "{info}"
+    );
+    assert!(
+        !codes(&info).contains(&"unsupported-format".into()),
+        "{info}"
+    );
     assert_raw_like_qemu(dir, img, &[img], size, Some(img));
     info
 }

@@ -58,7 +58,7 @@ impl Bochs {
             header,
             catalog,
             findings: vec![Finding::new(
-                FindingCode::UnsupportedFormat,
+                FindingCode::ConvertBeforeUpload,
                 Severity::Warning,
                 "Bochs is an emulator's own format that clouds do not accept: convert it (to qcow2 or raw)",
             )],

@@ -49,7 +49,7 @@ impl Cloop {
             src,
             header,
             findings: vec![Finding::new(
-                FindingCode::UnsupportedFormat,
+                FindingCode::ConvertBeforeUpload,
                 Severity::Warning,
                 "cloop is a read-only live-CD format that clouds do not accept: convert it (to qcow2 or raw)",
             )],

@@ -89,7 +89,7 @@ impl Dmg {
             from_xml,
             chunks,
             findings: vec![Finding::new(
-                FindingCode::UnsupportedFormat,
+                FindingCode::ConvertBeforeUpload,
                 Severity::Warning,
                 "DMG is an Apple disk image format that clouds do not accept: convert it (to qcow2 or raw)",
             )],
