@@ -66,11 +66,15 @@ fn cut(dir: &Path, from: &str, file: &str, len: usize) {
     write(dir, file, &b);
 }
 
-/// Each `(file, len)`: `from` cut to `len` bytes is refused as `format`, not read as raw.
-fn cut_copies_refused(dir: &Path, from: &str, format: &str, cuts: &[(&str, usize)]) {
-    for &(file, len) in cuts {
-        cut(dir, from, file, len);
-        refused(dir, file, format);
+/// `good` written as `good.<format>`, and copies cut to each of `lens` bytes: each copy is
+/// refused as `format`, not read as raw.
+fn refused_when_cut(dir: &Path, format: &str, good: &[u8], lens: &[usize]) {
+    let from = format!("good.{format}");
+    write(dir, &from, good);
+    for len in lens {
+        let file = format!("cut-{len}.{format}");
+        cut(dir, &from, &file, *len);
+        refused(dir, &file, format);
     }
 }
 

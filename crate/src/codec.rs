@@ -29,28 +29,13 @@ pub fn decompress(codec: Codec, input: &[u8], out: &mut [u8]) -> Result<()> {
 fn inflate(zlib_header: bool, input: &[u8], out: &mut [u8]) -> Result<()> {
     use flate2::{Decompress, FlushDecompress, Status};
     let mut d = Decompress::new(zlib_header);
-    loop {
-        let (i, o) = (d.total_in() as usize, d.total_out() as usize);
+    drive(out.len(), "compressed", |i, o| {
         let status = d
             .decompress(&input[i..], &mut out[o..], FlushDecompress::Finish)
             .map_err(|e| Error::corrupt(format!("compressed data does not inflate: {e}")))?;
-        let filled = d.total_out() as usize == out.len();
-        match status {
-            Status::StreamEnd => break,
-            _ if filled => break,
-            Status::BufError if d.total_in() as usize == input.len() => break,
-            _ if d.total_in() as usize == i && d.total_out() as usize == o => break,
-            _ => {}
-        }
-    }
-    if (d.total_out() as usize) < out.len() {
-        return Err(Error::corrupt(format!(
-            "compressed data inflates to {} bytes, {} expected",
-            d.total_out(),
-            out.len()
-        )));
-    }
-    Ok(())
+        let at = (d.total_in() as usize, d.total_out() as usize);
+        Ok((status == Status::StreamEnd, at))
+    })
 }
 
 /// One bzip2 stream into exactly `out.len()` bytes, as qemu `block/dmg.c` reads a UDBZ chunk:
@@ -58,21 +43,36 @@ fn inflate(zlib_header: bool, input: &[u8], out: &mut [u8]) -> Result<()> {
 fn unbzip2(input: &[u8], out: &mut [u8]) -> Result<()> {
     use bzip2::{Decompress, Status};
     let mut d = Decompress::new(false);
-    loop {
-        let (i, o) = (d.total_in() as usize, d.total_out() as usize);
+    drive(out.len(), "bzip2", |i, o| {
         let status = d
             .decompress(&input[i..], &mut out[o..])
             .map_err(|e| Error::corrupt(format!("bzip2 data does not decompress: {e}")))?;
-        let (i2, o2) = (d.total_in() as usize, d.total_out() as usize);
-        if status == Status::StreamEnd || o2 == out.len() || (i2, o2) == (i, o) {
+        let at = (d.total_in() as usize, d.total_out() as usize);
+        Ok((status == Status::StreamEnd, at))
+    })
+}
+
+/// Run a streaming decoder until its stream ends, the output (`out_len` bytes) is full, or a
+/// step makes no progress (the input is spent); then the output must be full. `step(in, out)`
+/// decodes from those positions and returns whether the stream ended and the new positions.
+fn drive(
+    out_len: usize,
+    what: &str,
+    mut step: impl FnMut(usize, usize) -> Result<(bool, (usize, usize))>,
+) -> Result<()> {
+    let mut at = (0, 0);
+    loop {
+        let (ended, next) = step(at.0, at.1)?;
+        let stuck = next == at;
+        at = next;
+        if ended || at.1 == out_len || stuck {
             break;
         }
     }
-    if (d.total_out() as usize) < out.len() {
+    if at.1 < out_len {
         return Err(Error::corrupt(format!(
-            "bzip2 data decompresses to {} bytes, {} expected",
-            d.total_out(),
-            out.len()
+            "{what} data decompresses to {} bytes, {out_len} expected",
+            at.1
         )));
     }
     Ok(())

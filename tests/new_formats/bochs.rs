@@ -58,14 +58,8 @@ fn bochs_images_read_as_qemu_reads_them() {
 fn damaged_bochs_images_are_refused_not_raw() {
     let dir = &scratch();
     let good = bochs_image(false);
-    write(dir, "good.bochs", &good);
     // Cut inside the last written extent, inside the catalog, inside the header.
-    let cuts = [
-        ("cut-data.bochs", good.len() - 100),
-        ("cut-catalog.bochs", 600),
-        ("cut-header.bochs", 100),
-    ];
-    cut_copies_refused(dir, "good.bochs", "bochs", &cuts);
+    refused_when_cut(dir, "bochs", &good, &[good.len() - 100, 600, 100]);
     let mut bad = good.clone();
     put(&mut bad, 80, &le32(3000)); // extent size not a power of two
     write(dir, "bad-extent.bochs", &bad);

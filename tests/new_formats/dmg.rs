@@ -272,16 +272,16 @@ fn dmg_chunks_vmdisk_cannot_decode_are_named_and_refused() {
 fn damaged_dmg_images_are_refused_not_raw() {
     let dir = &scratch();
     let good = dmg_image(&mixed());
-    write(dir, "good.dmg", &good);
-    // Cut inside the trailer (past qemu's window for it), just before it, in the middle of the property list.
+    // Cut inside the trailer (past qemu's window for it), just before it, before it, in the
+    // middle of the property list.
     let xml_len = u64::from_be_bytes(good[good.len() - 512 + 0xe0..][..8].try_into().unwrap());
-    let cuts = [
-        ("cut-trailer.dmg", good.len() - 100),
-        ("cut-magic.dmg", good.len() - 505),
-        ("no-trailer.dmg", good.len() - 600),
-        ("cut-plist.dmg", good.len() - 512 - xml_len as usize / 2),
-    ];
-    cut_copies_refused(dir, "good.dmg", "dmg", &cuts);
+    let n = good.len();
+    refused_when_cut(
+        dir,
+        "dmg",
+        &good,
+        &[n - 100, n - 505, n - 600, n - 512 - xml_len as usize / 2],
+    );
     // A disk longer than its chunks: sectors no chunk covers (qemu fails to read them).
     let mut gap = good.clone();
     let koly = gap.len() - 512;

@@ -33,6 +33,15 @@ pub(crate) const MISH_LEN: usize = 204;
 pub(crate) const CHUNK_LEN: usize = 40;
 
 on_disk! {
+    /// UDIF's checksum record (Levin's `UDIFChecksum`): its type (2: CRC-32), its size in
+    /// bits, the value. vmdisk does not check it, as qemu does not.
+    #[derive(Clone, Copy)]
+    pub(crate) struct UdifChecksum: 136 {
+        0 kind: U32,
+        4 bits: U32,
+        8 value: [u8; 128],
+    }
+
     /// The trailer as stored.
     #[derive(Clone, Copy)]
     pub(crate) struct Koly: KOLY_LEN {
@@ -48,15 +57,11 @@ on_disk! {
         56 segment_number: U32,
         60 segment_count: U32,
         64 segment_id: [u8; 16],
-        80 data_checksum_type: U32,
-        84 data_checksum_size: U32,
-        88 data_checksum: [u8; 128],
+        80 data_checksum: UdifChecksum,
         216 xml_offset: U64,
         224 xml_length: U64,
         232 reserved1: [u8; 120],
-        352 checksum_type: U32,
-        356 checksum_size: U32,
-        360 checksum: [u8; 128],
+        352 checksum: UdifChecksum,
         488 image_variant: U32,
         492 sector_count: U64,
         500 reserved2: [u8; 12],
@@ -73,7 +78,7 @@ on_disk! {
         32 buffers_needed: U32,
         36 block_descriptors: U32,
         40 reserved: [u8; 24],
-        64 checksum: [u8; 136],
+        64 checksum: UdifChecksum,
         200 chunk_count: U32,
     }
 
