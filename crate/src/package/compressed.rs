@@ -198,8 +198,7 @@ struct State {
     back: Vec<u8>,
     /// The decoder reached the end of the data.
     ended: bool,
-    /// The error the decoder failed with: it stands for every later read (a decoder that
-    /// failed may then report a clean end).
+    /// The decoder's error, standing for every later read (a failed decoder may then end cleanly).
     failed: Option<Error>,
 }
 
@@ -297,19 +296,16 @@ impl Stream {
     /// decoded, 0 at the end of the data.
     fn decode(&self, s: &mut State, out: &mut [u8]) -> Result<usize> {
         let mut filled = 0;
-        if let Some(e) = &s.failed {
-            return Err(e.clone());
-        }
+        s.failed.clone().map_or(Ok(()), Err)?;
         while filled < out.len() && !s.ended {
             let n = s.decoder.read(&mut out[filled..]).map_err(|e| {
-                let e = Error::corrupt(format!(
+                let e = format!(
                     "{}: {} data does not decompress at byte {}: {e}",
                     self.name,
                     self.codec.name(),
                     s.pos + filled as u64
-                ));
-                s.failed = Some(e.clone());
-                e
+                );
+                s.failed.insert(Error::corrupt(e)).clone()
             })?;
             if n == 0 {
                 s.ended = true;
@@ -375,13 +371,12 @@ impl Stream {
     fn finish(&self, s: &mut State) -> Result<()> {
         let mut more = [0u8; 1];
         let n = s.decoder.read(&mut more).map_err(|e| {
-            let e = Error::corrupt(format!(
+            let e = format!(
                 "{}: {} data does not decompress at its end: {e}",
                 self.name,
                 self.codec.name()
-            ));
-            s.failed = Some(e.clone());
-            e
+            );
+            s.failed.insert(Error::corrupt(e)).clone()
         })?;
         if n > 0 {
             return Err(Error::corrupt(format!(
