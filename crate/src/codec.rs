@@ -12,6 +12,8 @@ pub enum Codec {
     Zlib,
     /// Zstandard frames (qcow2 `compression_type = zstd`).
     Zstd,
+    /// One bzip2 stream (DMG `UDBZ` chunks); read, never written.
+    Bzip2,
 }
 
 /// Inflate `input` into exactly `out.len()` bytes. Trailing bytes after the stream (sector
@@ -20,31 +22,57 @@ pub fn decompress(codec: Codec, input: &[u8], out: &mut [u8]) -> Result<()> {
     match codec {
         Codec::Deflate | Codec::Zlib => inflate(codec == Codec::Zlib, input, out),
         Codec::Zstd => unzstd(input, out),
+        Codec::Bzip2 => unbzip2(input, out),
     }
 }
 
 fn inflate(zlib_header: bool, input: &[u8], out: &mut [u8]) -> Result<()> {
     use flate2::{Decompress, FlushDecompress, Status};
     let mut d = Decompress::new(zlib_header);
-    loop {
-        let (i, o) = (d.total_in() as usize, d.total_out() as usize);
+    drive(out.len(), "compressed", |i, o| {
         let status = d
             .decompress(&input[i..], &mut out[o..], FlushDecompress::Finish)
             .map_err(|e| Error::corrupt(format!("compressed data does not inflate: {e}")))?;
-        let filled = d.total_out() as usize == out.len();
-        match status {
-            Status::StreamEnd => break,
-            _ if filled => break,
-            Status::BufError if d.total_in() as usize == input.len() => break,
-            _ if d.total_in() as usize == i && d.total_out() as usize == o => break,
-            _ => {}
+        let at = (d.total_in() as usize, d.total_out() as usize);
+        Ok((status == Status::StreamEnd, at))
+    })
+}
+
+/// One bzip2 stream into exactly `out.len()` bytes, as qemu `block/dmg.c` reads a UDBZ chunk:
+/// the stream must fill the chunk; bytes after its end are ignored.
+fn unbzip2(input: &[u8], out: &mut [u8]) -> Result<()> {
+    use bzip2::{Decompress, Status};
+    let mut d = Decompress::new(false);
+    drive(out.len(), "bzip2", |i, o| {
+        let status = d
+            .decompress(&input[i..], &mut out[o..])
+            .map_err(|e| Error::corrupt(format!("bzip2 data does not decompress: {e}")))?;
+        let at = (d.total_in() as usize, d.total_out() as usize);
+        Ok((status == Status::StreamEnd, at))
+    })
+}
+
+/// Run a streaming decoder until its stream ends, the output (`out_len` bytes) is full, or a
+/// step makes no progress (the input is spent); then the output must be full. `step(in, out)`
+/// decodes from those positions and returns whether the stream ended and the new positions.
+fn drive(
+    out_len: usize,
+    what: &str,
+    mut step: impl FnMut(usize, usize) -> Result<(bool, (usize, usize))>,
+) -> Result<()> {
+    let mut at = (0, 0);
+    loop {
+        let (ended, next) = step(at.0, at.1)?;
+        let stuck = next == at;
+        at = next;
+        if ended || at.1 == out_len || stuck {
+            break;
         }
     }
-    if (d.total_out() as usize) < out.len() {
+    if at.1 < out_len {
         return Err(Error::corrupt(format!(
-            "compressed data inflates to {} bytes, {} expected",
-            d.total_out(),
-            out.len()
+            "{what} data decompresses to {} bytes, {out_len} expected",
+            at.1
         )));
     }
     Ok(())
@@ -114,6 +142,11 @@ pub fn compress(codec: Codec, input: &[u8], limit: usize) -> Result<Option<Vec<u
         Codec::Zlib => deflate(true, input)?,
         // zstd stops with an error as soon as the frame outgrows `limit` bytes.
         Codec::Zstd => zstd(input, limit)?,
+        Codec::Bzip2 => {
+            return Err(Error::unsupported(
+                "vmdisk reads bzip2 but does not write it",
+            ));
+        }
     };
     Ok(out.filter(|o| o.len() < limit))
 }
@@ -336,5 +369,26 @@ mod tests {
         let mut out = vec![0; input.len()];
         unzstd(&two, &mut out).unwrap();
         assert_eq!(out, input);
+    }
+
+    /// A bzip2 chunk decodes followed by other bytes; a stream that is cut, damaged or shorter
+    /// than its chunk fails without a panic. bzip2 is never written.
+    #[test]
+    fn bzip2_streams_decode_like_qemu() {
+        use std::io::Write;
+        let input = text(200_000);
+        let mut e = bzip2::write::BzEncoder::new(vec![], bzip2::Compression::best());
+        e.write_all(&input).unwrap();
+        let stream = e.finish().unwrap();
+        let mut padded = stream.clone();
+        padded.extend_from_slice(&noise(300));
+        let mut out = vec![0; input.len()];
+        decompress(Codec::Bzip2, &padded, &mut out).unwrap();
+        assert_eq!(out, input);
+        assert!(decompress(Codec::Bzip2, &stream[..stream.len() / 2], &mut out).is_err());
+        assert!(decompress(Codec::Bzip2, &noise(1000), &mut out).is_err());
+        let mut longer = vec![0; input.len() + 512];
+        assert!(decompress(Codec::Bzip2, &stream, &mut longer).is_err());
+        assert!(compress(Codec::Bzip2, &input, input.len()).is_err());
     }
 }

@@ -216,7 +216,13 @@ finding_codes! {
         "The OVF descriptor has more problems than are listed here; the rest were counted, not shown.";
     UnsupportedChunk = "unsupported-chunk",
         "Data compressed in a way vmdisk cannot read",
-        "Part of the disk is stored with a compression method vmdisk does not decode (for Apple disk images: bzip2, LZFSE, LZMA or ADC chunks). The image is named, but its data cannot be converted; re-create it uncompressed or zlib-compressed (hdiutil convert -format UDZO or UDRW).";
+        "Part of the disk is stored with a compression method vmdisk does not decode (for Apple disk images: LZFSE, LZMA or ADC chunks). The image is named, but its data cannot be converted; re-create it uncompressed, zlib- or bzip2-compressed (hdiutil convert -format UDRW, UDZO or UDBZ).";
+    Unidentified = "unidentified",
+        "Format not confirmed",
+        "Nothing at the start of this file names a disk format, so it is treated as a raw disk; but some formats keep their only header at the end of the file (Apple DMG, a fixed VHD), and that end could not be read here. It may be one of them: decompress it and inspect the file itself.";
+    ConvertBeforeUpload = "convert-before-upload",
+        "Clouds do not take this format",
+        "vmdisk reads this format and can convert it, but no cloud imports it: convert it (to raw, qcow2 or VHD, as the target asks) before uploading.";
 }
 
 impl FindingCode {

@@ -61,6 +61,7 @@ mod optical;
 mod parallels;
 mod problems;
 mod qemu;
+mod tail;
 mod vdi;
 mod vhd;
 mod vmdk;
@@ -159,7 +160,7 @@ fn probe_nested<'a>(
     depth: u8,
 ) -> Pin<Box<dyn Future<Output = Result<Probe>> + 'a>> {
     Box::pin(async move {
-        let cx = Ctx::load(src, depth).await?;
+        let mut cx = Ctx::load(src, depth).await?;
         let mut scan = Scan::default();
         qemu::detect(&cx, &mut scan).await?;
         vmdk::detect(&cx, &mut scan).await?;
@@ -176,7 +177,16 @@ fn probe_nested<'a>(
         cloop::detect(&cx, &mut scan);
         dmg::detect(&cx, &mut scan);
         let content = disk::analyse(&cx).await?;
-        decide(&cx, scan, content)
+        let unread_tail = if cx.tail_skipped() && scan.is_empty() && content.details.is_empty() {
+            tail::by_tail(&mut cx, &mut scan).await?
+        } else {
+            None
+        };
+        let mut probe = decide(&cx, scan, content)?;
+        if let Some(finding) = unread_tail {
+            probe.matches[0].findings.push(finding);
+        }
+        Ok(probe)
     })
 }
 
@@ -202,8 +212,8 @@ impl<'a> Ctx<'a> {
         let tail = if len <= HEAD_LEN {
             head[(len - tail_len) as usize..].to_vec()
         } else if src.sequential() {
-            // A decompressed stream: its end costs decoding all of it. Only a footer format
-            // (a fixed VHD) is missed, and the head names every other format.
+            // A decompressed stream: its end costs decoding all of it, so it is read only
+            // when the head names nothing (`tail::by_tail`).
             vec![]
         } else {
             crate::source::read_vec(src, len - tail_len, tail_len, "file trailer").await?
@@ -234,6 +244,11 @@ impl<'a> Ctx<'a> {
         }
         let v = crate::source::read_vec(self.src, offset, n, what).await?;
         Ok(Some(Cow::Owned(v)))
+    }
+
+    /// Whether the tail was left unread (a decompressed stream larger than the head).
+    pub fn tail_skipped(&self) -> bool {
+        self.tail.is_empty() && self.len > HEAD_LEN
     }
 
     /// The 512-byte footer slot at the end of the file, shifted by `short` bytes (old VHDs wrote
@@ -275,6 +290,10 @@ impl Scan {
     }
     pub fn add_weak(&mut self, det: Detection) {
         self.weak.push(Found { at: 0, det });
+    }
+    /// Nothing matched: the file would be taken for raw.
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty() && self.weak.is_empty() && self.rejected.is_empty()
     }
     pub fn reject(&mut self, kind: &'static str, message: impl Into<String>) {
         self.rejected.push(NotImage {

@@ -1,6 +1,8 @@
 //! The browser host's tests under node (Blob and File are node globals): no OPFS here.
 #![cfg(target_arch = "wasm32")]
 
+#[path = "wasm_node/dmg_bzip2.rs"]
+mod dmg_bzip2;
 mod wasm_common;
 
 use vmdisk::Source;

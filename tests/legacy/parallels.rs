@@ -17,7 +17,7 @@ fn parallels_made_by_qemu_img() {
         fill(dir, &img, &["write -P 0x11 700k 3k"]);
         let info = verify(dir, &img, &[&img], "parallels");
         assert!(
-            has_finding(&info, "unsupported-format", "warning"),
+            has_finding(&info, "convert-before-upload", "warning"),
             "{info}"
         );
         let fs = &info["format-specific"];

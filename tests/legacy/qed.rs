@@ -21,7 +21,7 @@ fn qed_made_by_qemu_img() {
         fill(dir, &img, &["write -z 1M 1M", "write -P 0x11 1M 3k"]);
         let info = verify(dir, &img, &[&img], "qed");
         assert!(
-            has_finding(&info, "unsupported-format", "warning"),
+            has_finding(&info, "convert-before-upload", "warning"),
             "{info}"
         );
         assert_eq!(info["safety"]["safe"], true, "{info}");

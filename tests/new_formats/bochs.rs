@@ -58,16 +58,8 @@ fn bochs_images_read_as_qemu_reads_them() {
 fn damaged_bochs_images_are_refused_not_raw() {
     let dir = &scratch();
     let good = bochs_image(false);
-    write(dir, "good.bochs", &good);
     // Cut inside the last written extent, inside the catalog, inside the header.
-    for (name, len) in [
-        ("cut-data.bochs", good.len() - 100),
-        ("cut-catalog.bochs", 600),
-        ("cut-header.bochs", 100),
-    ] {
-        cut(dir, "good.bochs", name, len);
-        refused(dir, name, "bochs");
-    }
+    refused_when_cut(dir, "bochs", &good, &[good.len() - 100, 600, 100]);
     let mut bad = good.clone();
     put(&mut bad, 80, &le32(3000)); // extent size not a power of two
     write(dir, "bad-extent.bochs", &bad);
@@ -81,4 +73,30 @@ fn damaged_bochs_images_are_refused_not_raw() {
     put(&mut bad, 512 + 4 * 5, &le32(1000)); // a slot far past the end of the file
     write(dir, "bad-slot.bochs", &bad);
     refused(dir, "bad-slot.bochs", "bochs");
+}
+
+/// Bochs variants qemu does not read either (another subtype, an unknown header version) are
+/// named as Bochs and refused as `unsupported`, the subtype or version in the message.
+#[test]
+fn bochs_variants_qemu_does_not_read_are_unsupported() {
+    let dir = &scratch();
+    let mut undoable = bochs_image(false);
+    put(&mut undoable, 48, b"Undoable\0");
+    let mut v3 = bochs_image(false);
+    put(&mut v3, 64, &le32(0x3_0000));
+    for (name, img, named) in [
+        ("undoable.bochs", undoable, "Undoable"),
+        ("v3.bochs", v3, "0x30000"),
+    ] {
+        write(dir, name, &img);
+        for err in [
+            vmdisk_fails(&["info", name], dir),
+            refused(dir, name, "bochs"),
+        ] {
+            assert!(
+                err.contains("not supported: Bochs") && err.contains(named),
+                "{err}"
+            );
+        }
+    }
 }

@@ -19,7 +19,7 @@
 //! 0xAB234CEF23DCEA87, an MD5 checksum, then features (magic u64, flags u64, data_size u32,
 //! reserved u32, data); dirty bitmaps (magic 0x20385FAE252CB34A) are only reported.
 //!
-//! Parallels is legacy for clouds: every image gets an `unsupported-format` Warning advising
+//! Parallels is legacy for clouds: every image gets a `convert-before-upload` Warning advising
 //! conversion. The BAT is read lazily in bounded chunks.
 
 pub(crate) mod bundle;
@@ -123,7 +123,7 @@ impl Parallels {
         )?;
 
         let mut findings = vec![Finding::new(
-            FindingCode::UnsupportedFormat,
+            FindingCode::ConvertBeforeUpload,
             Severity::Warning,
             "Parallels is a legacy format that clouds do not accept: convert it (to qcow2 or raw)",
         )];

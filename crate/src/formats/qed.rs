@@ -15,7 +15,7 @@
 //! backing file) and 1 is a zero cluster (zeros that hide the backing file).
 //!
 //! QED is legacy: qemu deprecated writing it and clouds refuse it, so every image gets an
-//! `unsupported-format` Warning advising conversion.
+//! `convert-before-upload` Warning advising conversion.
 //!
 //! Tables can be huge (16 clusters of 64 MiB = 1 GiB), so only the L1 entries covering the
 //! virtual size are kept and L2 tables are read in bounded chunks.
@@ -107,7 +107,7 @@ impl Qed {
         }
 
         let mut findings = vec![Finding::new(
-            FindingCode::UnsupportedFormat,
+            FindingCode::ConvertBeforeUpload,
             Severity::Warning,
             "QED is a legacy qemu format that clouds do not accept: convert it (to qcow2 or raw)",
         )];

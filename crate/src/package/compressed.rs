@@ -198,6 +198,8 @@ struct State {
     back: Vec<u8>,
     /// The decoder reached the end of the data.
     ended: bool,
+    /// The decoder's error, standing for every later read (a failed decoder may then end cleanly).
+    failed: Option<Error>,
 }
 
 impl Stream {
@@ -284,6 +286,7 @@ impl Stream {
                 head: vec![],
                 back: vec![],
                 ended: false,
+                failed: None,
             });
         }
         Ok(slot.as_mut().expect("a state"))
@@ -293,14 +296,16 @@ impl Stream {
     /// decoded, 0 at the end of the data.
     fn decode(&self, s: &mut State, out: &mut [u8]) -> Result<usize> {
         let mut filled = 0;
+        s.failed.clone().map_or(Ok(()), Err)?;
         while filled < out.len() && !s.ended {
             let n = s.decoder.read(&mut out[filled..]).map_err(|e| {
-                Error::corrupt(format!(
+                let e = format!(
                     "{}: {} data does not decompress at byte {}: {e}",
                     self.name,
                     self.codec.name(),
                     s.pos + filled as u64
-                ))
+                );
+                s.failed.insert(Error::corrupt(e)).clone()
             })?;
             if n == 0 {
                 s.ended = true;
@@ -366,11 +371,12 @@ impl Stream {
     fn finish(&self, s: &mut State) -> Result<()> {
         let mut more = [0u8; 1];
         let n = s.decoder.read(&mut more).map_err(|e| {
-            Error::corrupt(format!(
+            let e = format!(
                 "{}: {} data does not decompress at its end: {e}",
                 self.name,
                 self.codec.name()
-            ))
+            );
+            s.failed.insert(Error::corrupt(e)).clone()
         })?;
         if n > 0 {
             return Err(Error::corrupt(format!(

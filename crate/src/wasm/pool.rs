@@ -21,35 +21,38 @@ use wasm_bindgen_futures::JsFuture;
 /// Batches smaller than this run inline: posting them costs more than it saves.
 const MIN_PARALLEL_BYTES: usize = 256 << 10;
 
+/// Every codec a message names: by this name (`compress`) or by its index here (`decompress`,
+/// one byte a job). The worker passes both through unread.
+const CODECS: [(Codec, &str); 4] = [
+    (Codec::Deflate, "deflate"),
+    (Codec::Zlib, "zlib"),
+    (Codec::Zstd, "zstd"),
+    (Codec::Bzip2, "bzip2"),
+];
+
+fn codec_id(c: Codec) -> u8 {
+    CODECS
+        .iter()
+        .position(|&(k, _)| k == c)
+        .expect("every codec is listed") as u8
+}
+
 pub fn codec_name(c: Codec) -> &'static str {
-    match c {
-        Codec::Deflate => "deflate",
-        Codec::Zlib => "zlib",
-        Codec::Zstd => "zstd",
-    }
+    CODECS[usize::from(codec_id(c))].1
 }
 
 pub fn codec_from_name(name: &str) -> Result<Codec> {
-    match name {
-        "deflate" => Ok(Codec::Deflate),
-        "zlib" => Ok(Codec::Zlib),
-        "zstd" => Ok(Codec::Zstd),
-        _ => Err(Error::invalid(format!("unknown codec {name:?}"))),
-    }
-}
-
-fn codec_id(c: Codec) -> u8 {
-    match c {
-        Codec::Deflate => 0,
-        Codec::Zlib => 1,
-        Codec::Zstd => 2,
-    }
+    CODECS
+        .iter()
+        .find(|&&(_, n)| n == name)
+        .map(|&(c, _)| c)
+        .ok_or_else(|| Error::invalid(format!("unknown codec {name:?}")))
 }
 
 fn codec_from_id(id: u8) -> Result<Codec> {
-    [Codec::Deflate, Codec::Zlib, Codec::Zstd]
+    CODECS
         .get(usize::from(id))
-        .copied()
+        .map(|&(c, _)| c)
         .ok_or_else(|| Error::invalid(format!("unknown codec id {id}")))
 }
 

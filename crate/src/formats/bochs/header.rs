@@ -8,9 +8,11 @@
 //! 84 v2: reserved u32, 88 disk u64        v1: 84 disk u64
 //! ```
 
-use core::mem::{offset_of, size_of};
+use crate::error::Error;
+use crate::formats::common::bytes::{c_string, whole_fields};
+use crate::formats::common::layout::on_disk;
+use core::mem::size_of;
 use zerocopy::byteorder::little_endian::{U32, U64};
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// The header block qemu reads (the fields end at 96; the rest is padding).
 pub(crate) const HEADER_LEN: u64 = 512;
@@ -27,47 +29,34 @@ pub(crate) const MAX_EXTENT: u32 = 0x80_0000;
 /// A bitmap larger than this is not one Bochs wrote (an 8 MiB extent needs 2 KiB).
 pub(crate) const MAX_BITMAP: u32 = 1 << 20;
 
-/// The version 2 header (the fields shared with version 1 sit at the same offsets).
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct BochsHeader {
-    pub(crate) magic: [u8; 32],
-    pub(crate) kind: [u8; 16],
-    pub(crate) subtype: [u8; 16],
-    pub(crate) version: U32,
-    pub(crate) header: U32,
-    pub(crate) catalog: U32,
-    pub(crate) bitmap: U32,
-    pub(crate) extent: U32,
-    pub(crate) reserved: U32,
-    pub(crate) disk: U64,
+on_disk! {
+    /// The version 2 header (the fields shared with version 1 sit at the same offsets). The
+    /// text fields are read byte by byte: a cut one still names what it holds.
+    #[derive(Clone, Copy)]
+    pub(crate) struct BochsHeader: 96 {
+        0 magic: [u8; 32] as each u8,
+        32 kind: [u8; 16] as each u8,
+        48 subtype: [u8; 16] as each u8,
+        64 version: U32,
+        68 header: U32,
+        72 catalog: U32,
+        76 bitmap: U32,
+        80 extent: U32,
+        84 reserved: U32,
+        88 disk: U64,
+    }
+
+    /// The version 1 header: no reserved word, the disk size follows the extent size.
+    #[derive(Clone, Copy)]
+    pub(crate) struct BochsHeaderV1: 92 {
+        0 start: [u8; 84],
+        84 disk: U64,
+    }
 }
 
-const _: () = assert!(offset_of!(BochsHeader, magic) == 0);
-const _: () = assert!(offset_of!(BochsHeader, kind) == 32);
-const _: () = assert!(offset_of!(BochsHeader, subtype) == 48);
-const _: () = assert!(offset_of!(BochsHeader, version) == 64);
-const _: () = assert!(offset_of!(BochsHeader, header) == 68);
-const _: () = assert!(offset_of!(BochsHeader, catalog) == 72);
-const _: () = assert!(offset_of!(BochsHeader, bitmap) == 76);
-const _: () = assert!(offset_of!(BochsHeader, extent) == 80);
-const _: () = assert!(offset_of!(BochsHeader, reserved) == 84);
-const _: () = assert!(offset_of!(BochsHeader, disk) == 88);
-const _: () = assert!(size_of::<BochsHeader>() == 96);
-
-/// The version 1 header: no reserved word, the disk size follows the extent size.
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct BochsHeaderV1 {
-    pub(crate) start: [u8; 84],
-    pub(crate) disk: U64,
-}
-
-const _: () = assert!(offset_of!(BochsHeaderV1, disk) == 84);
-const _: () = assert!(size_of::<BochsHeaderV1>() == 92);
-
-/// A problem with the header: (the file is cut short, message).
-pub(crate) type Problem = (bool, String);
+/// A problem with the header, as the error the driver refuses the image with: `truncated`,
+/// `corrupt`, or `unsupported` for a Bochs variant qemu does not read either.
+pub(crate) type Problem = Error;
 
 /// What the header says, as the driver uses it.
 #[derive(Clone, Debug)]
@@ -102,46 +91,32 @@ fn text_is(field: &[u8], want: &[u8]) -> bool {
     &field[..end] == want
 }
 
-fn text(field: &[u8]) -> String {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end])
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect()
-}
-
 /// Parse the header at the start of `b` (missing bytes read as zeros) of a file of `len` bytes;
 /// None without the Bochs magic. Problems make the image unreadable.
 pub(crate) fn parse(b: &[u8], len: u64) -> Option<(Bochs, Vec<Problem>)> {
-    let mut h = BochsHeader::new_zeroed();
-    let n = b.len().min(size_of::<BochsHeader>());
-    h.as_mut_bytes()[..n].copy_from_slice(&b[..n]);
+    let h: BochsHeader = whole_fields(b);
     if b.len() < MAGIC.len() || !text_is(&h.magic, MAGIC) {
         return None;
     }
-    let v1 = BochsHeaderV1::read_from_prefix(h.as_bytes())
-        .expect("the v2 header holds the v1 one")
-        .0;
+    let v1: BochsHeaderV1 = whole_fields(b);
     let version = h.version.get();
     let mut problems = vec![];
     if len < HEADER_LEN {
-        problems.push((
-            true,
-            "the Bochs header is cut off by the end of the file".into(),
+        problems.push(Error::truncated(
+            "the Bochs header is cut off by the end of the file",
         ));
     }
     if !text_is(&h.kind, TYPE_REDOLOG) || !text_is(&h.subtype, SUBTYPE_GROWING) {
-        problems.push((
-            false,
-            format!(
-                "Bochs image of type {:?}/{:?}: only growing redolog images (Redolog/Growing) are read, as in qemu",
-                text(&h.kind),
-                text(&h.subtype)
-            ),
-        ));
+        problems.push(Error::unsupported(format!(
+            "Bochs image of type {:?}/{:?}: only growing redolog images (Redolog/Growing) are read, as in qemu",
+            c_string(&h.kind),
+            c_string(&h.subtype)
+        )));
     }
     if version != VERSION_2 && version != VERSION_1 {
-        problems.push((false, format!("unknown Bochs header version {version:#x}")));
+        problems.push(Error::unsupported(format!(
+            "Bochs header version {version:#x}: only versions 0x10000 and 0x20000 are read, as in qemu"
+        )));
     }
     let disk = if version == VERSION_1 {
         v1.disk.get()
@@ -150,7 +125,7 @@ pub(crate) fn parse(b: &[u8], len: u64) -> Option<(Bochs, Vec<Problem>)> {
     };
     let header = Bochs {
         version,
-        subtype: text(&h.subtype),
+        subtype: c_string(&h.subtype),
         disk: disk / 512 * 512,
         catalog_offset: u64::from(h.header.get()),
         catalog: h.catalog.get(),
@@ -164,49 +139,39 @@ pub(crate) fn parse(b: &[u8], len: u64) -> Option<(Bochs, Vec<Problem>)> {
 /// qemu's `bochs_open` checks, plus the catalog lying inside the file.
 fn check(h: &Bochs, len: u64, problems: &mut Vec<Problem>) {
     if h.catalog > MAX_CATALOG {
-        problems.push((
-            false,
-            format!("Bochs catalog of {} entries is too large", h.catalog),
-        ));
+        problems.push(Error::corrupt(format!(
+            "Bochs catalog of {} entries is too large",
+            h.catalog
+        )));
         return;
     }
     if h.extent < 512 || !h.extent.is_power_of_two() || h.extent > MAX_EXTENT {
-        problems.push((
-            false,
-            format!(
-                "Bochs extent size {} is not a power of two from 512 to 8 MiB",
-                h.extent
-            ),
-        ));
+        problems.push(Error::corrupt(format!(
+            "Bochs extent size {} is not a power of two from 512 to 8 MiB",
+            h.extent
+        )));
         return;
     }
     if h.bitmap > MAX_BITMAP {
-        problems.push((
-            false,
-            format!("Bochs bitmap size {} is too large", h.bitmap),
-        ));
+        problems.push(Error::corrupt(format!(
+            "Bochs bitmap size {} is too large",
+            h.bitmap
+        )));
     }
     if u64::from(h.catalog) < h.disk.div_ceil(u64::from(h.extent)) {
-        problems.push((
-            false,
-            format!(
-                "the Bochs catalog ({} entries of {} bytes) is too small for the disk size {}",
-                h.catalog, h.extent, h.disk
-            ),
-        ));
+        problems.push(Error::corrupt(format!(
+            "the Bochs catalog ({} entries of {} bytes) is too small for the disk size {}",
+            h.catalog, h.extent, h.disk
+        )));
     }
     if h.catalog_offset < size_of::<BochsHeader>() as u64 {
-        problems.push((
-            false,
-            format!(
-                "the Bochs catalog offset {} lies inside the header",
-                h.catalog_offset
-            ),
-        ));
+        problems.push(Error::corrupt(format!(
+            "the Bochs catalog offset {} lies inside the header",
+            h.catalog_offset
+        )));
     } else if h.data_offset() > len {
-        problems.push((
-            true,
-            "the Bochs catalog runs past the end of the file".into(),
+        problems.push(Error::truncated(
+            "the Bochs catalog runs past the end of the file",
         ));
     }
 }

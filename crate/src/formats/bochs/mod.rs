@@ -38,12 +38,8 @@ impl Bochs {
         let Some((header, problems)) = header::parse(&head, len) else {
             return Err(Error::corrupt("not a Bochs image (bad magic)"));
         };
-        if let Some((truncated, m)) = problems.into_iter().next() {
-            return Err(if truncated {
-                Error::truncated(m)
-            } else {
-                Error::corrupt(m)
-            });
+        if let Some(e) = problems.into_iter().next() {
+            return Err(e);
         }
         let raw = read_vec(
             &*src,
@@ -62,7 +58,7 @@ impl Bochs {
             header,
             catalog,
             findings: vec![Finding::new(
-                FindingCode::UnsupportedFormat,
+                FindingCode::ConvertBeforeUpload,
                 Severity::Warning,
                 "Bochs is an emulator's own format that clouds do not accept: convert it (to qcow2 or raw)",
             )],

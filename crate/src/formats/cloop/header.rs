@@ -8,9 +8,10 @@
 //! 136 offsets u64[n_blocks + 1]: block i is the zlib stream [offsets[i], offsets[i + 1])
 //! ```
 
-use core::mem::{offset_of, size_of};
+use crate::error::Error;
+use crate::formats::common::bytes::whole_fields;
+use crate::formats::common::layout::on_disk;
 use zerocopy::byteorder::big_endian::U32;
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(crate) const HEADER_LEN: u64 = 136;
 /// The preamble qemu's probe matches (cloop's `create_compressed_fs` writes it).
@@ -24,21 +25,21 @@ pub(crate) const MAX_BLOCK: u32 = 64 << 20;
 pub(crate) const MAX_COMPRESSED: u64 = 2 * MAX_BLOCK as u64;
 pub(crate) const MAX_TABLE: u64 = 512 << 20;
 
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct CloopHeader {
-    pub(crate) preamble: [u8; 128],
-    pub(crate) block_size: U32,
-    pub(crate) n_blocks: U32,
+on_disk! {
+    /// The header as stored; the preamble is text, read byte by byte (a cut one still names
+    /// its version).
+    #[derive(Clone, Copy)]
+    pub(crate) struct CloopHeader: HEADER_LEN {
+        0 preamble: [u8; 128] as each u8,
+        128 block_size: U32,
+        132 n_blocks: U32,
+    }
 }
 
-const _: () = assert!(offset_of!(CloopHeader, preamble) == 0);
-const _: () = assert!(offset_of!(CloopHeader, block_size) == 128);
-const _: () = assert!(offset_of!(CloopHeader, n_blocks) == 132);
-const _: () = assert!(size_of::<CloopHeader>() == HEADER_LEN as usize);
-
-/// A problem with the header: (the file is cut short, message).
-pub(crate) type Problem = (bool, String);
+/// A problem with the header, as the error the driver refuses the image with: `truncated`,
+/// `corrupt`, or `unsupported` for another layout version or a size past qemu's bounds
+/// (`cloop_open`: "must be 64 MB or less", "too many offsets"), which qemu refuses too.
+pub(crate) type Problem = Error;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Cloop {
@@ -64,9 +65,7 @@ pub(crate) fn parse(b: &[u8], len: u64) -> Option<(Cloop, Vec<Problem>)> {
     if !b.starts_with(SCRIPT_START) || !contains(b, b"cloop") {
         return None;
     }
-    let mut h = CloopHeader::new_zeroed();
-    let n = b.len().min(size_of::<CloopHeader>());
-    h.as_mut_bytes()[..n].copy_from_slice(&b[..n]);
+    let h: CloopHeader = whole_fields(b);
     let rest = &h.preamble[SCRIPT_START.len()..];
     let version: String = rest
         .iter()
@@ -80,43 +79,32 @@ pub(crate) fn parse(b: &[u8], len: u64) -> Option<(Cloop, Vec<Problem>)> {
     };
     let mut problems = vec![];
     if !b.starts_with(MAGIC_V2) {
-        problems.push((
-            false,
-            format!(
-                "cloop version {:?} is not read: only the V2.0 layout is (as in qemu)",
-                header.version
-            ),
-        ));
+        problems.push(Error::unsupported(format!(
+            "cloop version {:?} is not read: only the V2.0 layout is (as in qemu)",
+            header.version
+        )));
     } else if len < HEADER_LEN {
-        problems.push((
-            true,
-            "the cloop header is cut off by the end of the file".into(),
+        problems.push(Error::truncated(
+            "the cloop header is cut off by the end of the file",
         ));
     } else if header.block_size == 0 || !header.block_size.is_multiple_of(512) {
-        problems.push((
-            false,
-            format!(
-                "cloop block size {} is not a non-zero multiple of 512",
-                header.block_size
-            ),
-        ));
+        problems.push(Error::corrupt(format!(
+            "cloop block size {} is not a non-zero multiple of 512",
+            header.block_size
+        )));
     } else if header.block_size > MAX_BLOCK {
-        problems.push((
-            false,
-            format!("cloop block size {} is over 64 MiB", header.block_size),
-        ));
+        problems.push(Error::unsupported(format!(
+            "cloop block size {} is over 64 MiB",
+            header.block_size
+        )));
     } else if header.table_len() > MAX_TABLE {
-        problems.push((
-            false,
-            format!(
-                "cloop image of {} blocks has too many offsets",
-                header.n_blocks
-            ),
-        ));
+        problems.push(Error::unsupported(format!(
+            "cloop image of {} blocks has too many offsets",
+            header.n_blocks
+        )));
     } else if HEADER_LEN + header.table_len() > len {
-        problems.push((
-            true,
-            "the cloop offsets table runs past the end of the file".into(),
+        problems.push(Error::truncated(
+            "the cloop offsets table runs past the end of the file",
         ));
     }
     Some((header, problems))

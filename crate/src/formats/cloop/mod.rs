@@ -41,19 +41,15 @@ impl Cloop {
         let Some((header, problems)) = header::parse(&head, len) else {
             return Err(Error::corrupt("not a cloop image (no cloop preamble)"));
         };
-        if let Some((truncated, m)) = problems.into_iter().next() {
-            return Err(if truncated {
-                Error::truncated(m)
-            } else {
-                Error::unsupported(m)
-            });
+        if let Some(e) = problems.into_iter().next() {
+            return Err(e);
         }
         let mut me = Cloop {
             file,
             src,
             header,
             findings: vec![Finding::new(
-                FindingCode::UnsupportedFormat,
+                FindingCode::ConvertBeforeUpload,
                 Severity::Warning,
                 "cloop is a read-only live-CD format that clouds do not accept: convert it (to qcow2 or raw)",
             )],

@@ -16,9 +16,10 @@
 //!           sector count u64, compressed offset u64, compressed length u64
 //! ```
 
-use core::mem::{offset_of, size_of};
+use crate::error::Error;
+use crate::formats::common::bytes::whole_fields;
+use crate::formats::common::layout::on_disk;
 use zerocopy::byteorder::big_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub(crate) const KOLY_LEN: u64 = 512;
 pub(crate) const KOLY_MAGIC: &[u8; 4] = b"koly";
@@ -28,87 +29,70 @@ pub(crate) const MISH_MAGIC: &[u8; 4] = b"mish";
 pub(crate) const MAX_CHUNK_BYTES: u64 = 64 << 20;
 pub(crate) const MAX_XML: u64 = 16 << 20;
 
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct Koly {
-    pub(crate) magic: [u8; 4],
-    pub(crate) version: U32,
-    pub(crate) header_size: U32,
-    pub(crate) flags: U32,
-    pub(crate) running_data_fork_offset: U64,
-    pub(crate) data_fork_offset: U64,
-    pub(crate) data_fork_length: U64,
-    pub(crate) rsrc_fork_offset: U64,
-    pub(crate) rsrc_fork_length: U64,
-    pub(crate) segment_number: U32,
-    pub(crate) segment_count: U32,
-    pub(crate) segment_id: [u8; 16],
-    pub(crate) data_checksum_type: U32,
-    pub(crate) data_checksum_size: U32,
-    pub(crate) data_checksum: [u8; 128],
-    pub(crate) xml_offset: U64,
-    pub(crate) xml_length: U64,
-    pub(crate) reserved1: [u8; 120],
-    pub(crate) checksum_type: U32,
-    pub(crate) checksum_size: U32,
-    pub(crate) checksum: [u8; 128],
-    pub(crate) image_variant: U32,
-    pub(crate) sector_count: U64,
-    pub(crate) reserved2: [u8; 12],
-}
-
-const _: () = assert!(offset_of!(Koly, version) == 4);
-const _: () = assert!(offset_of!(Koly, data_fork_offset) == 0x18);
-const _: () = assert!(offset_of!(Koly, rsrc_fork_offset) == 0x28);
-const _: () = assert!(offset_of!(Koly, rsrc_fork_length) == 0x30);
-const _: () = assert!(offset_of!(Koly, segment_id) == 64);
-const _: () = assert!(offset_of!(Koly, data_checksum) == 88);
-const _: () = assert!(offset_of!(Koly, xml_offset) == 0xd8);
-const _: () = assert!(offset_of!(Koly, xml_length) == 0xe0);
-const _: () = assert!(offset_of!(Koly, checksum_type) == 352);
-const _: () = assert!(offset_of!(Koly, image_variant) == 488);
-const _: () = assert!(offset_of!(Koly, sector_count) == 0x1ec);
-const _: () = assert!(size_of::<Koly>() == KOLY_LEN as usize);
-
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct Mish {
-    pub(crate) magic: [u8; 4],
-    pub(crate) version: U32,
-    pub(crate) first_sector: U64,
-    pub(crate) sector_count: U64,
-    pub(crate) data_offset: U64,
-    pub(crate) buffers_needed: U32,
-    pub(crate) block_descriptors: U32,
-    pub(crate) reserved: [u8; 24],
-    pub(crate) checksum: [u8; 136],
-    pub(crate) chunk_count: U32,
-}
-
-const _: () = assert!(offset_of!(Mish, first_sector) == 8);
-const _: () = assert!(offset_of!(Mish, data_offset) == 0x18);
-const _: () = assert!(offset_of!(Mish, checksum) == 64);
-const _: () = assert!(offset_of!(Mish, chunk_count) == 200);
 pub(crate) const MISH_LEN: usize = 204;
-const _: () = assert!(size_of::<Mish>() == MISH_LEN);
-
-#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-#[repr(C)]
-pub(crate) struct ChunkEntry {
-    pub(crate) kind: U32,
-    pub(crate) comment: U32,
-    pub(crate) sector: U64,
-    pub(crate) sector_count: U64,
-    pub(crate) offset: U64,
-    pub(crate) length: U64,
-}
-
-const _: () = assert!(offset_of!(ChunkEntry, sector) == 8);
-const _: () = assert!(offset_of!(ChunkEntry, sector_count) == 0x10);
-const _: () = assert!(offset_of!(ChunkEntry, offset) == 0x18);
-const _: () = assert!(offset_of!(ChunkEntry, length) == 0x20);
 pub(crate) const CHUNK_LEN: usize = 40;
-const _: () = assert!(size_of::<ChunkEntry>() == CHUNK_LEN);
+
+on_disk! {
+    /// UDIF's checksum record (Levin's `UDIFChecksum`): its type (2: CRC-32), its size in
+    /// bits, the value. vmdisk does not check it, as qemu does not.
+    #[derive(Clone, Copy)]
+    pub(crate) struct UdifChecksum: 136 {
+        0 kind: U32,
+        4 bits: U32,
+        8 value: [u8; 128],
+    }
+
+    /// The trailer as stored.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Koly: KOLY_LEN {
+        0 magic: [u8; 4],
+        4 version: U32,
+        8 header_size: U32,
+        12 flags: U32,
+        16 running_data_fork_offset: U64,
+        24 data_fork_offset: U64,
+        32 data_fork_length: U64,
+        40 rsrc_fork_offset: U64,
+        48 rsrc_fork_length: U64,
+        56 segment_number: U32,
+        60 segment_count: U32,
+        64 segment_id: [u8; 16],
+        80 data_checksum: UdifChecksum,
+        216 xml_offset: U64,
+        224 xml_length: U64,
+        232 reserved1: [u8; 120],
+        352 checksum: UdifChecksum,
+        488 image_variant: U32,
+        492 sector_count: U64,
+        500 reserved2: [u8; 12],
+    }
+
+    /// A block table's header; its chunk entries follow it.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Mish: MISH_LEN {
+        0 magic: [u8; 4],
+        4 version: U32,
+        8 first_sector: U64,
+        16 sector_count: U64,
+        24 data_offset: U64,
+        32 buffers_needed: U32,
+        36 block_descriptors: U32,
+        40 reserved: [u8; 24],
+        64 checksum: UdifChecksum,
+        200 chunk_count: U32,
+    }
+
+    /// One chunk of a block table.
+    #[derive(Clone, Copy)]
+    pub(crate) struct ChunkEntry: CHUNK_LEN {
+        0 kind: U32,
+        4 comment: U32,
+        8 sector: U64,
+        16 sector_count: U64,
+        24 offset: U64,
+        32 length: U64,
+    }
+}
 
 /// Chunk types (qemu `dmg.c`; Levin's table).
 pub(crate) const ZERO: u32 = 0;
@@ -137,8 +121,9 @@ pub(crate) fn chunk_name(kind: u32) -> String {
     }
 }
 
-/// A problem with the trailer: (the file is cut short, message).
-pub(crate) type Problem = (bool, String);
+/// A problem with the trailer, as the error the driver refuses the image with (`truncated` or
+/// `corrupt`).
+pub(crate) type Problem = Error;
 
 /// Where the `koly` trailer sits in a file of `len` bytes whose last bytes are `tail`: qemu looks
 /// for the magic in the 515 bytes ending 508 bytes after the last sector boundary (its file
@@ -164,29 +149,22 @@ pub(crate) fn find_koly(tail: &[u8], len: u64) -> Option<u64> {
 /// The trailer at `at` in a file of `len` bytes (`b` holds at least its first bytes; missing
 /// ones read as zeros), with qemu's range checks on the forks and the property list.
 pub(crate) fn parse_koly(b: &[u8], at: u64, len: u64) -> (Koly, Vec<Problem>) {
-    let mut raw = [0u8; KOLY_LEN as usize];
-    let n = b.len().min(raw.len());
-    raw[..n].copy_from_slice(&b[..n]);
-    let k = Koly::read_from_bytes(&raw).expect("512 bytes");
+    let k: Koly = whole_fields(b);
     let mut problems = vec![];
     if at + KOLY_LEN > len {
-        problems.push((
-            true,
-            "the DMG koly trailer is cut off by the end of the file".into(),
+        problems.push(Error::truncated(
+            "the DMG koly trailer is cut off by the end of the file",
         ));
     }
     if k.version.get() != 4 || k.header_size.get() != KOLY_LEN as u32 {
-        problems.push((
-            false,
-            format!(
-                "DMG koly trailer version {} with header size {} (UDIF has version 4, 512)",
-                k.version.get(),
-                k.header_size.get()
-            ),
-        ));
+        problems.push(Error::corrupt(format!(
+            "DMG koly trailer version {} with header size {} (UDIF has version 4, 512)",
+            k.version.get(),
+            k.header_size.get()
+        )));
     }
     if k.data_fork_offset.get() > at {
-        problems.push((false, "the DMG data fork starts after the trailer".into()));
+        problems.push(Error::corrupt("the DMG data fork starts after the trailer"));
     }
     let inside = |o: u64, l: u64| o < at && l <= at - o;
     let (rsrc, xml) = (
@@ -195,27 +173,30 @@ pub(crate) fn parse_koly(b: &[u8], at: u64, len: u64) -> (Koly, Vec<Problem>) {
     );
     // qemu requires both ranges to lie before the trailer, empty or not.
     if !inside(rsrc.0, rsrc.1) {
-        problems.push((false, "the DMG resource fork lies past the trailer".into()));
+        problems.push(Error::corrupt(
+            "the DMG resource fork lies past the trailer",
+        ));
     }
     if !inside(xml.0, xml.1) {
-        problems.push((false, "the DMG property list lies past the trailer".into()));
+        problems.push(Error::corrupt(
+            "the DMG property list lies past the trailer",
+        ));
     } else if rsrc.1 == 0 && xml.1 == 0 {
-        problems.push((
-            false,
-            "the DMG has neither a property list nor a resource fork".into(),
+        problems.push(Error::corrupt(
+            "the DMG has neither a property list nor a resource fork",
         ));
     } else if rsrc.1 == 0 && xml.1 > MAX_XML {
-        problems.push((
-            false,
-            format!("the DMG property list of {} bytes is too large", xml.1),
-        ));
+        problems.push(Error::corrupt(format!(
+            "the DMG property list of {} bytes is too large",
+            xml.1
+        )));
     }
     if k.sector_count
         .get()
         .checked_mul(512)
         .is_none_or(|s| s > i64::MAX as u64)
     {
-        problems.push((false, "the DMG sector count is out of range".into()));
+        problems.push(Error::corrupt("the DMG sector count is out of range"));
     }
     (k, problems)
 }

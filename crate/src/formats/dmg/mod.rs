@@ -2,9 +2,9 @@
 //!
 //! The `koly` trailer at the end of the file points to the XML property list (or, in old
 //! images, the resource fork) whose `mish` block tables list the chunks of the disk: zero-fill,
-//! ignore (both read as zeros), raw, and zlib chunks are read; bzip2, LZFSE, LZMA and ADC chunks
+//! ignore (both read as zeros), raw, zlib and bzip2 chunks are read; LZFSE, LZMA and ADC chunks
 //! are named and refused (an `unsupported-chunk` finding). Each chunk becomes one extent: a
-//! zlib chunk a compressed unit of its sector count, inflated by the engine. Sectors no chunk
+//! zlib or bzip2 chunk a compressed unit of its sector count, decoded by the engine. Sectors no chunk
 //! covers fail to read in qemu, so they make the image unreadable here too.
 
 mod blocks;
@@ -21,7 +21,7 @@ use crate::report::{Finding, Severity};
 use crate::source::{ImageSet, Source, read_vec};
 use async_trait::async_trait;
 use blocks::Chunk;
-use header::{IGNORE, MAX_CHUNK_BYTES, MAX_XML, RAW, ZERO, ZLIB, chunk_name};
+use header::{BZIP2, IGNORE, MAX_CHUNK_BYTES, MAX_XML, RAW, ZERO, ZLIB, chunk_name};
 use std::rc::Rc;
 
 /// How much of the end of the file holds the trailer qemu looks for.
@@ -51,12 +51,8 @@ impl Dmg {
         })?;
         let from = (at - (len - tail_len)) as usize;
         let (koly, problems) = header::parse_koly(&tail[from..], at, len);
-        if let Some((truncated, m)) = problems.into_iter().next() {
-            return Err(if truncated {
-                Error::truncated(m)
-            } else {
-                Error::corrupt(m)
-            });
+        if let Some(e) = problems.into_iter().next() {
+            return Err(e);
         }
         let data_fork = koly.data_fork_offset.get();
         let (rsrc, rsrc_len) = (koly.rsrc_fork_offset.get(), koly.rsrc_fork_length.get());
@@ -93,7 +89,7 @@ impl Dmg {
             from_xml,
             chunks,
             findings: vec![Finding::new(
-                FindingCode::UnsupportedFormat,
+                FindingCode::ConvertBeforeUpload,
                 Severity::Warning,
                 "DMG is an Apple disk image format that clouds do not accept: convert it (to qcow2 or raw)",
             )],
@@ -131,7 +127,7 @@ impl Dmg {
             next = c.sector.saturating_add(c.count);
             match c.kind {
                 ZERO | IGNORE => continue,
-                RAW | ZLIB => {}
+                RAW | ZLIB | BZIP2 => {}
                 k => {
                     return Err(Error::unsupported(format!(
                         "the DMG holds {} chunks (the first at sector {}), which vmdisk cannot decode",
@@ -193,7 +189,7 @@ impl Dmg {
                 );
                 push(out, stored_end, to - stored_end, Mapping::Zero);
             }
-            ZLIB => push(
+            ZLIB | BZIP2 => push(
                 out,
                 from,
                 to - from,
@@ -201,7 +197,11 @@ impl Dmg {
                     file: self.file,
                     offset: c.offset,
                     len: c.length,
-                    codec: Codec::Zlib,
+                    codec: if c.kind == ZLIB {
+                        Codec::Zlib
+                    } else {
+                        Codec::Bzip2
+                    },
                     unit: c.count * 512,
                     skip: from - start,
                 },

@@ -60,7 +60,7 @@ impl Bundle {
             Error::corrupt(format!("the Parallels disk descriptor {}: {e}", src.name()))
         })?;
         let mut findings = vec![Finding::new(
-            FindingCode::UnsupportedFormat,
+            FindingCode::ConvertBeforeUpload,
             Severity::Warning,
             "Parallels is a legacy format that clouds do not accept: convert it (to qcow2 or raw)",
         )];
@@ -117,7 +117,7 @@ impl Bundle {
                     image
                         .findings
                         .iter()
-                        .filter(|f| f.code != FindingCode::UnsupportedFormat)
+                        .filter(|f| f.code != FindingCode::ConvertBeforeUpload)
                         .cloned(),
                 );
                 if held != len {
