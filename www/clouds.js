@@ -10,13 +10,9 @@ import { startConvert, syncCompression } from './conversion.js';
 import { $, el } from './dom.js';
 import { sentence } from './format.js';
 import { packages, state } from './state.js';
+import { CLOUDS } from './words.js';
 
-export const TARGETS = {
-  openstack: 'OpenStack (glance)',
-  aws: 'AWS (VM Import)',
-  azure: 'Azure',
-  gce: 'Google Compute Engine',
-};
+export const TARGETS = CLOUDS;
 
 /**
  * The vmdisk conversion a fix names, as the CLI spells it (`vmdisk convert -O raw [--disk N]
