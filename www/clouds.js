@@ -8,7 +8,7 @@
 
 import { startConvert, syncCompression } from './conversion.js';
 import { $, el } from './dom.js';
-import { sentence } from './format.js';
+import { fixText, sentence } from './format.js';
 import { packages, state } from './state.js';
 import { CLOUDS } from './words.js';
 
@@ -51,12 +51,6 @@ function runFix(c) {
   const card = document.querySelector(`.disk-card[data-index="${c.disk}"]`);
   card?.scrollIntoView({ block: 'nearest' });
   card?.querySelector('[data-action=convert]')?.click();
-}
-
-/** A fix as a sentence, without a full stop that would end up in a command copied from it. */
-function fixText(fix) {
-  const s = sentence(fix);
-  return /[.!?)"]$/.test(fix.trim()) ? s : s.slice(0, -1);
 }
 
 function fixButton(fix, r) {

@@ -11,7 +11,7 @@
 // (+ accepted | refused), reasons, reason, glance, error. Types: vmdisk-check.d.ts.
 
 import { el } from './dom.js';
-import { bytes, errorText, human, sentence } from './format.js';
+import { bytes, errorText, fixText, human, sentence } from './format.js';
 import { inspect } from './vmdisk.js';
 import { CLOUDS, FORMATS, SEVERITY } from './words.js';
 
@@ -33,6 +33,9 @@ dd { margin: 0; }
 code { font-family: var(--vmdisk-mono, ui-monospace, monospace); }
 .clouds { list-style: none; padding: 0; }
 .reasons { margin-top: 0.2em; }
+.clouds::before, .glance::before { display: block; grid-column: 1 / -1; color: var(--vmdisk-muted, #5f6368); font-size: 0.9em; }
+.clouds::before { content: "Would each cloud take it as it is?"; }
+.glance::before { content: "What to declare to OpenStack glance"; }
 `;
 
 const stamp = (n) => (Number(n) >= 1024 ? `${human(n)} (${bytes(n)})` : bytes(n));
@@ -63,12 +66,12 @@ function findings(r) {
 function clouds(r) {
   const list = Array.isArray(r.clouds) ? r.clouds : [];
   if (!list.length) return null;
-  return el('ul', { part: 'clouds', class: 'clouds' }, list.map((v) => el('li',
+  return el('ul', { part: 'clouds', class: 'clouds', 'aria-label': 'Would each cloud take it as it is' }, list.map((v) => el('li',
     { part: `cloud ${v.accepted ? 'accepted' : 'refused'}`, 'data-target': v.target, 'data-accepted': String(v.accepted) },
     el('strong', { text: `${CLOUDS[v.target] || v.target}: ` }),
     el('span', { class: v.accepted ? 'ok' : 'bad', text: v.accepted ? 'accepted' : 'refused' }),
     v.accepted ? null : el('ul', { part: 'reasons', class: 'reasons' }, v.reasons.map((why) => el('li', { part: 'reason', 'data-code': why.code },
-      sentence(why.message), ' ', el('span', { class: 'muted' }, `What to do: ${sentence(why.fix)}`)))))));
+      sentence(why.message), ' ', el('span', { class: 'muted' }, `What to do: ${fixText(why.fix)}`)))))));
 }
 
 function glance(r) {
