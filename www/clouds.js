@@ -8,15 +8,11 @@
 
 import { startConvert, syncCompression } from './conversion.js';
 import { $, el } from './dom.js';
-import { sentence } from './format.js';
+import { fixText, sentence } from './format.js';
 import { packages, state } from './state.js';
+import { CLOUDS } from './words.js';
 
-export const TARGETS = {
-  openstack: 'OpenStack (glance)',
-  aws: 'AWS (VM Import)',
-  azure: 'Azure',
-  gce: 'Google Compute Engine',
-};
+export const TARGETS = CLOUDS;
 
 /**
  * The vmdisk conversion a fix names, as the CLI spells it (`vmdisk convert -O raw [--disk N]
@@ -55,12 +51,6 @@ function runFix(c) {
   const card = document.querySelector(`.disk-card[data-index="${c.disk}"]`);
   card?.scrollIntoView({ block: 'nearest' });
   card?.querySelector('[data-action=convert]')?.click();
-}
-
-/** A fix as a sentence, without a full stop that would end up in a command copied from it. */
-function fixText(fix) {
-  const s = sentence(fix);
-  return /[.!?)"]$/.test(fix.trim()) ? s : s.slice(0, -1);
 }
 
 function fixButton(fix, r) {

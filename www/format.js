@@ -54,6 +54,12 @@ export const sentence = (s) => {
   return head + (/[.!?)"]$/.test(t) ? '' : '.');
 };
 
+/** A fix as a sentence, without a full stop that would end up in a command copied from it. */
+export function fixText(fix) {
+  const s = sentence(fix);
+  return /[.!?)"]$/.test(String(fix).trim()) ? s : s.slice(0, -1);
+}
+
 export function jsonOf(value) {
   return JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v));
 }

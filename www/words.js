@@ -15,6 +15,14 @@ export const FORMATS = {
   ovf: 'Open virtualization format package', gce: 'Google Compute Engine image tarball', compressed: 'Compressed disk image',
 };
 
+// The clouds the report's `clouds` verdicts name (crate/src/cloud/).
+export const CLOUDS = {
+  openstack: 'OpenStack (glance)',
+  aws: 'AWS (VM Import)',
+  azure: 'Azure',
+  gce: 'Google Compute Engine',
+};
+
 export const ROLES = {
   image: 'the disk image',
   backing: 'read where the overlay has no data',
