@@ -140,6 +140,36 @@ fn aws_rules() {
         fix.contains("vmdisk convert -O raw -o disk.raw disk.qcow2"),
         "{fix}"
     );
+    // The same conversion as data, for hosts that offer to run it.
+    assert_eq!(
+        info["clouds"][0]["reasons"][0]["convert"],
+        serde_json::json!({"format": "raw", "disk": null, "output": "disk.raw", "first-step": false})
+    );
+    // A fix that names no conversion carries none.
+    let info = json(&vmdisk(
+        &["info", "--json", "--target", "aws", "fs.img"],
+        dir,
+    ));
+    let why = &info["clouds"][0]["reasons"][0];
+    assert_eq!(why["code"], "no-partition-table");
+    assert!(why.get("convert").is_none(), "{why}");
+    // An OVA's disk: its index in the report's disks (the fix's --disk counts from 1).
+    let info = json(&vmdisk(
+        &["info", "--json", "--target", "aws", "sparse.ova"],
+        dir,
+    ));
+    let why = &info["clouds"][0]["reasons"][0];
+    assert!(
+        why["fix"]
+            .as_str()
+            .unwrap()
+            .contains("vmdisk convert -O raw --disk 1 -o sparse.raw sparse.ova"),
+        "{why}"
+    );
+    assert_eq!(
+        why["convert"],
+        serde_json::json!({"format": "raw", "disk": 0, "output": "sparse.raw", "first-step": false})
+    );
 }
 
 #[test]
@@ -172,6 +202,22 @@ fn azure_rules() {
     assert!(
         fix.contains("vmdisk cannot write VHD") && fix.contains("subformat=fixed,force_size"),
         "{fix}"
+    );
+    // qemu-img reads the VHDX itself: no vmdisk conversion in that fix.
+    assert!(info["clouds"][0]["reasons"][0].get("convert").is_none());
+    // Growing the disk starts with a vmdisk conversion and goes on with qemu-img.
+    let info = json(&vmdisk(
+        &["info", "--json", "--target", "azure", "odd.vhd"],
+        dir,
+    ));
+    let reasons = info["clouds"][0]["reasons"].as_array().unwrap();
+    let grow = reasons
+        .iter()
+        .find(|r| r["code"] == "size-not-whole-mib")
+        .unwrap();
+    assert_eq!(
+        grow["convert"],
+        serde_json::json!({"format": "raw", "disk": null, "output": "odd.raw", "first-step": true})
     );
 }
 

@@ -19,7 +19,8 @@ import { inspectCurrent, setFiles } from './files.js';
 import { bytes, duration, errorText, human } from './format.js';
 import { clearError, showError } from './messages.js';
 import { drawProgress, frameThrottle } from './progress.js';
-import { renderFinding, renderObject, renderSafety } from './render.js';
+import { redrawClouds } from './clouds.js';
+import { guestTable, renderFinding, renderObject, renderSafety } from './render.js';
 import { packages, setPackages, state } from './state.js';
 import { onTaskChange } from './task.js';
 import { FORMATS } from './words.js';
@@ -55,7 +56,7 @@ function wire() {
 
 setPackages(createPackages({
   $, el, human, bytes, duration, state, engine, errorText, showError, clearError, convertHint,
-  renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS, downloads,
+  renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS, downloads, guestTable, redrawClouds,
 }));
 
 onTaskChange(syncBusy);

@@ -1,7 +1,8 @@
 // The cloud verdicts: one tile per target (accepted or refused, from the report's `clouds`),
 // then each refusal's reasons in plain words with what to do. When what to do is a vmdisk
-// conversion the page can run, a button starts it with the conversion UI above (or a package
-// disk's card), with the format, disk and output name the fix names.
+// conversion the page can run (the reason's `convert`: data, never the fix's text), a button
+// starts it with the conversion UI above (or a package disk's card), with the format, disk and
+// output name the reason names.
 //
 // Ids and attributes tests rely on: clouds-box, clouds (li[data-target][data-accepted]),
 // cloud-reasons (section[data-target] > li[data-code], button[data-action=fix-convert]).
@@ -14,26 +15,9 @@ import { CLOUDS } from './words.js';
 
 export const TARGETS = CLOUDS;
 
-/**
- * The vmdisk conversion a fix names, as the CLI spells it (`vmdisk convert -O raw [--disk N]
- * [-o NAME]`, crate/src/cloud/): `{ format, disk (0-based or null), name, more }`, `more` when
- * the fix goes on with other tools (qemu-img, tar); null when it names none.
- */
-export function conversionOf(fix) {
-  const m = /vmdisk convert -O (raw|qcow2)(?: --disk (\d+))?(?: -o (\S+))?/.exec(fix);
-  if (!m) return null;
-  const rest = fix.slice(m.index + m[0].length);
-  return {
-    format: m[1],
-    disk: m[2] ? Number(m[2]) - 1 : null,
-    name: m[3] || null,
-    more: /\b(qemu-img|tar|truncate)\b/.test(rest),
-  };
-}
-
 /** Whether the page can run that conversion on the current files. */
 function runnable(c, r) {
-  if (c.disk === null) return !!r.convertible;
+  if (c.disk === null || c.disk === undefined) return !!r.convertible;
   return !!r.disks?.[c.disk]?.convertible;
 }
 
@@ -42,9 +26,9 @@ function runFix(c) {
   $('format').value = c.format;
   syncCompression();
   $('compression').value = '';
-  if (c.disk === null) {
+  if (c.disk === null || c.disk === undefined) {
     $('convert-box').scrollIntoView({ block: 'nearest' });
-    startConvert({ name: c.name });
+    startConvert({ name: c.output });
     return;
   }
   packages.sync();
@@ -53,12 +37,13 @@ function runFix(c) {
   card?.querySelector('[data-action=convert]')?.click();
 }
 
-function fixButton(fix, r) {
-  const c = conversionOf(fix);
+function fixButton(c, r) {
   if (!c || !runnable(c, r)) return null;
-  const what = `Convert to ${c.format}${c.disk !== null ? ` (disk ${c.disk + 1})` : ''}`;
+  const onDisk = c.disk !== null && c.disk !== undefined;
+  const what = `Convert to ${c.format}${onDisk ? ` (disk ${c.disk + 1})` : ''}`;
   const b = el('button', { type: 'button', class: 'button primary small', 'data-action': 'fix-convert',
-    'data-format': c.format, 'data-busy-off': true }, c.more ? `${what}: the first step` : `${what} here`);
+    'data-format': c.format, 'data-output': c.output, 'data-disk': onDisk ? String(c.disk) : '', 'data-busy-off': true },
+  c['first-step'] ? `${what}: the first step` : `${what} here`);
   b.addEventListener('click', () => runFix(c));
   return b;
 }
@@ -77,7 +62,14 @@ function reasons(v, r) {
     el('ul', { class: 'reason-list' }, v.reasons.map((why) => el('li', { class: 'reason', 'data-code': why.code },
       el('p', { class: 'reason-msg' }, sentence(why.message), ' ', el('code', { class: 'muted', text: why.code })),
       el('p', { class: 'reason-fix' }, el('span', { class: 'reason-fix-label', text: 'What to do: ' }), fixText(why.fix)),
-      fixButton(why.fix, r)))));
+      fixButton(why.convert, r)))));
+}
+
+/** The verdicts judged again (after an integrity check added findings), for the same report. */
+export function redrawClouds(clouds) {
+  if (!state.report) return;
+  state.report = { ...state.report, clouds };
+  renderClouds(state.report);
 }
 
 /** The verdicts of a report (hidden when it carries none). */

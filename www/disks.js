@@ -8,7 +8,7 @@
 // [data-action=convert|cancel|download] inside a card, [data-flag=capacity], convert-all,
 // convert-all-cancel, convert-all-status, uec-register, vms, verify, verify-cancel,
 // verify-progress, verify-status (data-state idle/running/done/failed/cancelled, data-result
-// ok/bad/none once done).
+// ok/bad/none once done). After the check the cloud verdicts are drawn again from what it found.
 
 const ROLE_WORDS = {
   disk: 'disk',
@@ -29,7 +29,7 @@ const INTRO = {
 export function createPackages(ctx) {
   const { $, el, human, bytes, duration, state, engine, errorText, showError, clearError, convertHint,
     renderFinding, renderObject, renderSafety, drawProgress, frameThrottle, convertOptions, syncBusy, FORMATS,
-    downloads } = ctx;
+    downloads, guestTable, redrawClouds } = ctx;
 
   const view = {
     report: null,
@@ -73,6 +73,7 @@ export function createPackages(ctx) {
           el('span', { class: 'flag-why', text: ` disagrees with the disk's own size, ${human(vs)}; vmdisk uses the disk's.` }))
         : sized(d.capacity)]);
     }
+    if (d.guest) rows.push(['Guest partition table', guestTable(d.guest)]);
     const glance = glanceOf(r, i);
     if (glance) {
       rows.push(['Upload with', el('code', { class: 'glance', text: `disk_format=${glance.disk_format} container_format=${glance.container_format}` })]);
@@ -415,6 +416,8 @@ export function createPackages(ctx) {
       state.checked = findings;
       state.checkedAll = true;
       renderSafety();
+      // The verdicts judged again with what the check found.
+      if (Array.isArray(findings.clouds)) redrawClouds(findings.clouds);
       progress.max = 1;
       progress.value = 1;
       const [result, ...line] = verdictLine(findings, (performance.now() - t0) / 1000);

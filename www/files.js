@@ -6,6 +6,7 @@ import { engine } from './engine.js';
 import { errorText, human } from './format.js';
 import { clearError, showBusy, showError } from './messages.js';
 import { renderClouds } from './clouds.js';
+import { renderCheck } from './check.js';
 import { renderGlance } from './glance.js';
 import { renderReport } from './render.js';
 import { packages, state } from './state.js';
@@ -52,6 +53,7 @@ export async function inspectCurrent() {
   state.report = null;
   state.checked = [];
   $('report').hidden = true;
+  $('check-card').hidden = true;
   $('report').removeAttribute('data-json');
   $('convert-box').hidden = true;
   renderPicked();
@@ -85,6 +87,7 @@ function showReport(report) {
   renderReport(report);
   renderClouds(report);
   renderGlance(report);
+  renderCheck();
   setupConvert(report);
   packages.render(report);
 }

@@ -70,7 +70,7 @@ export function renderReport(r) {
   const fmt = String(r.format || 'unknown');
   $('r-format').textContent = fmt;
   const version = r['format-specific']?.version;
-  const table = r['format-specific']?.['partition-table'];
+  const table = r['format-specific']?.['partition-table'] ?? r.guest?.['partition-table'];
   $('r-format-note').textContent = [FORMATS[fmt] || '', version !== undefined ? `version ${version}` : '',
     typeof table === 'string' ? `${table.toUpperCase()} partition table` : ''].filter(Boolean).join(', ');
   $('r-virtual').textContent = human(r['virtual-size']);
@@ -83,6 +83,11 @@ export function renderReport(r) {
     el('td', { class: 'name' }, el('span', { class: 'file-name', text: f.name })),
     el('td', {}, el('span', { class: `role role-${f.role}`, text: f.role }), el('span', { class: 'role-why', text: ROLES[f.role] || '' })),
     el('td', { class: 'num', title: bytes(f.size) }, human(f.size)))));
+
+  // The guest disk, read through the image.
+  $('guest-box').hidden = !r.guest;
+  $('guest').replaceChildren(...(r.guest ? [el('p', { id: 'guest-table', class: 'guest-table', 'data-table': r.guest['partition-table'] || '' }, guestTable(r.guest)),
+    Object.keys(r.guest).length ? renderObject(r.guest) : null].filter(Boolean) : []));
 
   // Other detected formats.
   const others = (r.detected || []).filter((d) => d !== r.format);
@@ -99,6 +104,14 @@ export function renderReport(r) {
 
   $('report').setAttribute('data-json', jsonOf(r));
   $('report').hidden = false;
+}
+
+/** A guest layout's partition table in words. */
+export function guestTable(g) {
+  const t = g?.['partition-table'];
+  const n = Array.isArray(g?.partitions) ? g.partitions.length : 0;
+  if (typeof t !== 'string') return 'No partition table (MBR or GPT): the disk holds no partitions a firmware would boot from.';
+  return `${t.toUpperCase()} partition table${n ? `, ${n} partition${n === 1 ? '' : 's'}` : ''}.`;
 }
 
 export function renderFinding(f) {

@@ -42,6 +42,19 @@ export interface Report {
   clouds: CloudVerdict[];
   /** What to declare when uploading the file to OpenStack's glance; absent when glance has no disk_format for it. */
   glance?: Glance;
+  /**
+   * What the guest's first sectors hold, read through the image as convert() reads it (absent
+   * for a package, whose disks carry their own, and when the guest cannot be read).
+   */
+  guest?: GuestLayout;
+}
+
+/** The guest disk's layout: its partition table and partitions, as the probe reads raw disks. */
+export interface GuestLayout {
+  /** Absent when the guest holds no partition table. */
+  'partition-table'?: 'mbr' | 'gpt';
+  partitions?: Record<string, unknown>[];
+  [key: string]: unknown;
 }
 
 export type CloudTarget = 'openstack' | 'aws' | 'azure' | 'gce';
@@ -60,6 +73,18 @@ export interface CloudReason {
   message: string;
   /** What to do about it (often the commands: `vmdisk convert -O qcow2 -o out.qcow2 in.vmdk`). */
   fix: string;
+  /** The vmdisk conversion `fix` names, as data (absent when it names none): key on this, not on `fix`. */
+  convert?: CloudConversion;
+}
+
+export interface CloudConversion {
+  format: 'raw' | 'qcow2';
+  /** A package's disk, 0-based as in the report's `disks` (the CLI's `--disk` is this + 1); null: the image or the default disk. */
+  disk: number | null;
+  /** The output file's name. */
+  output: string;
+  /** The fix goes on with other tools (qemu-img, tar) after this conversion. */
+  'first-step': boolean;
 }
 
 /** The glance image record of the file (the names are glance's own). */
@@ -104,6 +129,39 @@ export interface DiskReport {
   'declared-format'?: string;
   'format-specific': Record<string, unknown> | null;
   findings: Finding[];
+  /** The disk's guest layout, as the report's `guest` (absent when not read: a compressed disk that must be decompressed first). */
+  guest?: GuestLayout;
+}
+
+/**
+ * What check() resolves to: `vmdisk check --json`, in the shape of `qemu-img check
+ * --output=json` (counters that are zero are left out, as qemu-img leaves them out).
+ */
+export interface CheckResult {
+  filename: string;
+  /** The format as qemu-img names it ("qcow2", "vpc", ...; a package's own for a package). */
+  format: string;
+  /** Problems that stopped part of the check from running. */
+  'check-errors': number;
+  corruptions?: number;
+  /** Clusters whose stored refcount is higher than their use. */
+  leaks?: number;
+  'image-end-offset'?: number;
+  'total-clusters'?: number;
+  'allocated-clusters'?: number;
+  'fragmented-clusters'?: number;
+  'compressed-clusters'?: number;
+  /** The first 50 problems, one line each. */
+  problems: string[];
+  /** How many more problems were found than `problems` lists. */
+  'problems-not-shown'?: number;
+  /** A package's disks, each checked on its own. */
+  disks?: CheckResult[];
+  /**
+   * The status `vmdisk check` and qemu-img check exit with: 0 clean, 1 the check could not run
+   * (wholly or in part), 2 corruptions, 3 leaked clusters only. Set on the top-level result.
+   */
+  'exit-code'?: 0 | 1 | 2 | 3;
 }
 
 /** One row of `vmdisk map --json`, shaped like `qemu-img map --output=json`. */
@@ -218,12 +276,27 @@ export function convert(files: Files, options?: ConvertOptions): Promise<Convert
 
 /**
  * Read a package through and check it: every manifest digest, every compressed stream's own
- * checksums. Resolves to the findings `vmdisk info` adds for them; [] for a plain image.
+ * checksums. Resolves to the findings `vmdisk info` adds for them ([] for a plain image),
+ * carrying `clouds`: the report's cloud verdicts judged again with those findings.
  */
 export function verify(
   files: Files,
   options?: { onProgress?: (p: { done: number; total: number }) => void; signal?: AbortSignal },
-): Promise<Finding[]>;
+): Promise<Finding[] & { clouds: CloudVerdict[] }>;
+
+/**
+ * The full consistency check `vmdisk check` runs (qemu-img check's): qcow2 refcounts rebuilt and
+ * compared, tables in bounds, compressed clusters decoded; a package verified (unless `verify:
+ * false`) and each disk checked. A damaged image resolves with corruptions; it does not reject.
+ */
+export function check(
+  files: Files,
+  options?: {
+    verify?: boolean;
+    onProgress?: (p: { done: number; total: number }) => void;
+    signal?: AbortSignal;
+  },
+): Promise<CheckResult>;
 
 /**
  * MD5 and SHA-512 of the main file (for a package, the package file) in one read: the values

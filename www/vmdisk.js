@@ -157,10 +157,26 @@ export function convert(files, { format = 'qcow2', compression = null, clusterSi
  * Read a package through and check it against itself: every manifest digest, every compressed
  * stream's own checksums. Resolves to the findings (as `vmdisk info` adds them to its report:
  * `digest-mismatch`, `manifest`, `corrupt`, `truncated`); [] for a file that is not a package.
- * `onProgress({ done, total })` in bytes; `signal` cancels (an AbortError).
+ * The array also carries `clouds`: the report's cloud verdicts judged again with those findings,
+ * as `vmdisk info` judges them. `onProgress({ done, total })` in bytes; `signal` cancels (an
+ * AbortError).
  */
 export function verify(files, { onProgress, signal } = {}) {
-  return readThrough('verify', files, { onProgress, signal });
+  return readThrough('verify', files, { onProgress, signal })
+    .then(({ findings, clouds }) => Object.assign(findings, { clouds }));
+}
+
+/**
+ * The full consistency check `vmdisk check` runs, in the manner of `qemu-img check`: qcow2
+ * refcounts rebuilt and compared, tables in bounds, compressed clusters decoded; a package's
+ * digests and streams verified (unless `verify: false`) and each disk checked. Resolves to the
+ * CheckResult `vmdisk check --json` prints (qemu-img check's JSON shape): a damaged image is a
+ * result with corruptions, not a rejection. `exit-code` is the status `vmdisk check` (and
+ * qemu-img check) exits with: 0 clean, 1 the check could not run, 2 corruptions, 3 leaks only.
+ * `onProgress({ done, total })` in bytes of the file checked; `signal` cancels (an AbortError).
+ */
+export function check(files, { verify = true, onProgress, signal } = {}) {
+  return readThrough('check', files, { onProgress, signal }, { options: { verify: verify !== false } });
 }
 
 /**
@@ -173,10 +189,10 @@ export function hash(files, { onProgress, signal } = {}) {
   return readThrough('hash', files, { onProgress, signal });
 }
 
-/** A request that reads the files through, with progress and cancellation (verify, hash). */
-function readThrough(type, files, { onProgress, signal }) {
+/** A request that reads the files through, with progress and cancellation (verify, hash, check). */
+function readThrough(type, files, { onProgress, signal }, fields = {}) {
   if (signal?.aborted) return Promise.reject(abortError());
-  const { id, promise } = request(type, { files: fileArray(files) }, (done, total) => {
+  const { id, promise } = request(type, { files: fileArray(files), ...fields }, (done, total) => {
     try {
       onProgress?.({ done, total });
     } catch (e) {

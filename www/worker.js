@@ -5,11 +5,13 @@
 //
 // Requests (from vmdisk.js): {id, type: 'inspect'|'map', files}, {id, type: 'convert', files,
 // options} (options.output: a FileSystemFileHandle to write instead of an OPFS file;
-// options.disk: a package's disk), {id, type: 'verify' | 'hash', files}, {id, type: 'cancel'}
-// (of a convert, verify or hash), {id, type: 'release', name}, {id, type: 'memory'}.
+// options.disk: a package's disk), {id, type: 'verify' | 'hash', files}, {id, type: 'check',
+// files, options} (options.verify), {id, type: 'cancel'} (of a convert, verify, hash or check),
+// {id, type: 'release', name}, {id, type: 'memory'}.
 //
 // A compressed disk that its driver reads at random (a qcow2 inside xz) is decompressed into a
-// scratch file "<disk>.vmdisk-scratch" in OPFS first, removed when the conversion ends.
+// scratch file "<disk>.vmdisk-scratch" in OPFS first (to convert or check it), removed when the
+// request ends.
 // Replies: {id, type: 'progress', done, total, phase}, {id, type: 'result', value},
 // {id, type: 'error', error: {name, message, kind, detail}}.
 //
@@ -189,6 +191,29 @@ async function removeOutput(root, name) {
   held.delete(name);
 }
 
+/**
+ * Scratch files for one request: `make(name)` is what the engine calls for a compressed disk it
+ * must decompress first (an OPFS file's sync access handle); `remove()` closes and deletes them.
+ */
+function scratchFiles() {
+  const made = []; // { root, name, access }
+  return {
+    async make(name) {
+      const root = await navigator.storage.getDirectory();
+      const s = await createOutput(root, `${name}.vmdisk-scratch`);
+      const scratch = { root, name: s.name, access: await s.handle.createSyncAccessHandle() };
+      made.push(scratch);
+      return scratch.access;
+    },
+    async remove() {
+      for (const s of made) {
+        try { s.access.close(); } catch { /* already closed */ }
+        await removeOutput(s.root, s.name);
+      }
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Composed outputs.
 
@@ -244,7 +269,7 @@ async function convert(id, files, { output, ...options }) {
   let out = null;
   let access = null; // the OPFS file's sync access handle
   let writable = null; // or the writable stream of a file the user picked
-  const scratches = []; // scratch files of this conversion: { name, access }
+  const scratches = scratchFiles(); // of this conversion
   try {
     const module = await ready;
     await swept;
@@ -281,16 +306,8 @@ async function convert(id, files, { output, ...options }) {
       }
       return true;
     };
-    // Called by the engine for a compressed disk it must decompress before reading it.
-    const makeScratch = async (name) => {
-      root ??= await navigator.storage.getDirectory();
-      const s = await createOutput(root, `${name}.vmdisk-scratch`);
-      const scratch = { name: s.name, access: await s.handle.createSyncAccessHandle() };
-      scratches.push(scratch);
-      return scratch.access;
-    };
     const started = performance.now();
-    const info = await wasm.convert(files, options, makeOutput, onProgress, getPool(module), makeScratch);
+    const info = await wasm.convert(files, options, makeOutput, onProgress, getPool(module), scratches.make);
     writable = null; // closed by the engine
     access?.close();
     access = null;
@@ -327,10 +344,7 @@ async function convert(id, files, { output, ...options }) {
     await writable?.abort().catch(() => {});
     post({ id, type: 'error', error: errorOf(e, job.cancelled) });
   } finally {
-    for (const s of scratches) {
-      try { s.access.close(); } catch { /* already closed */ }
-      await removeOutput(root, s.name);
-    }
+    await scratches.remove();
     jobs.delete(id);
   }
 }
@@ -367,6 +381,17 @@ self.onmessage = async ({ data }) => {
   if (type === 'convert') return convert(id, data.files, data.options);
   if (type === 'verify') return readThrough(id, data.files, (f, p) => wasm.verify(f, p));
   if (type === 'hash') return readThrough(id, data.files, (f, p) => wasm.hash(f, p));
+  if (type === 'check') {
+    return readThrough(id, data.files, async (f, p) => {
+      await swept;
+      const scratches = scratchFiles();
+      try {
+        return await wasm.check(f, data.options ?? {}, p, scratches.make);
+      } finally {
+        await scratches.remove();
+      }
+    });
+  }
   if (type === 'cancel') {
     const job = jobs.get(id);
     if (job) job.cancelled = true;

@@ -132,13 +132,28 @@ export function check(file) {
   return { status: p.status, json: p.stdout ? JSON.parse(p.stdout) : null, stderr: p.stderr };
 }
 
-/** The native CLI, when a build is around: `vmdisk info --json` for cross-checking the page. */
-export function cliInfo(files) {
+/** The newest native CLI build around (VMDISK_BIN, or target/{debug,release}), or null. */
+function cliBin() {
   const bins = [process.env.VMDISK_BIN, join(ROOT, 'target', 'debug', 'vmdisk'), join(ROOT, 'target', 'release', 'vmdisk')]
     .filter((b) => b && existsSync(b))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-  if (!bins.length) return null;
-  return JSON.parse(execFileSync(bins[0], ['info', '--json', ...files], { encoding: 'utf8' }));
+  return bins[0] ?? null;
+}
+
+/** The native CLI, when a build is around: `vmdisk info --json` for cross-checking the page. */
+export function cliInfo(files) {
+  const bin = cliBin();
+  if (!bin) return null;
+  return JSON.parse(execFileSync(bin, ['info', '--json', ...files], { encoding: 'utf8' }));
+}
+
+/** `vmdisk check --json` and its exit status, when a CLI build is around (null otherwise). */
+export function cliCheck(files) {
+  const bin = cliBin();
+  if (!bin) return null;
+  const p = spawnSync(bin, ['check', '--json', ...files], { encoding: 'utf8' });
+  if (!p.stdout) throw new Error(`vmdisk check printed nothing (status ${p.status}): ${p.stderr}`);
+  return { status: p.status, json: JSON.parse(p.stdout) };
 }
 
 /** A raw disk with a few MiB of recognisable data at several offsets (holes stay holes). */

@@ -14,8 +14,8 @@
 //!   Block Express reaches 64 TiB). An imported disk becomes an EBS volume, so 16 TiB.
 
 use super::{
-    Reason, TIB, create_type, has, input_name, output_name, package_disks, partition_table,
-    too_large, vhd_type,
+    Conversion, Reason, TIB, create_type, has, input_name, output_name, package_disks,
+    partition_table, too_large, vhd_type,
 };
 use crate::FindingCode;
 use crate::format::Format;
@@ -26,13 +26,16 @@ const MAX_VOLUMES: usize = 21;
 
 pub fn reasons(r: &Report) -> Vec<Reason> {
     let name = input_name(r);
-    let to_raw = format!(
-        "convert it: vmdisk convert -O raw -o {} {name}",
-        output_name(name, "raw")
-    );
+    let raw = output_name(name, "raw");
+    let to_raw = format!("convert it: vmdisk convert -O raw -o {raw} {name}");
     let mut out = vec![];
     if r.format == Format::Ova {
-        let disks: Vec<_> = r.disks.iter().filter(|d| d.role == "disk").collect();
+        let disks: Vec<_> = r
+            .disks
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.role == "disk")
+            .collect();
         if disks.len() > MAX_VOLUMES {
             out.push(Reason::new(
                 "too-many-volumes",
@@ -43,16 +46,20 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
                 "import the first 21 with the OVA and the rest one by one with aws ec2 import-snapshot",
             ));
         }
-        for (i, d) in disks.iter().enumerate() {
+        for (i, &(index, d)) in disks.iter().enumerate() {
             let f = d.format.unwrap_or(Format::Raw);
             if let Some(mut why) = format_reason(f, &d.format_specific, &to_raw) {
+                let disk_raw = output_name(crate::source::base_name(&d.name), "raw");
                 why.message = format!("disk {} ({}): {}", i + 1, d.name, why.message);
                 why.fix = format!(
-                    "convert that disk (vmdisk convert -O raw --disk {} -o {} {name}) and import it on its own",
-                    i + 1,
-                    output_name(crate::source::base_name(&d.name), "raw")
+                    "convert that disk (vmdisk convert -O raw --disk {} -o {disk_raw} {name}) and import it on its own",
+                    index + 1,
                 );
-                out.push(why);
+                // Importing it on its own is aws's step, not another tool's.
+                out.push(why.converting(Conversion {
+                    disk: Some(index),
+                    ..Conversion::to("raw", disk_raw)
+                }));
             }
             out.extend(size_reason(d.virtual_size.unwrap_or(0)));
             if i == 0 {
@@ -61,13 +68,17 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
             }
         }
     } else if package_disks(r).is_some() {
-        out.push(Reason::new(
-            "package-not-accepted",
-            format!("VM Import does not read a {} package", r.format),
-            format!("{to_raw} (vmdisk writes the package's disk as a raw image)"),
-        ));
+        out.push(
+            Reason::new(
+                "package-not-accepted",
+                format!("VM Import does not read a {} package", r.format),
+                format!("{to_raw} (vmdisk writes the package's disk as a raw image)"),
+            )
+            .converting(Conversion::to("raw", raw.clone())),
+        );
     } else {
-        out.extend(format_reason(r.format, &r.format_specific, &to_raw));
+        let why = format_reason(r.format, &r.format_specific, &to_raw);
+        out.extend(why.map(|w| w.converting(Conversion::to("raw", raw.clone()))));
         out.extend(size_reason(r.virtual_size));
         let table = partition_table(r.guest.as_ref(), r.format, &r.format_specific);
         out.extend(table_reason(table));

@@ -17,7 +17,10 @@
 //! vmdisk does not write VHD yet, so the fixes name qemu-img's `vpc` driver (`force_size`
 //! keeps the exact size instead of rounding it to a CHS geometry).
 
-use super::{MIB, Reason, TIB, bytes, input_name, output_name, package_disks, too_large, vhd_type};
+use super::{
+    Conversion, MIB, Reason, TIB, bytes, input_name, output_name, package_disks, too_large,
+    vhd_type,
+};
 use crate::format::Format;
 use crate::report::Report;
 
@@ -26,56 +29,73 @@ const MAX_OS_DISK: u64 = 2 * TIB;
 pub fn reasons(r: &Report) -> Vec<Reason> {
     let name = input_name(r);
     let vhd = output_name(name, "vhd");
-    let mut out = vec![];
     // A package is first written out as raw by vmdisk; qemu-img then makes the VHD.
-    let (qemu_input, prefix) = match (package_disks(r), qemu_name(r.format)) {
-        (None, Some(q)) => (format!("-f {q} {name}"), String::new()),
-        _ => {
-            let raw = output_name(name, "raw");
-            (
-                format!("-f raw {raw}"),
-                format!("vmdisk convert -O raw -o {raw} {name}, then "),
-            )
-        }
+    let raw = output_name(name, "raw");
+    let (qemu_input, prefix, first) = match (package_disks(r), qemu_name(r.format)) {
+        (None, Some(q)) => (format!("-f {q} {name}"), String::new(), None),
+        _ => (
+            format!("-f raw {raw}"),
+            format!("vmdisk convert -O raw -o {raw} {name}, then "),
+            Some(Conversion::to("raw", raw.clone()).then_more()),
+        ),
+    };
+    let mut out = vec![];
+    let mut push = |why: Reason, first: &Option<Conversion>| {
+        out.push(match first {
+            Some(c) => why.converting(c.clone()),
+            None => why,
+        })
     };
     let convert = format!(
         "vmdisk cannot write VHD yet: {prefix}qemu-img convert {qemu_input} -O vpc -o subformat=fixed,force_size {vhd}"
     );
     match (r.format, vhd_type(&r.format_specific)) {
         (Format::Vhd, Some("fixed")) => {}
-        (Format::Vhd, kind) => out.push(Reason::new(
-            "vhd-not-fixed",
-            format!(
-                "the VHD is {}; Azure takes only fixed-size VHDs",
-                kind.unwrap_or("not fixed")
+        (Format::Vhd, kind) => push(
+            Reason::new(
+                "vhd-not-fixed",
+                format!(
+                    "the VHD is {}; Azure takes only fixed-size VHDs",
+                    kind.unwrap_or("not fixed")
+                ),
+                convert.clone(),
             ),
-            convert.clone(),
-        )),
-        (Format::Vhdx, _) => out.push(Reason::new(
-            "vhdx-not-supported",
-            "Azure does not take VHDX; it takes fixed-size VHD",
-            convert.clone(),
-        )),
-        (other, _) => out.push(Reason::new(
-            "format-not-accepted",
-            format!("Azure takes only fixed-size VHD files, and this is {other}"),
-            convert.clone(),
-        )),
+            &first,
+        ),
+        (Format::Vhdx, _) => push(
+            Reason::new(
+                "vhdx-not-supported",
+                "Azure does not take VHDX; it takes fixed-size VHD",
+                convert.clone(),
+            ),
+            &first,
+        ),
+        (other, _) => push(
+            Reason::new(
+                "format-not-accepted",
+                format!("Azure takes only fixed-size VHD files, and this is {other}"),
+                convert.clone(),
+            ),
+            &first,
+        ),
     }
     let size = r.virtual_size;
     if !size.is_multiple_of(MIB) {
         let rounded = size.div_ceil(MIB) * MIB;
-        out.push(Reason::new(
-            "size-not-whole-mib",
-            format!(
-                "the virtual size, {}, is not a whole number of MiB, as Azure requires",
-                bytes(size)
+        let grow = Conversion::to("raw", raw.clone()).then_more();
+        push(
+            Reason::new(
+                "size-not-whole-mib",
+                format!(
+                    "the virtual size, {}, is not a whole number of MiB, as Azure requires",
+                    bytes(size)
+                ),
+                format!(
+                    "grow it to {rounded} bytes first: vmdisk convert -O raw -o {raw} {name}; qemu-img resize -f raw {raw} {rounded}; then qemu-img convert -f raw {raw} -O vpc -o subformat=fixed,force_size {vhd}",
+                ),
             ),
-            format!(
-                "grow it to {rounded} bytes first: vmdisk convert -O raw -o {raw} {name}; qemu-img resize -f raw {raw} {rounded}; then qemu-img convert -f raw {raw} -O vpc -o subformat=fixed,force_size {vhd}",
-                raw = output_name(name, "raw")
-            ),
-        ));
+            &Some(grow),
+        );
     }
     out.extend(too_large(
         size,

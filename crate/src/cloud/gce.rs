@@ -10,7 +10,7 @@
 //!   reading): GNU tar format (`tar --format=oldgnu -Sczf`), one member, a size in whole GB
 //!   (GiB). No maximum image size was found in any stored page, so none is checked.
 
-use super::{GIB, Reason, bytes, detail, input_name, partition_table};
+use super::{Conversion, GIB, Reason, bytes, detail, input_name, partition_table};
 use crate::format::Format;
 use crate::report::Report;
 
@@ -20,16 +20,20 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
         "vmdisk convert -O raw -o disk.raw {name}, then tar --format=oldgnu -Sczf {} disk.raw (vmdisk does not write the tarball itself)",
         tarball_name(name)
     );
+    let packing = Conversion::to("raw", "disk.raw").then_more();
     let mut out = vec![];
     if r.format != Format::Gce {
-        out.push(Reason::new(
-            "not-a-gce-tarball",
-            format!(
-                "Compute Engine imports a gzipped tar holding one disk.raw, and this is {}",
-                r.format
-            ),
-            pack,
-        ));
+        out.push(
+            Reason::new(
+                "not-a-gce-tarball",
+                format!(
+                    "Compute Engine imports a gzipped tar holding one disk.raw, and this is {}",
+                    r.format
+                ),
+                pack.clone(),
+            )
+            .converting(packing.clone()),
+        );
         return out;
     }
     if detail(&r.format_specific, "compression") != Some("gzip") {
@@ -56,21 +60,23 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
         .iter()
         .find(|d| crate::source::base_name(&d.name) == "disk.raw")
     {
-        None => out.push(Reason::new(
-            "no-disk-raw",
-            "the tarball holds no disk.raw",
-            pack,
-        )),
+        None => out.push(
+            Reason::new("no-disk-raw", "the tarball holds no disk.raw", pack.clone())
+                .converting(packing.clone()),
+        ),
         Some(d) => {
             if d.format.is_some_and(|f| !f.is_raw_content()) {
-                out.push(Reason::new(
-                    "disk-not-raw",
-                    format!(
-                        "disk.raw holds a {} image, not raw bytes",
-                        d.format.map_or("?", |f| f.name())
-                    ),
-                    pack,
-                ));
+                out.push(
+                    Reason::new(
+                        "disk-not-raw",
+                        format!(
+                            "disk.raw holds a {} image, not raw bytes",
+                            d.format.map_or("?", |f| f.name())
+                        ),
+                        pack.clone(),
+                    )
+                    .converting(packing.clone()),
+                );
             }
             let table = partition_table(
                 d.guest.as_ref(),

@@ -53,6 +53,10 @@ pub struct Reason {
     pub code: &'static str,
     pub message: String,
     pub fix: String,
+    /// The vmdisk conversion `fix` names, as data for hosts that offer to run it (they key
+    /// on this, never on the fix's text); absent when the fix names none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convert: Option<Conversion>,
 }
 
 impl Reason {
@@ -61,6 +65,50 @@ impl Reason {
             code,
             message: message.into(),
             fix: fix.into(),
+            convert: None,
+        }
+    }
+
+    /// The same reason, its fix being (or starting with) `conversion`.
+    pub fn converting(self, conversion: Conversion) -> Self {
+        Reason {
+            convert: Some(conversion),
+            ..self
+        }
+    }
+}
+
+/// A `vmdisk convert -O FORMAT [--disk N] -o OUTPUT` a fix names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Conversion {
+    /// "raw" or "qcow2".
+    pub format: &'static str,
+    /// A package's disk, 0-based as in the report's `disks` (the CLI's `--disk` is this + 1);
+    /// None: the image, or the package's default disk.
+    pub disk: Option<usize>,
+    /// The output file's name.
+    pub output: String,
+    /// The fix goes on with other tools (qemu-img, tar) after the conversion.
+    pub first_step: bool,
+}
+
+impl Conversion {
+    /// The whole fix: convert the image (or default disk) to `format` into `output`.
+    pub fn to(format: &'static str, output: impl Into<String>) -> Self {
+        Conversion {
+            format,
+            disk: None,
+            output: output.into(),
+            first_step: false,
+        }
+    }
+
+    /// The conversion is the first step of the fix.
+    pub fn then_more(self) -> Self {
+        Conversion {
+            first_step: true,
+            ..self
         }
     }
 }

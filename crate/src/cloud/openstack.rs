@@ -19,7 +19,7 @@
 //!   protective entry (0xEE) does not start at CHS 0/2/0 and LBA 1 or is not the only entry,
 //!   or no partition is defined.
 
-use super::{Reason, create_type, detail, has, input_name, output_name};
+use super::{Conversion, Reason, create_type, detail, has, input_name, output_name};
 use crate::FindingCode;
 use crate::format::Format;
 use crate::glance::declared;
@@ -28,21 +28,21 @@ use crate::report::Report;
 pub fn reasons(r: &Report) -> Vec<Reason> {
     let mut out = vec![];
     let name = input_name(r);
-    let to_qcow2 = format!(
-        "convert it: vmdisk convert -O qcow2 -o {} {name}",
-        output_name(name, "qcow2")
-    );
+    let qcow2_out = output_name(name, "qcow2");
+    let to_qcow2 = format!("convert it: vmdisk convert -O qcow2 -o {qcow2_out} {name}");
     match r.format {
         Format::Qed => out.push(Reason::new(
             "qed-banned",
             "glance refuses every QED image: its format inspector bans the format",
             to_qcow2.clone(),
-        )),
+        )
+        .converting(Conversion::to("qcow2", qcow2_out.clone()))),
         Format::Qcow => out.push(Reason::new(
             "unsupported-qcow-version",
             "this is a qcow version 1 image; glance inspects it as qcow2 and refuses any version but 2 and 3",
             to_qcow2.clone(),
-        )),
+        )
+        .converting(Conversion::to("qcow2", qcow2_out.clone()))),
         Format::Luks => out.push(Reason::new(
             "disk-format-not-allowed",
             "LUKS is not one of glance's disk formats",
@@ -60,7 +60,8 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
                 r.format
             ),
             to_qcow2.clone(),
-        )),
+        )
+        .converting(Conversion::to("qcow2", qcow2_out.clone()))),
         Format::Ovf => out.push(Reason::new(
             "upload-disks",
             "an unpacked OVF is not one file: glance takes each disk, or the whole appliance as an OVA",
@@ -71,7 +72,8 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
                 "disk-format-not-allowed",
                 format!("{} is not one of glance's disk formats", r.format),
                 to_qcow2.clone(),
-            ))
+            )
+            .converting(Conversion::to("qcow2", qcow2_out.clone())))
         }
         _ => {}
     }
@@ -84,13 +86,19 @@ pub fn reasons(r: &Report) -> Vec<Reason> {
             "polyglot",
             "the file is valid as more than one format at once; glance refuses such files",
             "rebuild the image from its source with one tool, or convert it: vmdisk convert -O qcow2",
-        ));
+        )
+        .converting(Conversion::to("qcow2", qcow2_out.clone())));
     }
+    let start = out.len();
     if r.format == Format::Qcow2 {
         qcow2(r, &to_qcow2, &mut out);
     }
     if r.format == Format::Vmdk {
         vmdk(r, &to_qcow2, &mut out);
+    }
+    // Every qcow2 and VMDK fix is that conversion.
+    for why in &mut out[start..] {
+        why.convert = Some(Conversion::to("qcow2", qcow2_out.clone()));
     }
     // The inspector reads the first sector of the uploaded bytes: the guest's only for raw
     // content (inside a qcow2 or VMDK it meets that format's header instead).

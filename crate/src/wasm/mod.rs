@@ -6,11 +6,14 @@
 //! CLI's one-line message, with `kind` ("io", "corrupt", "cancelled", ...) and `detail` (the
 //! message without the kind's prefix) added for programs.
 
+mod callback;
+mod check;
 mod codes;
 mod hash;
 pub mod io;
 pub mod pool;
 
+pub use callback::CallbackSink;
 pub use io::{BlobSource, SyncHandleSink, WritableSink};
 pub use pool::{WorkerPool, compress_batch, decompress_batch};
 
@@ -24,7 +27,6 @@ use crate::sink::Sink;
 use crate::source::{ImageSet, Source};
 use crate::writer::{OutputFormat, Qcow2Compat, WriteOptions};
 use crate::{Image, OpenedImage};
-use async_trait::async_trait;
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use serde::Serialize;
 use std::rc::Rc;
@@ -121,13 +123,14 @@ pub fn readable(opened: &OpenedImage) -> Result<&dyn Image> {
     opened.target(None)
 }
 
-/// `inspect(files) -> Promise<Report>`: what `vmdisk info --json` prints, as a JS object.
+/// `inspect(files) -> Promise<Report>`: what `vmdisk info --json` prints, as a JS object (the
+/// guest's partition table read through the image, as the CLI reads it).
 #[wasm_bindgen]
 pub async fn inspect(files: JsValue) -> JsResult {
     hook();
     let run = async {
         let opened = open_files(sources(&files)?, &Options::default()).await?;
-        to_js(&crate::inspect(&opened))
+        to_js(&crate::inspect_guest(&opened).await)
     };
     run.await.map_err(|e| to_js_error(&e))
 }
@@ -141,24 +144,37 @@ async fn open_files(files: Vec<Rc<dyn Source>>, opts: &Options) -> Result<Opened
     crate::image::open_with(ImageSet::new(files), &opts).await
 }
 
-/// `verify(files, onProgress?) -> Promise<Finding[]>`: read a package through (every manifest
-/// digest, every compressed stream's checksums) and return what that found, as `vmdisk info`
-/// adds it to its report; an empty list for a file that is not a package. `onProgress(done,
-/// total)` in bytes; returning false cancels (an `AbortError`).
+/// What a verification found, and the cloud verdicts judged again with it.
+#[derive(Serialize)]
+struct Verified {
+    findings: Vec<crate::Finding>,
+    clouds: Vec<crate::cloud::Verdict>,
+}
+
+/// `verify(files, onProgress?) -> Promise<{findings, clouds}>`: read a package through (every
+/// manifest digest, every compressed stream's checksums) and return what that found, as `vmdisk
+/// info` adds it to its report (no findings for a file that is not a package), with the report's
+/// cloud verdicts recomputed over them as `vmdisk info` does. `onProgress(done, total)` in
+/// bytes; returning false cancels (an `AbortError`).
 #[wasm_bindgen]
 pub async fn verify(files: JsValue, on_progress: Option<Function>) -> JsResult {
     hook();
     let mut thrown: Option<JsValue> = None;
     let result = async {
         let opened = open_files(sources(&files)?, &Options::default()).await?;
-        let Some(pkg) = &opened.package else {
-            return to_js(&Vec::<crate::Finding>::new());
-        };
-        let mut progress = |done: u64, total: u64| {
-            call_progress(&on_progress, "verifying", done, total, &mut thrown)
-        };
-        let found = crate::package::verify(&opened.set, pkg, None, &mut progress).await?;
-        to_js(&found)
+        let mut report = crate::inspect_guest(&opened).await;
+        let mut found = vec![];
+        if let Some(pkg) = &opened.package {
+            let mut progress = |done: u64, total: u64| {
+                call_progress(&on_progress, "verifying", done, total, &mut thrown)
+            };
+            found = crate::package::verify(&opened.set, pkg, None, &mut progress).await?;
+            report.add_findings(found.clone());
+        }
+        to_js(&Verified {
+            findings: found,
+            clouds: report.clouds,
+        })
     }
     .await;
     settle(result, thrown)
@@ -464,43 +480,6 @@ pub async fn convert_sources(
     .await
 }
 
-/// A sink over any JS object with `writeAt(offset, Uint8Array)`, `setLength(len)` and
-/// `finish()` (each may return a promise): for node, and for pages with their own storage.
-pub struct CallbackSink {
-    target: JsValue,
-}
-
-impl CallbackSink {
-    async fn call(&self, method: &str, args: &[JsValue]) -> Result<()> {
-        let err = |e: JsValue| Error::io(format!("writing the output: {}", io::js_message(&e)));
-        let f = Reflect::get(&self.target, &method.into())
-            .map_err(err)?
-            .dyn_into::<Function>()
-            .map_err(|_| Error::invalid(format!("the output has no {method} method")))?;
-        let result = f
-            .apply(&self.target, &args.iter().collect::<Array>())
-            .map_err(err)?;
-        if let Some(p) = result.dyn_ref::<js_sys::Promise>() {
-            JsFuture::from(p.clone()).await.map_err(err)?;
-        }
-        Ok(())
-    }
-}
-
-#[async_trait(?Send)]
-impl Sink for CallbackSink {
-    async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        let chunk: JsValue = Uint8Array::from(data).into();
-        self.call("writeAt", &[(offset as f64).into(), chunk]).await
-    }
-    async fn set_len(&mut self, len: u64) -> Result<()> {
-        self.call("setLength", &[(len as f64).into()]).await
-    }
-    async fn finish(&mut self) -> Result<()> {
-        self.call("finish", &[]).await
-    }
-}
-
 /// The JS output: an OPFS `FileSystemSyncAccessHandle`, a `FileSystemWritableFileStream`, or a
 /// [`CallbackSink`] object.
 pub fn sink_from_js(sink: JsValue) -> Result<Box<dyn Sink>> {
@@ -512,7 +491,7 @@ pub fn sink_from_js(sink: JsValue) -> Result<Box<dyn Sink>> {
     }
     let has_write = Reflect::get(&sink, &"writeAt".into()).is_ok_and(|f| f.is_function());
     if has_write {
-        return Ok(Box::new(CallbackSink { target: sink }));
+        return Ok(Box::new(CallbackSink::new(sink)));
     }
     Err(Error::invalid(
         "the output must be a FileSystemSyncAccessHandle, a FileSystemWritableFileStream or an object with writeAt",

@@ -245,7 +245,7 @@ async fn inspect_reports_a_small_qcow2_like_the_cli() {
     // Field for field what serde_json makes of the same report.
     let src: Rc<dyn Source> = Rc::new(MemSource::new("disk.qcow2", image.clone()));
     let opened = vmdisk::open(ImageSet::new(vec![src])).await.unwrap();
-    let json = serde_json::to_string(&vmdisk::inspect(&opened)).unwrap();
+    let json = serde_json::to_string(&vmdisk::inspect_guest(&opened).await).unwrap();
     let expected = js_sys::JSON::stringify(&js_sys::JSON::parse(&json).unwrap()).unwrap();
     assert_eq!(js_sys::JSON::stringify(&report).unwrap(), expected);
 }
