@@ -416,3 +416,23 @@ fn hashes_match_md5sum_and_sha512sum() {
         );
     }
 }
+
+#[test]
+fn a_damaged_image_is_refused_by_every_target() {
+    let d = &scratch();
+    written_image(
+        d,
+        "qcow2",
+        "whole.qcow2",
+        "1G",
+        &["write -P 1 0 8M", "write -P 2 600M 8M"],
+    );
+    let whole = std::fs::read(d.join("whole.qcow2")).unwrap();
+    write(d, "half.qcow2", &whole[..whole.len() / 2]);
+    for target in ["openstack", "aws", "azure", "gce"] {
+        refused(d, "half.qcow2", target, "damaged");
+        let (_, codes) = verdict(d, "whole.qcow2", target);
+        assert!(!codes.iter().any(|c| c == "damaged"), "{target}: {codes:?}");
+    }
+    accepted(d, "whole.qcow2", "openstack");
+}

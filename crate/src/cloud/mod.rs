@@ -125,12 +125,13 @@ pub fn assess(r: &Report, targets: &[Target]) -> Vec<Verdict> {
     targets
         .iter()
         .map(|&target| {
-            let reasons = match target {
+            let mut reasons: Vec<Reason> = damaged(r).into_iter().collect();
+            reasons.extend(match target {
                 Target::Openstack => openstack::reasons(r),
                 Target::Aws => aws::reasons(r),
                 Target::Azure => azure::reasons(r),
                 Target::Gce => gce::reasons(r),
-            };
+            });
             Verdict {
                 target,
                 accepted: reasons.is_empty(),
@@ -138,6 +139,26 @@ pub fn assess(r: &Report, targets: &[Target]) -> Vec<Verdict> {
             }
         })
         .collect()
+}
+
+/// A damaged image (data lost past the end, or stored over other data) is refused by every
+/// target: its header may pass an upload check, but every importer that reads the disk fails
+/// on it (glance's image conversion runs `qemu-img convert`, glance
+/// `async_/flows/plugins/image_conversion.py`; AWS VM Import and the Azure/GCE boot read the
+/// whole disk), and a VM booted from it sees missing data.
+fn damaged(r: &Report) -> Option<Reason> {
+    use crate::FindingCode::{Corrupt, Truncated};
+    use crate::report::Severity;
+    let f = r
+        .safety
+        .findings
+        .iter()
+        .find(|f| matches!(f.code, Truncated | Corrupt) && f.severity == Severity::Critical)?;
+    Some(Reason::new(
+        "damaged",
+        format!("the image is damaged ({}): {}", f.code.code(), f.message),
+        "get a whole copy of the image (download or export it again); `vmdisk check` lists what is wrong",
+    ))
 }
 
 /// The name the user gave the image (or package), for the commands in a fix.
