@@ -9,19 +9,14 @@
 use super::Progress;
 use super::result::{CheckResult, Kind};
 use crate::error::{Error, Result};
-use crate::formats::vmdk::sparse_header::HostedHeader;
+use crate::formats::vmdk::sparse_header::{
+    FLAG_COMPRESSED, FLAG_MARKERS, GD_AT_END, HostedHeader, MARKER_EOS, MARKER_FOOTER, MARKER_GD,
+    MARKER_GT,
+};
 use crate::source::{Source, read_vec};
 use std::collections::HashSet;
 
-const FLAG_COMPRESSED: u32 = 1 << 16;
-const FLAG_MARKERS: u32 = 1 << 17;
-/// `gd_offset` of a stream written in one pass: the footer holds the real one.
-const GD_AT_END: u64 = u64::MAX;
 const SECTOR: u64 = 512;
-const MARKER_EOS: u32 = 0;
-const MARKER_GT: u32 = 1;
-const MARKER_GD: u32 = 2;
-const MARKER_FOOTER: u32 = 3;
 /// The most grains one check lists (16 bytes each: 1 GiB).
 const MAX_GRAINS: usize = 64 << 20;
 

@@ -10,7 +10,10 @@
 //! A grain directory (GD) entry gives the sector of a grain table (GT); a GT entry gives the
 //! sector of a grain. Grain tables are read lazily into a small cache.
 
-use super::sparse_header::{CowdHeader, HOSTED_FIELDS_LEN, HostedHeader, NEWLINE_CHECK};
+use super::sparse_header::{
+    CowdHeader, FLAG_COMPRESSED, FLAG_MARKERS, GD_AT_END, HOSTED_FIELDS_LEN, HostedHeader,
+    MARKER_EOS, MARKER_FOOTER, NEWLINE_CHECK,
+};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, FileId, Mapping};
@@ -32,16 +35,10 @@ const SESPARSE_VERSION: u64 = 0x0000_0002_0000_0001;
 const FLAG_NL_DETECT: u32 = 1;
 const FLAG_RGD: u32 = 1 << 1;
 const FLAG_ZERO_GRAIN: u32 = 1 << 2;
-const FLAG_COMPRESSED: u32 = 1 << 16;
-const FLAG_MARKERS: u32 = 1 << 17;
-/// `gd_offset` of a stream written in one pass: the real header is the footer.
-pub const GD_AT_END: u64 = u64::MAX;
 /// A grain table entry of 1 means "reads as zeros" when the zeroed-grain flag is set.
 const GTE_ZEROED: u64 = 1;
 /// Grain marker: LBA (8 bytes) and compressed size (4 bytes) before the deflate stream.
 const MARKER_LEN: u64 = 12;
-const MARKER_FOOTER: u32 = 3;
-const MARKER_EOS: u32 = 0;
 
 /// qemu's bound on grain directory entries (enough for the largest VMDK of each kind).
 const MAX_GD_ENTRIES: u64 = 32 << 20;

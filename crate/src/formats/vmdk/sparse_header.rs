@@ -10,6 +10,17 @@ use zerocopy::byteorder::little_endian::{U16, U32, U64};
 
 /// The bytes of a hosted sparse header that carry fields (the rest of its sector is padding).
 pub(crate) const HOSTED_FIELDS_LEN: usize = offset_of!(HostedHeader, pad);
+/// Hosted sparse header flags shared by the driver and `vmdisk check`: grains compressed,
+/// and (streamOptimized) every grain and table behind a marker.
+pub(crate) const FLAG_COMPRESSED: u32 = 1 << 16;
+pub(crate) const FLAG_MARKERS: u32 = 1 << 17;
+/// `gd_offset` of a stream written in one pass: the real header is the footer.
+pub(crate) const GD_AT_END: u64 = u64::MAX;
+/// Stream marker types (the 4 bytes after a marker's LBA and zero size).
+pub(crate) const MARKER_EOS: u32 = 0;
+pub(crate) const MARKER_GT: u32 = 1;
+pub(crate) const MARKER_GD: u32 = 2;
+pub(crate) const MARKER_FOOTER: u32 = 3;
 /// The newline check characters of `single_end_line_char..` when no text-mode transfer altered
 /// them.
 pub(crate) const NEWLINE_CHECK: &[u8; 4] = b"\n \r\n";
