@@ -15,13 +15,11 @@ use super::result::{CheckResult, Kind};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::formats::qcow2::header::{self, Header};
-use crate::formats::qcow2::layout::{MAX_L1_BYTES, MAX_REFTABLE_BYTES, OFFSET_MASK};
+use crate::formats::qcow2::layout::{FLAG_COPIED, MAX_L1_BYTES, MAX_REFTABLE_BYTES, OFFSET_MASK};
 use crate::source::{Source, read_vec};
 
 /// Bits 9-55 of an L1 entry: the L2 table's offset (qcow2.txt "Cluster mapping").
 const L1E_OFFSET_MASK: u64 = OFFSET_MASK;
-/// Bit 63 of L1/L2 entries: the refcount is exactly one.
-const COPIED: u64 = 1 << 63;
 
 /// Check the qcow2 image `src` into `r`. An error means the check could not run.
 pub async fn check(
@@ -266,7 +264,7 @@ async fn check_copied(
             continue;
         }
         if let Ok(n) = stored.get(src, l2 >> bits).await
-            && (n == 1) != (entry & COPIED != 0)
+            && (n == 1) != (entry & FLAG_COPIED != 0)
         {
             r.note(
                 Kind::Corruption,

@@ -6,11 +6,9 @@
 use super::refcounts::UsedCounts;
 use super::result::{CheckResult, Kind};
 use crate::formats::common::bytes::{be16, be32, be64};
-use crate::formats::qcow2::header::Header;
+use crate::formats::qcow2::header::{EXT_BITMAPS, EXT_END, Header};
 use crate::source::{Source, read_vec};
 
-const EXT_BITMAPS: u32 = 0x2385_2875;
-const EXT_END: u32 = 0;
 /// Autoclear bit 0: the bitmaps extension is valid (else qemu ignores it).
 const AUTOCLEAR_BITMAPS: u64 = 1;
 /// qemu's limits (block/qcow2.h QCOW2_MAX_BITMAPS, QCOW2_MAX_BITMAP_DIRECTORY_SIZE).

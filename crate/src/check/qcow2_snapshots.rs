@@ -3,12 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::formats::common::bytes::{be16, be32, be64};
+use crate::formats::qcow2::snapshot::{MAX_EXTRA_DATA, MAX_SNAPSHOTS};
 use crate::source::Source;
 use crate::source::read_exact;
 
-/// qemu's limits (block/qcow2.h QCOW_MAX_SNAPSHOTS, QCOW_MAX_SNAPSHOT_EXTRA_DATA).
-const MAX_SNAPSHOTS: u32 = 65536;
-const MAX_EXTRA_DATA: u64 = 1024;
 /// The fixed part of an entry.
 const ENTRY_HEAD: u64 = 40;
 
@@ -36,7 +34,7 @@ pub async fn read(src: &dyn Source, offset: u64, count: u32) -> Result<(Vec<Snap
         let mut head = [0u8; ENTRY_HEAD as usize];
         read_exact(src, pos, &mut head, "qcow2 snapshot table entry").await?;
         let extra = u64::from(be32(&head, 36));
-        if extra > MAX_EXTRA_DATA {
+        if extra > u64::from(MAX_EXTRA_DATA) {
             return Err(Error::corrupt(format!(
                 "qcow2 snapshot {i} has {extra} bytes of extra data (at most {MAX_EXTRA_DATA})"
             )));

@@ -27,10 +27,10 @@ pub const INCOMPAT_KNOWN: u64 = 0x1f;
 pub const COMPAT_LAZY_REFCOUNTS: u64 = 1 << 0;
 
 /// Header extension types.
-const EXT_END: u32 = 0;
+pub(crate) const EXT_END: u32 = 0;
 const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
 const EXT_FEATURE_NAMES: u32 = 0x6803_f857;
-const EXT_BITMAPS: u32 = 0x2385_2875;
+pub(crate) const EXT_BITMAPS: u32 = 0x2385_2875;
 const EXT_CRYPTO_HEADER: u32 = 0x0537_be77;
 const EXT_DATA_FILE: u32 = 0x4441_5441;
 

@@ -13,7 +13,7 @@ pub(crate) mod header;
 pub(crate) mod layout;
 mod map;
 mod open;
-mod snapshot;
+pub(crate) mod snapshot;
 #[cfg(test)]
 mod tests;
 

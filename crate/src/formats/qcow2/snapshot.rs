@@ -9,7 +9,7 @@ use crate::source::{Source, read_exact, read_vec};
 /// qemu's limits (block/qcow2.h): a table larger than these is refused.
 pub const MAX_SNAPSHOTS: u32 = 65536;
 const MAX_TABLE_BYTES: u64 = 1024 * MAX_SNAPSHOTS as u64;
-const MAX_EXTRA_DATA: u32 = 1024;
+pub(crate) const MAX_EXTRA_DATA: u32 = 1024;
 /// The fixed part of a snapshot table entry.
 const ENTRY_HEAD: usize = 40;
 
