@@ -266,3 +266,36 @@ fn a_parallels_cluster_used_twice_agrees() {
     let (q, v) = agree(dir, "d.parallels");
     assert_eq!((q.code, v.count("corruptions")), (2, 1), "{}", v.json);
 }
+
+#[test]
+fn parallels_leaks_in_use_flag_and_statistics_agree() {
+    let dir = &scratch();
+    // Written backwards, so that clusters are stored out of guest order (fragmented).
+    qemu_img_line("create -q -f parallels p.hds 64M", dir);
+    let mut args = vec!["-f", "parallels"];
+    for c in ["write -P 1 10M 1M", "write -P 2 5M 1M", "write -P 3 0 1M"] {
+        args.extend(["-c", c]);
+    }
+    args.push("p.hds");
+    crate::common::ok("qemu-io", &args, dir);
+    agree_clean(dir, "p.hds");
+    let clean = std::fs::read(path(dir, "p.hds")).unwrap();
+    // Three and a half clusters past the last one the BAT names: four leaked.
+    let mut data = clean.clone();
+    data.resize(clean.len() + 3 * (1 << 20) + 512, 0);
+    std::fs::write(path(dir, "leak.hds"), &data).unwrap();
+    let (q, v) = agree(dir, "leak.hds");
+    assert_eq!((q.code, v.count("leaks")), (3, 4), "{}", v.json);
+    // The in-use flag ("Ynot") of an image that was not closed.
+    let mut data = clean.clone();
+    data[44..48].copy_from_slice(b"Ynot");
+    std::fs::write(path(dir, "dirty.hds"), &data).unwrap();
+    let (q, v) = agree(dir, "dirty.hds");
+    assert_eq!((q.code, v.count("corruptions")), (2, 1), "{}", v.json);
+    // data_off inside the BAT.
+    let mut data = clean;
+    data[48..52].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(path(dir, "off.hds"), &data).unwrap();
+    let (q, v) = agree(dir, "off.hds");
+    assert_eq!((q.code, v.count("corruptions")), (2, 1), "{}", v.json);
+}

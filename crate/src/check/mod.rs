@@ -8,10 +8,12 @@
 //! - Formats with a block table ([`tables`]): from the driver's extent map, stored runs inside
 //!   the file, no host bytes used twice, compressed grains decoded.
 //! - streamOptimized VMDK ([`vmdk_stream`]): markers, footer and grain directory agree.
+//! - Parallels ([`parallels`]): the in-use flag, `data_off`, clusters leaked at the end.
 //! - Packages ([`package`]): the manifest digests and streams verified, then each disk checked.
 
 mod open;
 mod package;
+mod parallels;
 mod qcow2;
 mod qcow2_bitmaps;
 mod qcow2_l2;
@@ -89,6 +91,10 @@ async fn image_check(
                 e => e,
             }
         }
+        (Format::Parallels, Some(image)) => match tables::check(set, image, &mut r, p).await {
+            Ok(()) => parallels::check(src, &mut r, p).await,
+            e => e,
+        },
         (_, Some(image)) => tables::check(set, image, &mut r, p).await,
         (_, None) => Err(Error::unsupported(format!(
             "vmdisk cannot check {format} images"
