@@ -17,8 +17,9 @@ pub enum Codec {
 }
 
 /// Inflate `input` into exactly `out.len()` bytes. Trailing bytes after the stream (sector
-/// padding) are ignored; a stream that ends early or is damaged is an error.
-pub fn decompress(codec: Codec, input: &[u8], out: &mut [u8]) -> Result<()> {
+/// padding) are ignored; a stream that ends early or is damaged is an error. Returns how many
+/// input bytes the stream used (where a compressed unit really ends).
+pub fn decompress(codec: Codec, input: &[u8], out: &mut [u8]) -> Result<usize> {
     match codec {
         Codec::Deflate | Codec::Zlib => inflate(codec == Codec::Zlib, input, out),
         Codec::Zstd => unzstd(input, out),
@@ -26,7 +27,7 @@ pub fn decompress(codec: Codec, input: &[u8], out: &mut [u8]) -> Result<()> {
     }
 }
 
-fn inflate(zlib_header: bool, input: &[u8], out: &mut [u8]) -> Result<()> {
+fn inflate(zlib_header: bool, input: &[u8], out: &mut [u8]) -> Result<usize> {
     use flate2::{Decompress, FlushDecompress, Status};
     let mut d = Decompress::new(zlib_header);
     drive(out.len(), "compressed", |i, o| {
@@ -40,7 +41,7 @@ fn inflate(zlib_header: bool, input: &[u8], out: &mut [u8]) -> Result<()> {
 
 /// One bzip2 stream into exactly `out.len()` bytes, as qemu `block/dmg.c` reads a UDBZ chunk:
 /// the stream must fill the chunk; bytes after its end are ignored.
-fn unbzip2(input: &[u8], out: &mut [u8]) -> Result<()> {
+fn unbzip2(input: &[u8], out: &mut [u8]) -> Result<usize> {
     use bzip2::{Decompress, Status};
     let mut d = Decompress::new(false);
     drive(out.len(), "bzip2", |i, o| {
@@ -55,11 +56,12 @@ fn unbzip2(input: &[u8], out: &mut [u8]) -> Result<()> {
 /// Run a streaming decoder until its stream ends, the output (`out_len` bytes) is full, or a
 /// step makes no progress (the input is spent); then the output must be full. `step(in, out)`
 /// decodes from those positions and returns whether the stream ended and the new positions.
+/// Returns the input bytes used.
 fn drive(
     out_len: usize,
     what: &str,
     mut step: impl FnMut(usize, usize) -> Result<(bool, (usize, usize))>,
-) -> Result<()> {
+) -> Result<usize> {
     let mut at = (0, 0);
     loop {
         let (ended, next) = step(at.0, at.1)?;
@@ -75,12 +77,12 @@ fn drive(
             at.1
         )));
     }
-    Ok(())
+    Ok(at.0)
 }
 
 /// The C library decodes (~15x faster than ruzstd, in wasm too). Like qemu, it reads frame
 /// after frame until `out` is full; bytes after that are ignored.
-fn unzstd(input: &[u8], out: &mut [u8]) -> Result<()> {
+fn unzstd(input: &[u8], out: &mut [u8]) -> Result<usize> {
     use std::cell::RefCell;
     use zstd::stream::raw::{Decoder, Operation};
     thread_local! {
@@ -111,7 +113,7 @@ fn unzstd(input: &[u8], out: &mut [u8]) -> Result<()> {
                 out.len()
             )));
         }
-        Ok(())
+        Ok(read)
     })
 }
 
@@ -246,7 +248,7 @@ impl Pool for Serial {
     }
     async fn decompress_all(&self, jobs: &mut [Decompress<'_>]) -> Result<()> {
         jobs.iter_mut()
-            .try_for_each(|(c, i, o)| decompress(*c, i, o))
+            .try_for_each(|(c, i, o)| decompress(*c, i, o).map(drop))
     }
 }
 

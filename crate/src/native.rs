@@ -216,7 +216,7 @@ impl Pool for ThreadPool {
     async fn decompress_all(&self, jobs: &mut [Decompress<'_>]) -> Result<()> {
         use rayon::prelude::*;
         jobs.par_iter_mut()
-            .try_for_each(|(c, i, o)| codec::decompress(*c, i, o))
+            .try_for_each(|(c, i, o)| codec::decompress(*c, i, o).map(drop))
     }
 }
 

@@ -231,19 +231,19 @@ fn stream_markers_must_agree_with_the_grain_tables() {
 
 #[test]
 fn a_stream_of_incompressible_grains_agrees_clean() {
-    // qemu-img's stream of random data ends on its last grain, with no padding at all.
+    // qemu-img's stream of random data ends on its last grain, with no padding at all; the
+    // data crosses from one grain table into the next (32 MiB each), so that the last grain
+    // of a table is followed by another table's grain.
     let dir = &scratch();
-    let raw = path(dir, "r.raw");
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let bytes: Vec<u8> = (0..(4 << 20))
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    std::fs::write(&raw, bytes).unwrap();
+    let mut bytes = vec![0u8; 30 << 20];
+    bytes.extend((0..(4 << 20)).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    }));
+    std::fs::write(path(dir, "r.raw"), bytes).unwrap();
     qemu_img_line(
         "convert -q -f raw -O vmdk -o subformat=streamOptimized r.raw r.vmdk",
         dir,

@@ -69,16 +69,22 @@ pub async fn check(
                         Ok(input) => decompress(codec, &input, &mut unit_buf),
                         Err(e) => Err(e),
                     };
-                    if let Err(e) = decoded {
-                        r.note(
-                            Kind::Corruption,
-                            format!(
-                                "guest offset {:#x}: the compressed unit at {offset:#x} does not decode to {unit} bytes ({e})",
-                                x.start
-                            ),
-                        );
-                    }
-                    (file, offset, len)
+                    // The driver's length only bounds the unit (up to the next grain it
+                    // knows of); the bytes the stream used are what it occupies.
+                    let used = match decoded {
+                        Ok(used) => used as u64,
+                        Err(e) => {
+                            r.note(
+                                Kind::Corruption,
+                                format!(
+                                    "guest offset {:#x}: the compressed unit at {offset:#x} does not decode to {unit} bytes ({e})",
+                                    x.start
+                                ),
+                            );
+                            len
+                        }
+                    };
+                    (file, offset, used)
                 }
                 Mapping::Zero | Mapping::Unallocated => continue,
             };
