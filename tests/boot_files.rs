@@ -58,17 +58,6 @@ fn assert_details(info: &Value, expected: Value) {
     }
 }
 
-/// Deterministic xorshift, for mutation rounds.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 // ---- kernel headers -------------------------------------------------------------------------
 
 /// A PE header at 0x40 (`PE\0\0`, then the COFF machine), pointed at from 0x3c.

@@ -10,7 +10,7 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
-    use clap::{Parser, Subcommand, ValueEnum};
+    use clap::{Args, Parser, Subcommand, ValueEnum};
     use std::fs::OpenOptions;
     use std::io::Write;
     use std::os::unix::fs::FileExt;
@@ -42,15 +42,8 @@ mod cli {
         /// manifest digests are checked and compressed streams decoded whole, unless
         /// --no-verify.
         Info {
-            /// Print one JSON object instead of text.
-            #[arg(long)]
-            json: bool,
-            /// Skip reading a package through to check its digests and checksums.
-            #[arg(long)]
-            no_verify: bool,
-            /// Show a progress bar on stderr while a package is verified.
-            #[arg(short = 'p')]
-            progress: bool,
+            #[command(flatten)]
+            report: ReportArgs,
             /// Say only whether this cloud accepts the image (repeatable; default: all four).
             #[arg(long = "target", value_name = "NAME", value_parser = ["openstack", "aws", "azure", "gce"])]
             targets: Vec<String>,
@@ -115,19 +108,30 @@ mod cli {
         },
         /// Check an image's consistency like `qemu-img check`: exit 0 when clean, 2 for
         /// corruptions, 3 for leaked clusters only, 1 when the check could not run.
+        #[command(mut_arg("json", |a| {
+            a.help("One JSON object in the shape of `qemu-img check --output=json`")
+        }))]
         Check {
-            /// One JSON object in the shape of `qemu-img check --output=json`.
-            #[arg(long)]
-            json: bool,
-            /// Skip verifying a package's manifest digests and compressed streams.
-            #[arg(long)]
-            no_verify: bool,
-            /// Show a progress bar on stderr.
-            #[arg(short = 'p')]
-            progress: bool,
+            #[command(flatten)]
+            report: ReportArgs,
             #[arg(required = true)]
             files: Vec<PathBuf>,
         },
+    }
+
+    /// How `info` and `check` print and how much of a package they read.
+    #[derive(Args)]
+    struct ReportArgs {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Skip reading a package through to verify its manifest digests and compressed
+        /// streams.
+        #[arg(long)]
+        no_verify: bool,
+        /// Show a progress bar on stderr while the files are read through.
+        #[arg(short = 'p')]
+        progress: bool,
     }
 
     #[derive(Clone, Copy, ValueEnum)]
@@ -203,9 +207,12 @@ mod cli {
     fn run(command: Command) -> Result<()> {
         match command {
             Command::Info {
-                json,
-                no_verify,
-                progress,
+                report:
+                    ReportArgs {
+                        json,
+                        no_verify,
+                        progress,
+                    },
                 targets,
                 hash,
                 files,
@@ -382,9 +389,12 @@ mod cli {
                 Ok(())
             }
             Command::Check {
-                json,
-                no_verify,
-                progress,
+                report:
+                    ReportArgs {
+                        json,
+                        no_verify,
+                        progress,
+                    },
                 files,
             } => {
                 let mut sources: Vec<Rc<dyn Source>> = vec![];

@@ -115,7 +115,7 @@ fn mutations_never_panic() {
         early_gz,
         two,
     ];
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     for input in &inputs {
         for _ in 0..400 {
             let mut b = input.clone();

@@ -2,23 +2,8 @@
 //! metadata, and cuts at random lengths. The check must end with a verdict (exit 0, 2 or 3
 //! with a JSON object) or a clean failure (exit 1), never a panic or a hang.
 
-use crate::common::{path, qemu_img_line, qemu_io, run, scratch, vmdisk_bin};
+use crate::common::{Rng, path, qemu_img_line, qemu_io, run, scratch, vmdisk_bin};
 use std::path::Path;
-
-/// xorshift64*: the same damage on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn verdict_is_sound(dir: &Path, name: &str) -> i32 {
     let out = run(vmdisk_bin(), &["check", "--json", name], dir);
@@ -54,7 +39,7 @@ fn damaged_metadata_never_panics() {
         "convert -q -O vmdk -o subformat=streamOptimized q.qcow2 s.vmdk",
         dir,
     );
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut codes = [0usize; 4];
     for base in ["q.qcow2", "c.qcow2", "q.qed", "q.vdi", "s.vmdk"] {
         let clean = std::fs::read(path(dir, base)).unwrap();

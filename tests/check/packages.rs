@@ -70,7 +70,7 @@ fn an_ova_is_verified_and_its_disk_checked() {
     );
     let quick = crate::common::run(
         crate::common::vmdisk_bin(),
-        &["check", "--json", "--no-verify", "bad.ova"],
+        &["check", "--json", "--no-verify", "-p", "bad.ova"],
         dir,
     );
     assert_eq!(

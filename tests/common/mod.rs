@@ -5,9 +5,10 @@ mod boot;
 mod files;
 mod findings;
 mod map;
+mod rng;
 // Each test binary uses its own share of these.
 #[allow(unused_imports)]
-pub use {boot::*, files::*, findings::*, map::*};
+pub use {boot::*, files::*, findings::*, map::*, rng::*};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -44,3 +44,46 @@ fn problems_are_capped_and_counted() {
     assert!(json.get("leaks").is_none(), "zero counters are left out");
     assert_eq!(json["check-errors"], 0);
 }
+
+/// A snapshot table entry with no extra data, unpadded: the L1 table's place and size,
+/// then the ID and the name.
+fn snapshot_entry(l1_offset: u64, l1_size: u32, id: &str, name: &str) -> Vec<u8> {
+    let mut e = vec![0u8; 40];
+    e[0..8].copy_from_slice(&l1_offset.to_be_bytes());
+    e[8..12].copy_from_slice(&l1_size.to_be_bytes());
+    e[12..14].copy_from_slice(&(id.len() as u16).to_be_bytes());
+    e[14..16].copy_from_slice(&(name.len() as u16).to_be_bytes());
+    e.extend_from_slice(id.as_bytes());
+    e.extend_from_slice(name.as_bytes());
+    e
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn a_snapshot_table_the_driver_refuses_is_still_walked() {
+    use super::qcow2_snapshots;
+    use crate::error::ErrorKind;
+    use crate::formats::qcow2::snapshot::read_table;
+    use crate::native::block_on;
+    use crate::source::MemSource;
+
+    // The table at byte 100, which is not cluster aligned: entries start 8-aligned, at 104
+    // (44 bytes) and 152 (43 bytes), so the table ends at 195.
+    let mut file = vec![0u8; 104];
+    file.extend(snapshot_entry(4096, 3, "1", "abc"));
+    file.resize(152, 0);
+    file.extend(snapshot_entry(8192, 5, "2", "de"));
+    file.resize(200, 0);
+
+    let src = MemSource::new("t", file.clone());
+    let err = block_on(read_table(&src, 100, 2, 512)).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Corrupt, "{err}");
+    let (l1s, len) = block_on(qcow2_snapshots::read(&src, 100, 2)).unwrap();
+    let l1s: Vec<_> = l1s.iter().map(|s| (s.l1_table_offset, s.l1_size)).collect();
+    assert_eq!((l1s, len), (vec![(4096, 3), (8192, 5)], 95));
+
+    // Cut inside the second name: the check cannot measure the table.
+    let src = MemSource::new("t", file[..194].to_vec());
+    let err = block_on(qcow2_snapshots::read(&src, 100, 2)).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::Truncated, "{err}");
+}
