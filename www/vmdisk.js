@@ -17,7 +17,8 @@ const calls = new Map(); // id -> { resolve, reject, progress? }
 
 function getWorker() {
   if (worker) return worker;
-  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  const url = new URL('./worker.js', import.meta.url);
+  worker = new Worker(url, { type: 'module' });
   worker.onmessage = ({ data }) => {
     const call = calls.get(data.id);
     if (!call) return;
@@ -36,7 +37,8 @@ function getWorker() {
   worker.onerror = (e) => {
     // The worker could not load (or died): fail everything in flight, start afresh next time.
     e.preventDefault?.();
-    const err = new Error(`the vmdisk engine failed to start: ${e.message || 'worker error (is www/pkg built?)'}`);
+    // A bundler that did not emit the worker (or its wasm beside it) is the usual cause.
+    const err = new Error(`the vmdisk engine failed to start: ${e.message || `the worker ${url} or its wasm did not load`}`);
     for (const call of calls.values()) call.reject(err);
     calls.clear();
     worker.terminate();
