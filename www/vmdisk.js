@@ -17,8 +17,8 @@ const calls = new Map(); // id -> { resolve, reject, progress? }
 
 function getWorker() {
   if (worker) return worker;
-  const url = new URL('./worker.js', import.meta.url);
-  worker = new Worker(url, { type: 'module' });
+  // Written as bundlers look for it (Vite, webpack): they emit the worker and its wasm.
+  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   worker.onmessage = ({ data }) => {
     const call = calls.get(data.id);
     if (!call) return;
@@ -37,8 +37,7 @@ function getWorker() {
   worker.onerror = (e) => {
     // The worker could not load (or died): fail everything in flight, start afresh next time.
     e.preventDefault?.();
-    // A bundler that did not emit the worker (or its wasm beside it) is the usual cause.
-    const err = new Error(`the vmdisk engine failed to start: ${e.message || `the worker ${url} or its wasm did not load`}`);
+    const err = new Error(`the vmdisk engine failed to start: ${e.message || 'worker.js or pkg/vmdisk_bg.wasm did not load (were they copied beside the bundle?)'}`);
     for (const call of calls.values()) call.reject(err);
     calls.clear();
     worker.terminate();
