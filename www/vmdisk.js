@@ -11,14 +11,17 @@
 // whose `kind` names the class ("io", "truncated", "corrupt", "unsupported", "not-an-image",
 // "missing", "invalid"); an aborted conversion rejects with a DOMException named AbortError.
 
+import { madeWorker } from './worker-maker.js';
+
 let worker = null;
 let seq = 0;
 const calls = new Map(); // id -> { resolve, reject, progress? }
 
 function getWorker() {
   if (worker) return worker;
-  // Written as bundlers look for it (Vite, webpack): they emit the worker and its wasm.
-  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  // Written as bundlers look for it (Vite, webpack): they emit the worker and its wasm. A maker
+  // (vmdisk/inline's) starts one from a Blob instead.
+  worker = madeWorker() ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   worker.onmessage = ({ data }) => {
     const call = calls.get(data.id);
     if (!call) return;

@@ -27,25 +27,37 @@
 // cancelled conversion deletes its file at once.
 import init, * as wasm from './pkg/vmdisk.js';
 
-const WASM_URL = new URL('./pkg/vmdisk_bg.wasm', import.meta.url);
 const OUTPUT = /\.(qcow2|raw|vmdisk-scratch)$/i; // outputs, and scratch copies of compressed disks
 const lockName = (name) => `vmdisk-output:${name}`;
 
+// Started from a Blob URL (by vmdisk/inline, the npm package's inline.js, for bundlers that emit
+// no workers or wasm), nothing lies beside this worker: its first message brings the wasm bytes
+// and the compression worker's source, {type: 'init', wasm, compressWorker}.
+const INLINE = import.meta.url.startsWith('blob:');
+let resolveInit = null;
+const initMessage = INLINE ? new Promise((resolve) => { resolveInit = resolve; }) : null;
+let compressWorkerUrl = null; // inline only: compress-worker.js (bundled) as a Blob URL
+
 let memory = null;
 const ready = (async () => {
-  let module;
-  try {
-    module = await WebAssembly.compileStreaming(fetch(WASM_URL));
-  } catch {
-    // A server that does not say application/wasm.
-    const response = await fetch(WASM_URL);
-    if (!response.ok) throw new Error(`could not load ${WASM_URL}: HTTP ${response.status}`);
-    module = await WebAssembly.compile(await response.arrayBuffer());
-  }
+  const module = INLINE ? await WebAssembly.compile((await initMessage).wasm) : await fetchWasm();
   const exports = await init({ module_or_path: module });
   memory = exports.memory;
   return module;
 })();
+
+/** The wasm beside this file (www/pkg, or wherever the bundler emitted it), compiled. */
+async function fetchWasm() {
+  const url = new URL('./pkg/vmdisk_bg.wasm', import.meta.url);
+  try {
+    return await WebAssembly.compileStreaming(fetch(url));
+  } catch {
+    // A server that does not say application/wasm.
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`could not load ${url}: HTTP ${response.status}`);
+    return WebAssembly.compile(await response.arrayBuffer());
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Compression sub-workers.
@@ -67,7 +79,9 @@ class Pool {
   }
 
   spawn() {
-    const w = new Worker(new URL('./compress-worker.js', import.meta.url), { type: 'module' });
+    const w = compressWorkerUrl
+      ? new Worker(compressWorkerUrl, { type: 'module' })
+      : new Worker(new URL('./compress-worker.js', import.meta.url), { type: 'module' });
     w.pending = new Map();
     w.onmessage = ({ data }) => {
       const p = w.pending.get(data.id);
@@ -378,6 +392,10 @@ async function readThrough(id, files, run) {
 
 self.onmessage = async ({ data }) => {
   const { id, type } = data;
+  if (type === 'init' && resolveInit) {
+    compressWorkerUrl = URL.createObjectURL(new Blob([data.compressWorker], { type: 'text/javascript' }));
+    return resolveInit(data);
+  }
   if (type === 'convert') return convert(id, data.files, data.options);
   if (type === 'verify') return readThrough(id, data.files, (f, p) => wasm.verify(f, p));
   if (type === 'hash') return readThrough(id, data.files, (f, p) => wasm.hash(f, p));
