@@ -1,11 +1,12 @@
 // The npm package as a dashboard gets it: the tarball (./dev pack; VMDISK_TGZ names it) installed
 // into the app under tests/package/app, built with Vite, built with webpack 5 (neither configured
-// for the package's workers and wasm) and, separately, served unbundled from node_modules; each
-// driven in headless Chromium by the same checks. Also: an offline install into an empty app,
-// the types under tsc, and examples/upload-form.html. Run: node --test tests/package/
+// for the package's workers and wasm), built with esbuild from `vmdisk/inline` (workers and wasm
+// inside the bundle) and, separately, served unbundled from node_modules; each driven in headless
+// Chromium by the same checks. Also: an offline install into an empty app, the types under tsc,
+// and examples/upload-form.html. Run: node --test tests/package/
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -40,12 +41,23 @@ const BUNDLERS = {
     copyFileSync(join(APP, 'index.html'), join(APP, 'dist-webpack', 'index.html'));
     return { out: join(APP, 'dist-webpack'), stats: JSON.parse(readFileSync(json, 'utf8')) };
   },
+  esbuild() {
+    // The command line an esbuild user types, nothing more (esbuild/main.js imports vmdisk/inline);
+    // like webpack's, the bundle gets the app's index.html beside it.
+    const out = join(APP, 'dist-esbuild');
+    rmSync(out, { recursive: true, force: true });
+    const run = spawnSync(bin('esbuild'), ['esbuild/main.js', '--bundle', '--format=esm', '--outdir=dist-esbuild'], { cwd: APP, encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    copyFileSync(join(APP, 'index.html'), join(out, 'index.html'));
+    return { out, log: run.stderr };
+  },
 };
 
 /** Where each build of the app is served: the bundles, and the package as installed. */
 const APPS = {
   vite: () => servers.vite.url,
   webpack: () => servers.webpack.url,
+  esbuild: () => servers.esbuild.url,
   unbundled: () => `${servers.unbundled.url}app/unbundled.html`,
 };
 
@@ -91,6 +103,8 @@ async function open(url, ready) {
   const page = await context.newPage();
   page.outside = [];
   page.errors = [];
+  page.workers = [];
+  page.on('worker', (w) => page.workers.push(w.url()));
   await context.route('**/*', (route) => {
     const u = route.request().url();
     if (u.startsWith(`${origin}/`) || u.startsWith('blob:') || u.startsWith('data:')) return route.continue();
@@ -167,15 +181,17 @@ test('the tarball installs offline into an empty app, with the metadata and file
     assert.equal(meta.license, 'MIT OR Apache-2.0');
     assert.equal(meta.type, 'module');
     assert.equal(meta.types, './vmdisk.d.ts');
-    assert.deepEqual(Object.keys(meta.exports).sort(), ['.', './element', './package.json']);
-    for (const spec of [meta.exports['.'], meta.exports['./element']]) {
+    assert.deepEqual(Object.keys(meta.exports).sort(), ['.', './element', './inline', './package.json']);
+    assert.equal(meta.exports['./inline'].types, meta.exports['.'].types, 'vmdisk/inline has the types of vmdisk');
+    for (const spec of [meta.exports['.'], meta.exports['./element'], meta.exports['./inline']]) {
       for (const f of Object.values(spec)) assert.ok(existsSync(join(pkgDir, f)), `exports names ${f}, not in the package`);
     }
     assert.deepEqual(JSON.parse(JSON.stringify(meta.dependencies ?? {})), {}, 'the package has no dependencies (offline install)');
     // The page's modules, byte for byte: one copy of the API.
-    for (const f of ['vmdisk.js', 'worker.js', 'compress-worker.js', 'vmdisk-check.js', 'vmdisk.d.ts', 'pkg/vmdisk_bg.wasm']) {
+    for (const f of ['vmdisk.js', 'worker-maker.js', 'worker.js', 'compress-worker.js', 'vmdisk-check.js', 'vmdisk.d.ts', 'pkg/vmdisk_bg.wasm']) {
       assert.ok(readFileSync(join(pkgDir, f)).equals(readFileSync(join(ROOT, 'www', f))), `${f} differs from www/${f}`);
     }
+    assert.ok(readFileSync(join(pkgDir, 'inline.js')).equals(readFileSync(join(ROOT, 'npm', 'inline.js'))), 'inline.js differs from npm/inline.js');
     const js = readdirSync(pkgDir, { recursive: true }).filter((f) => f.endsWith('.js'));
     for (const f of js) assert.doesNotMatch(readFileSync(join(pkgDir, f), 'utf8'), /SharedArrayBuffer|crossOriginIsolated/, `${f} needs cross-origin isolation`);
     // Every export has its declaration.
@@ -199,6 +215,18 @@ test('webpack: the build needs no rule for the package: no error, the wasm emitt
   const wasm = assets.filter((a) => a.name.endsWith('.wasm'));
   assert.deepEqual(wasm.map((a) => a.info.sourceFilename), ['../node_modules/vmdisk/pkg/vmdisk_bg.wasm']);
   assert.equal(wasm[0].size, statSync(join(HERE, 'node_modules', 'vmdisk', 'pkg', 'vmdisk_bg.wasm')).size);
+});
+
+test('esbuild: one bundle, no warning, the workers and wasm inside it (vmdisk/inline)', (t) => {
+  const { out, log } = builds.esbuild;
+  assert.deepEqual(readdirSync(out).sort(), ['index.html', 'main.js'], 'esbuild emitted only the bundle');
+  assert.doesNotMatch(log, /warning|error/i);
+  const inline = join(HERE, 'node_modules', 'vmdisk', 'inline-assets.js');
+  const wasm = statSync(join(HERE, 'node_modules', 'vmdisk', 'pkg', 'vmdisk_bg.wasm')).size;
+  const bundle = statSync(join(out, 'main.js')).size;
+  t.diagnostic(`tarball ${statSync(tgz).size} B, wasm ${wasm} B, inline-assets.js ${statSync(inline).size} B, esbuild bundle ${bundle} B`);
+  // The wasm travels as base64 (4/3 of it) in the bundle.
+  assert.ok(bundle > (wasm * 4) / 3, 'the bundle is smaller than the wasm in base64: it cannot carry it');
 });
 
 for (const [mode, url] of Object.entries(APPS)) {
@@ -236,6 +264,9 @@ for (const [mode, url] of Object.entries(APPS)) {
     const c = check(out);
     assert.equal(c.status, 0, c.stderr);
     assert.equal(JSON.parse(qemuImg('info', '--output=json', out))['format-specific'].data['compression-type'], 'zstd');
+    // The engine worker (vmdisk/inline's from a Blob URL).
+    assert.ok(page.workers.length >= 1, 'no worker started');
+    if (mode === 'esbuild') assert.ok(page.workers.every((u) => u.startsWith('blob:')), `workers: ${page.workers.join(', ')}`);
     await finish(page);
   });
 

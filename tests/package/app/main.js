@@ -1,25 +1,7 @@
 // The test app: what a dashboard would write. It imports the installed package by its names
-// (Vite resolves them; unbundled.html maps them with an import map) and hands the test a
-// handle on the API, the element's events, and a way to download a conversion.
+// (Vite and webpack resolve them; unbundled.html maps them with an import map).
 import * as vmdisk from 'vmdisk';
 import 'vmdisk/element';
+import { start } from './harness.js';
 
-const events = [];
-const check = document.querySelector('vmdisk-check');
-for (const type of ['vmdisk-report', 'vmdisk-error']) {
-  document.addEventListener(type, ({ target, detail: { report, error, files } }) => events.push({
-    type, target: target.localName, report, error: error && { message: error.message, kind: error.kind }, files: files.map((f) => f.name),
-  }));
-}
-
-/** Convert the files of input #id and download the result under `name`. */
-async function convertAndDownload(id, options, name) {
-  const out = await vmdisk.convert(document.getElementById(id).files, options);
-  const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(out.file), download: name });
-  document.body.append(a);
-  a.click();
-  return { name: out.name, size: out.size, format: out.format };
-}
-
-window.app = { vmdisk, events, check, convertAndDownload, defined: customElements.get('vmdisk-check') === check.constructor };
-document.body.dataset.ready = 'true';
+start(vmdisk);

@@ -3,6 +3,7 @@
 // `any` or lost a member: each must be an error.
 import { check, convert, hash, inspect, map, release, type CheckResult, type Checksums, type ConvertResult, type Report } from 'vmdisk';
 import { VmdiskCheck, type VmdiskReportDetail } from 'vmdisk/element';
+import * as inline from 'vmdisk/inline';
 
 export async function upload(input: HTMLInputElement): Promise<string> {
   const files = input.files;
@@ -61,4 +62,12 @@ export function watch(form: HTMLFormElement): VmdiskCheck {
   const state: 'idle' | 'checking' | 'safe' | 'unsafe' | 'failed' = check.state;
   form.dataset.state = state;
   return check;
+}
+
+/** vmdisk/inline (for esbuild) has the types of vmdisk. */
+export async function inlineFormat(files: File[]): Promise<string> {
+  const report: Report = await inline.inspect(files);
+  // @ts-expect-error inline.convert takes options, not a format string
+  await inline.convert(files, 'qcow2');
+  return report.format;
 }
