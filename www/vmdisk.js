@@ -40,7 +40,7 @@ function getWorker() {
   worker.onerror = (e) => {
     // The worker could not load (or died): fail everything in flight, start afresh next time.
     e.preventDefault?.();
-    const err = new Error(`the vmdisk engine failed to start: ${e.message || 'worker.js or pkg/vmdisk_bg.wasm did not load (were they copied beside the bundle?)'}`);
+    const err = new Error(`the vmdisk engine failed to start: ${e.message || 'the worker did not load (worker.js and pkg/vmdisk_bg.wasm must be served beside the bundle; vmdisk/inline needs worker-src blob: in a Content-Security-Policy)'}`);
     for (const call of calls.values()) call.reject(err);
     calls.clear();
     worker.terminate();
